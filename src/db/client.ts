@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import type { ExtractTablesWithRelations } from 'drizzle-orm';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import postgres from 'postgres';
+import * as schema from './schema.js';
+
+export type Schema = typeof schema;
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+/** Query modules take either the database or an open transaction. */
+export type Executor = Db | Tx;
+
+export const MIGRATIONS_FOLDER = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+export interface DatabaseOptions {
+  /** `postgres://…` for a server; unset for embedded PGlite. */
+  url?: string | undefined;
+  /** PGlite's data directory; `memory://` keeps everything in memory (tests). */
+  dataDir: string;
+  /** Connection pool size for a server. */
+  poolSize?: number;
+  /** Sees every SQL statement the application runs (debug logging, query-count checks). */
+  onQuery?: (sql: string) => void;
+}
+
+export interface Database {
+  readonly db: Db;
+  readonly kind: 'pglite' | 'postgres';
+  /** Applies pending migrations; safe to call from several instances at once. */
+  migrate(): Promise<void>;
+  /** Readiness: the database answers and every migration shipped with this build is applied. */
+  ready(): Promise<{ ok: true } | { ok: false; reason: string }>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const logger = options.onQuery ? { logQuery: (query: string) => options.onQuery!(query) } : undefined;
+  return options.url ? openPostgres(options.url, options.poolSize ?? 10, logger) : openPglite(options.dataDir, logger);
+}
+
+type QueryLogger = { logQuery(query: string, params: unknown[]): void } | undefined;
+
+async function openPglite(dataDir: string, logger: QueryLogger): Promise<Database> {
+  if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
+  const client = await PGlite.create(dataDir);
+  const db = drizzlePglite(client, { schema, ...(logger ? { logger } : {}) });
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    migrate: () => migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER }),
+    ready: () => readiness(db as unknown as Db),
+    close: () => client.close(),
+  };
+}
+
+async function openPostgres(url: string, max: number, logger: QueryLogger): Promise<Database> {
+  const client = postgres(url, { max, onnotice: () => {} });
+  const db = drizzlePostgres(client, { schema, ...(logger ? { logger } : {}) });
+  return {
+    db: db as unknown as Db,
+    kind: 'postgres',
+    async migrate() {
+      // Instances starting together would race to apply the same migration: serialise them on
+      // a session advisory lock, over a one-connection pool so the lock and the migration share it.
+      const single = postgres(url, { max: 1, onnotice: () => {} });
+      try {
+        await single`select pg_advisory_lock(${MIGRATION_LOCK})`;
+        await migratePostgres(drizzlePostgres(single, { schema }), { migrationsFolder: MIGRATIONS_FOLDER });
+      } finally {
+        await single.end({ timeout: 5 });
+      }
+    },
+    ready: () => readiness(db as unknown as Db),
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+const MIGRATION_LOCK = 7_301_946_221;
+
+function shippedMigrations(): number {
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as {
+    entries: unknown[];
+  };
+  return journal.entries.length;
+}
+
+async function readiness(db: Db): Promise<{ ok: true } | { ok: false; reason: string }> {
+  let applied: number;
+  try {
+    const res = await db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`);
+    applied = Number(rowsOf<{ n: number }>(res)[0]?.n ?? 0);
+  } catch {
+    return { ok: false, reason: 'database unreachable or not migrated' };
+  }
+  const shipped = shippedMigrations();
+  return applied >= shipped ? { ok: true } : { ok: false, reason: `migrations applied ${applied}/${shipped}` };
+}
+
+/** `execute` returns rows directly on postgres.js and under `.rows` on PGlite. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}

@@ -1,0 +1,123 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import type { EndpointConfig } from '../partners/seller-config.js';
+import type { Address, BookCondition, OfferSnapshot, OrderDetails, RequestStatus } from '../engine/types.js';
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/**
+ * One user's purchase request. The row is the truth: status and revision change only through
+ * guarded writes (src/db/queries/requests.ts), each with an event in the same transaction.
+ * Statuses are text with a CHECK rather than a Postgres enum so migrations stay schema-agnostic.
+ */
+export const purchaseRequests = pgTable(
+  'purchase_requests',
+  {
+    id: uuid('id').primaryKey(),
+    /** Insertion order, for newest-first pagination with stable cursors. */
+    seq: bigint('seq', { mode: 'number' }).generatedAlwaysAsIdentity().notNull(),
+    userId: text('user_id').notNull(),
+    status: text('status').$type<RequestStatus>().notNull(),
+    revision: integer('revision').notNull(),
+    isbn: text('isbn'),
+    title: text('title'),
+    author: text('author'),
+    /** Normalised book identity (ISBN-13, or folded title+author) that rounds coalesce on. */
+    bookKey: text('book_key').notNull(),
+    conditions: jsonb('conditions').$type<BookCondition[]>().notNull(),
+    maxTotalCents: integer('max_total_cents').notNull(),
+    currency: text('currency').notNull(),
+    expiresAt: tstz('expires_at').notNull(),
+    shippingAddress: jsonb('shipping_address').$type<Address>().notNull(),
+    paymentToken: text('payment_token').notNull(),
+    bestOffer: jsonb('best_offer').$type<OfferSnapshot>(),
+    orderDetails: jsonb('order_details').$type<OrderDetails>(),
+    failureReason: text('failure_reason'),
+    /** When the engine should next look at this request; null when nothing is due. */
+    nextRunAt: tstz('next_run_at'),
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: tstz('lease_expires_at'),
+    createdAt: tstz('created_at').notNull(),
+    updatedAt: tstz('updated_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('purchase_requests_seq_idx').on(t.seq),
+    index('purchase_requests_user_seq_idx').on(t.userId, t.seq.desc()),
+    index('purchase_requests_due_idx').on(t.nextRunAt).where(sql`${t.nextRunAt} is not null`),
+    index('purchase_requests_book_idx').on(t.bookKey),
+    check(
+      'purchase_requests_status_check',
+      sql`${t.status} in ('PENDING','SEARCHING','QUOTED','ORDERING','ORDERED','EXPIRED','OUT_OF_STOCK','FAILED','CANCELED')`,
+    ),
+    check('purchase_requests_max_total_check', sql`${t.maxTotalCents} > 0`),
+  ],
+);
+
+/** Append-only history of a request: one row per change, numbered by the revision it produced. */
+export const requestEvents = pgTable(
+  'request_events',
+  {
+    id: bigint('id', { mode: 'number' }).generatedAlwaysAsIdentity().primaryKey(),
+    requestId: uuid('request_id')
+      .notNull()
+      .references(() => purchaseRequests.id, { onDelete: 'cascade' }),
+    revision: integer('revision').notNull(),
+    at: tstz('at').notNull(),
+    type: text('type').notNull(),
+    status: text('status').$type<RequestStatus>().notNull(),
+    message: text('message'),
+    data: jsonb('data').$type<Record<string, unknown>>(),
+  },
+  (t) => [uniqueIndex('request_events_request_revision_idx').on(t.requestId, t.revision)],
+);
+
+/** Client idempotency keys, scoped to the user; the hash is of the normalised input. */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    userId: text('user_id').notNull(),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    requestId: uuid('request_id')
+      .notNull()
+      .references(() => purchaseRequests.id, { onDelete: 'cascade' }),
+    createdAt: tstz('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.key] })],
+);
+
+/** Partner bookstores, configured as data. `headers` and `callbackSecret` are write-only. */
+export const sellers = pgTable('sellers', {
+  id: uuid('id').primaryKey(),
+  name: text('name').notNull(),
+  tier: integer('tier').notNull(),
+  enabled: boolean('enabled').notNull(),
+  baseUrl: text('base_url').notNull(),
+  headers: jsonb('headers').$type<Record<string, string>>().notNull(),
+  timeoutMs: integer('timeout_ms').notNull(),
+  maxConcurrency: integer('max_concurrency').notNull(),
+  offerTtlSeconds: integer('offer_ttl_seconds').notNull(),
+  callbackSecret: text('callback_secret'),
+  quote: jsonb('quote').$type<EndpointConfig>().notNull(),
+  order: jsonb('order_endpoint').$type<EndpointConfig>().notNull(),
+  orderStatus: jsonb('order_status_endpoint').$type<EndpointConfig>(),
+  createdAt: tstz('created_at').notNull(),
+  updatedAt: tstz('updated_at').notNull(),
+});
+
+export type RequestRow = typeof purchaseRequests.$inferSelect;
+export type EventRow = typeof requestEvents.$inferSelect;
+export type SellerRow = typeof sellers.$inferSelect;

@@ -1,0 +1,276 @@
+import { randomUUID } from 'node:crypto';
+import type { Db, Executor } from '../db/client.js';
+import { insertEvent } from '../db/queries/events.js';
+import { claimIdempotencyKey, findIdempotencyKey } from '../db/queries/idempotency.js';
+import {
+  type RequestChanges,
+  findRequestById,
+  insertRequest,
+  listRequestsForUser,
+  updateRequestAtRevision,
+} from '../db/queries/requests.js';
+import type { RequestRow } from '../db/schema.js';
+import type { PubSub } from '../infra/pubsub.js';
+import type { Clock } from './clock.js';
+import { ConflictError, type Outcome, ok, refused, userError } from './errors.js';
+import { INITIAL_STATUS, canTransition, isCancelable, isUpdatable } from './lifecycle.js';
+import type { RequestStatus, Viewer } from './types.js';
+import {
+  type CreateInputShape,
+  type UpdateInputShape,
+  type ValidationLimits,
+  requestHash,
+  validateCreateInput,
+  validateUpdateInput,
+} from './validation.js';
+
+/** Topic on which every committed change of one request is published, as the new row. */
+export const requestTopic = (id: string) => `request:${id}`;
+
+/** What one guarded write does to a request: an optional status change plus column changes. */
+export interface Change {
+  to?: RequestStatus;
+  /** Event type, e.g. CREATED, UPDATED, CANCELED, SEARCH_STARTED. */
+  type: string;
+  message?: string | null;
+  changes?: RequestChanges;
+  data?: Record<string, unknown> | null;
+}
+
+/** Thrown when code asks for a transition the lifecycle table forbids: a bug, never user input. */
+export class IllegalTransitionError extends Error {
+  constructor(readonly from: RequestStatus, readonly to: RequestStatus) {
+    super(`illegal request transition ${from} → ${to}`);
+    this.name = 'IllegalTransitionError';
+  }
+}
+
+export interface RequestServiceDeps {
+  db: Db;
+  pubsub: PubSub;
+  clock: Clock;
+  limits: ValidationLimits;
+  /** Called after every committed change (engine wake-ups, metrics). Must not throw. */
+  onCommitted?: (row: RequestRow, change: Change) => void;
+}
+
+const MAX_CAS_ATTEMPTS = 8;
+
+/** Thrown inside the create transaction to roll it back when the idempotency key is taken. */
+class KeyTaken extends Error {}
+
+/**
+ * Requests as the user sees them: create, read, update, cancel, and the one guarded write
+ * (`commit`) through which every change — the user's or the engine's — goes.
+ */
+export class RequestService {
+  constructor(private readonly deps: RequestServiceDeps) {}
+
+  async create(viewer: Viewer, input: CreateInputShape): Promise<Outcome<RequestRow>> {
+    const { db, clock } = this.deps;
+    const now = clock.now();
+    const valid = validateCreateInput(input, now, this.deps.limits);
+    if (!valid.ok) return valid;
+    const req = valid.value;
+    const hash = requestHash(req);
+
+    const replay = await this.replayIdempotent(db, viewer.id, req.idempotencyKey, hash);
+    if (replay) return replay;
+
+    const id = randomUUID();
+    try {
+      const row = await db.transaction(async (tx) => {
+        const inserted = await insertRequest(tx, {
+          id,
+          userId: viewer.id,
+          status: INITIAL_STATUS,
+          revision: 1,
+          isbn: req.book.isbn,
+          title: req.book.title,
+          author: req.book.author,
+          bookKey: req.bookKey,
+          conditions: req.conditions,
+          maxTotalCents: req.maxTotalCents,
+          currency: req.currency,
+          expiresAt: req.expiresAt,
+          shippingAddress: req.shippingAddress,
+          paymentToken: req.paymentToken,
+          nextRunAt: now,
+          createdAt: now,
+          updatedAt: now,
+        });
+        const claimed = await claimIdempotencyKey(tx, {
+          userId: viewer.id,
+          key: req.idempotencyKey,
+          requestHash: hash,
+          requestId: id,
+          createdAt: now,
+        });
+        if (!claimed) throw new KeyTaken();
+        await insertEvent(tx, {
+          requestId: id,
+          revision: 1,
+          at: now,
+          type: 'CREATED',
+          status: INITIAL_STATUS,
+          message: 'Request received; waiting for the engine',
+          data: null,
+        });
+        return inserted;
+      });
+      this.deps.onCommitted?.(row, { type: 'CREATED' });
+      return ok(row);
+    } catch (e) {
+      if (!(e instanceof KeyTaken)) throw e;
+      // Lost a race with a concurrent create using the same key: answer as its replay.
+      const again = await this.replayIdempotent(db, viewer.id, req.idempotencyKey, hash);
+      if (again) return again;
+      throw new Error('idempotency key claimed but not found', { cause: e });
+    }
+  }
+
+  private async replayIdempotent(
+    ex: Executor,
+    userId: string,
+    key: string,
+    hash: string,
+  ): Promise<Outcome<RequestRow> | null> {
+    const existing = await findIdempotencyKey(ex, userId, key);
+    if (!existing) return null;
+    if (existing.requestHash !== hash) {
+      return refused(
+        userError('IDEMPOTENCY_KEY_REUSED', 'this idempotency key was already used with a different input', [
+          'input',
+          'idempotencyKey',
+        ]),
+      );
+    }
+    const row = await findRequestById(ex, existing.requestId);
+    if (!row) throw new Error(`idempotency key points at missing request ${existing.requestId}`);
+    return ok(row);
+  }
+
+  /** The request if the viewer may see it: its owner, or an admin. */
+  async get(viewer: Viewer, id: string): Promise<RequestRow | null> {
+    if (!isUuid(id)) return null;
+    const row = await findRequestById(this.deps.db, id);
+    return row && canSee(viewer, row) ? row : null;
+  }
+
+  async list(
+    viewer: Viewer,
+    q: { statuses: readonly RequestStatus[] | null; beforeSeq: number | null; limit: number },
+  ): Promise<RequestRow[]> {
+    return listRequestsForUser(this.deps.db, { userId: viewer.id, ...q });
+  }
+
+  async update(viewer: Viewer, id: string, input: UpdateInputShape): Promise<Outcome<RequestRow>> {
+    const valid = validateUpdateInput(input, this.deps.clock.now(), this.deps.limits);
+    if (!valid.ok) return valid;
+    const patch = valid.value;
+    return this.userChange(viewer, id, (row) => {
+      if (!isUpdatable(row.status)) {
+        return refused(userError('NOT_UPDATABLE', `a ${row.status} request can no longer be changed`, ['id']));
+      }
+      const parts: string[] = [];
+      if (patch.maxTotalCents !== undefined) parts.push(`budget ${row.maxTotalCents} → ${patch.maxTotalCents} cents`);
+      if (patch.expiresAt !== undefined) parts.push(`deadline ${row.expiresAt.toISOString()} → ${patch.expiresAt.toISOString()}`);
+      return ok<Change>({
+        type: 'UPDATED',
+        message: `Updated: ${parts.join('; ')}`,
+        // Due at once so the engine re-evaluates against the new budget or deadline.
+        changes: { ...patch, nextRunAt: this.deps.clock.now() },
+        data: { maxTotalCents: patch.maxTotalCents ?? null, expiresAt: patch.expiresAt?.toISOString() ?? null },
+      });
+    });
+  }
+
+  async cancel(viewer: Viewer, id: string): Promise<Outcome<RequestRow>> {
+    return this.userChange(viewer, id, (row) => {
+      if (!isCancelable(row.status)) {
+        return refused(userError('NOT_CANCELABLE', `a ${row.status} request can no longer be canceled`, ['id']));
+      }
+      return ok<Change>({ to: 'CANCELED', type: 'CANCELED', message: 'Canceled by the user', changes: { nextRunAt: null } });
+    });
+  }
+
+  /** A change on the user's behalf: only the owner may make it; refusals come back as userErrors. */
+  private async userChange(
+    viewer: Viewer,
+    id: string,
+    decide: (row: RequestRow) => Outcome<Change>,
+  ): Promise<Outcome<RequestRow>> {
+    const notFound = () => refused<RequestRow>(userError('NOT_FOUND', 'no such purchase request', ['id']));
+    if (!isUuid(id)) return notFound();
+    let refusal: Outcome<RequestRow> | null = null;
+    const row = await this.commit(id, (current) => {
+      if (current.userId !== viewer.id) {
+        refusal = notFound();
+        return null;
+      }
+      const decision = decide(current);
+      if (!decision.ok) {
+        refusal = decision;
+        return null;
+      }
+      return decision.value;
+    });
+    if (refusal) return refusal;
+    return row ? ok(row) : notFound();
+  }
+
+  /**
+   * The guarded write every change goes through: load the row, let `decide` choose a change
+   * (or null for none), check the transition against the lifecycle table, then write it with
+   * a revision compare-and-swap and append its event in the same transaction. A concurrent
+   * writer makes the swap miss: reload and decide again. Publishes after commit.
+   * Returns the new row, or null when the request does not exist or `decide` declined.
+   */
+  async commit(id: string, decide: (row: RequestRow) => Change | null): Promise<RequestRow | null> {
+    const { db, clock } = this.deps;
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const current = await findRequestById(db, id);
+      if (!current) return null;
+      const change = decide(current);
+      if (!change) return null;
+      const to = change.to ?? current.status;
+      if (to !== current.status && !canTransition(current.status, to)) {
+        throw new IllegalTransitionError(current.status, to);
+      }
+      const now = clock.now();
+      const written = await db.transaction(async (tx) => {
+        const row = await updateRequestAtRevision(tx, id, current.revision, {
+          ...change.changes,
+          status: to,
+          updatedAt: now,
+        });
+        if (!row) return null;
+        await insertEvent(tx, {
+          requestId: id,
+          revision: row.revision,
+          at: now,
+          type: change.type,
+          status: to,
+          message: change.message ?? null,
+          data: change.data ?? null,
+        });
+        return row;
+      });
+      if (!written) continue;
+      await this.deps.pubsub.publish(requestTopic(id), written);
+      this.deps.onCommitted?.(written, change);
+      return written;
+    }
+    throw new ConflictError(`request ${id} kept changing; gave up after ${MAX_CAS_ATTEMPTS} attempts`);
+  }
+}
+
+export function canSee(viewer: Viewer, row: RequestRow): boolean {
+  return row.userId === viewer.id || viewer.role === 'admin';
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Ids are UUIDs; anything else cannot name a request (and must not reach a uuid column). */
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
+}

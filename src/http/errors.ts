@@ -1,0 +1,54 @@
+import { unwrapResolverError } from '@apollo/server/errors';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { Logger } from 'pino';
+
+/** Codes whose messages were written for clients; anything else is masked. */
+const PUBLIC_CODES = new Set([
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'RATE_LIMITED',
+  'OVERLOADED',
+]);
+
+export const MASKED_MESSAGE = 'Internal server error';
+
+/**
+ * One error formatter for HTTP (Apollo's formatError) and WebSocket (graphql-ws hooks), so a
+ * client sees the same thing on both: public errors keep message and code, without stack
+ * traces; everything else becomes INTERNAL_SERVER_ERROR and is logged, never shown.
+ */
+export function makeErrorFormatter(log: Logger) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const code = formatted.extensions?.code;
+    const original = unwrapResolverError(error);
+    if (typeof code === 'string' && PUBLIC_CODES.has(code) && original instanceof GraphQLError) {
+      const { stacktrace: _drop, ...extensions } = formatted.extensions ?? {};
+      return { ...formatted, extensions };
+    }
+    log.error({ err: original, path: formatted.path }, 'internal error in a GraphQL operation');
+    return {
+      message: MASKED_MESSAGE,
+      ...(formatted.locations ? { locations: formatted.locations } : {}),
+      ...(formatted.path ? { path: formatted.path } : {}),
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    };
+  };
+}
+
+export type ErrorFormatter = ReturnType<typeof makeErrorFormatter>;
+
+/** For transports outside Apollo: give errors the codes Apollo would, then format them. */
+export function formatErrors(errors: readonly GraphQLError[], format: ErrorFormatter, fallbackCode?: string) {
+  return errors.map((e) => {
+    const json = e.toJSON();
+    const code = json.extensions?.code ?? fallbackCode;
+    return format(code ? { ...json, extensions: { ...json.extensions, code } } : json, e);
+  });
+}

@@ -1,0 +1,111 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type ApolloServer, HeaderMap } from '@apollo/server';
+import type { Logger } from 'pino';
+import type { Database } from '../db/client.js';
+import { type Context, type Services, makeContext } from '../resolvers/context.js';
+import type { Auth } from './auth.js';
+import { servePlayground, servePlaygroundAsset } from './playground.js';
+
+export interface HttpDeps {
+  apollo: ApolloServer<Context>;
+  services: Services;
+  database: Database;
+  auth: Auth;
+  log: Logger;
+  bodyLimitBytes: number;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** The one HTTP entry point: GraphQL over HTTP, health and readiness. */
+export function createHttpHandler(d: HttpDeps) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    route(d, req, res).catch((err: unknown) => {
+      if (err instanceof HttpError) {
+        sendJson(res, err.status, { errors: [{ message: err.message, extensions: { code: err.code } }] });
+        return;
+      }
+      d.log.error({ err }, 'unhandled error in HTTP handler');
+      if (!res.headersSent) sendJson(res, 500, { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      else res.destroy();
+    });
+  };
+}
+
+async function route(d: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const method = req.method ?? 'GET';
+  switch (url.pathname) {
+    case '/healthz':
+      return sendJson(res, 200, { status: 'ok' });
+    case '/readyz': {
+      const ready = await d.database.ready();
+      return ready.ok ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'not ready', reason: ready.reason });
+    }
+    case '/':
+    case '/graphql':
+      if ((method === 'GET' || method === 'HEAD') && wantsHtml(req)) return servePlayground(req, res);
+      if (url.pathname === '/') return sendJson(res, 404, { error: 'not found' });
+      return graphql(d, req, res, method, url.search);
+    default:
+      if (url.pathname.startsWith('/playground/') && (method === 'GET' || method === 'HEAD')) {
+        if (servePlaygroundAsset(url.pathname.slice('/playground/'.length), req, res)) return;
+      }
+      return sendJson(res, 404, { error: 'not found' });
+  }
+}
+
+async function graphql(d: HttpDeps, req: IncomingMessage, res: ServerResponse, method: string, search: string) {
+  const headers = new HeaderMap();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  const body = method === 'POST' ? await readBody(req, d.bodyLimitBytes, headers.get('content-type')) : undefined;
+  const response = await d.apollo.executeHTTPGraphQLRequest({
+    httpGraphQLRequest: { method: method.toUpperCase(), headers, search, body },
+    context: async () => makeContext(d.services, await d.auth.viewerFrom(req.headers.authorization)),
+  });
+  res.statusCode = response.status ?? 200;
+  for (const [name, value] of response.headers) res.setHeader(name, value);
+  if (response.body.kind === 'complete') {
+    res.end(response.body.string);
+    return;
+  }
+  for await (const chunk of response.body.asyncIterator) res.write(chunk);
+  res.end();
+}
+
+/** Reads the body up to the limit; JSON bodies are parsed, others passed on as text for Apollo to refuse. */
+async function readBody(req: IncomingMessage, limit: number, contentType: string | undefined): Promise<unknown> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, 'PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new HttpError(413, 'PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!contentType || !/^application\/(graphql-response\+)?json\b/i.test(contentType.trim())) return text;
+  if (text.trim() === '') throw new HttpError(400, 'BAD_REQUEST', 'request body is empty');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'BAD_REQUEST', 'request body is not valid JSON');
+  }
+}
+
+function wantsHtml(req: IncomingMessage): boolean {
+  return (req.headers.accept ?? '').includes('text/html');
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,99 @@
+import type { Server } from 'node:http';
+import { GraphQLError, type GraphQLSchema, getOperationAST, parse, specifiedRules, validate, type ValidationRule } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { Logger } from 'pino';
+import type { Viewer } from '../engine/types.js';
+import { type Services, makeContext } from '../resolvers/context.js';
+import type { Auth } from './auth.js';
+import { type ErrorFormatter, formatErrors } from './errors.js';
+
+export interface WsOptions {
+  server: Server;
+  path: string;
+  schema: GraphQLSchema;
+  services: Services;
+  auth: Auth;
+  log: Logger;
+  formatError: ErrorFormatter;
+  validationRules: readonly ValidationRule[];
+  connectionInitTimeoutMs: number;
+  maxPayloadBytes: number;
+}
+
+// A type alias, not an interface: graphql-ws wants an index-signature-compatible record.
+type Extra = { viewer?: Viewer };
+
+export interface WsHandle {
+  clients(): number;
+  /** Closes every socket (1001 going away) and stops accepting new ones. */
+  close(): Promise<void>;
+}
+
+/**
+ * graphql-ws on the HTTP server's port. graphql-ws does not run Apollo's plugins, so this
+ * adapter applies the same authentication, validation rules and error masking itself, and
+ * serves subscriptions only: queries and mutations go over HTTP, where every limit applies.
+ */
+export function attachGraphQLWs(o: WsOptions): WsHandle {
+  const wss = new WebSocketServer({ server: o.server, path: o.path, maxPayload: o.maxPayloadBytes });
+  const rules = [...specifiedRules, ...o.validationRules];
+  const disposable = useServer<Record<string, unknown> | undefined, Extra>(
+    {
+      schema: o.schema,
+      connectionInitWaitTimeout: o.connectionInitTimeoutMs,
+      async onConnect(ctx) {
+        const header = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+        const viewer = await o.auth.viewerFrom(header);
+        // No or bad token: refuse the connection (graphql-ws closes with 4403 Forbidden).
+        if (viewer === null || viewer === 'invalid') return false;
+        ctx.extra.viewer = viewer;
+        return true;
+      },
+      onSubscribe(ctx, _id, payload) {
+        let document;
+        try {
+          document = parse(payload.query, { maxTokens: 5000 });
+        } catch (e) {
+          return [e instanceof GraphQLError ? withCode(e, 'GRAPHQL_PARSE_FAILED') : new GraphQLError('could not parse the operation')];
+        }
+        const errors = validate(o.schema, document, rules);
+        if (errors.length > 0) return errors.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+        const op = getOperationAST(document, payload.operationName);
+        if (!op) return [withCode(new GraphQLError('could not identify the operation to run'), 'BAD_REQUEST')];
+        if (op.operation !== 'subscription') {
+          return [withCode(new GraphQLError('only subscriptions are served over WebSocket; send queries and mutations over HTTP'), 'BAD_REQUEST')];
+        }
+        return {
+          schema: o.schema,
+          document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue: makeContext(o.services, ctx.extra.viewer ?? null),
+        };
+      },
+      onNext(_ctx, _id, _payload, _args, result) {
+        if (!result.errors) return;
+        return { ...result, errors: formatErrors(result.errors, o.formatError) };
+      },
+      onError(_ctx, _id, _payload, errors) {
+        return formatErrors(errors, o.formatError);
+      },
+    },
+    wss,
+  );
+  wss.on('error', (err) => o.log.error({ err }, 'websocket server error'));
+
+  return {
+    clients: () => wss.clients.size,
+    close: async () => {
+      await disposable.dispose();
+    },
+  };
+}
+
+function withCode(e: GraphQLError, code: string): GraphQLError {
+  if (e.extensions.code) return e;
+  return new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, path: e.path, originalError: e.originalError, extensions: { ...e.extensions, code } });
+}
+

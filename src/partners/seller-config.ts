@@ -1,0 +1,409 @@
+import { isIP } from 'node:net';
+import { ok, refused, userError, type Outcome, type UserError } from '../engine/errors.js';
+import { checkOrderMapping, checkQuoteMapping } from './mapping.js';
+import { ALLOWED_PLACEHOLDERS, checkTemplate, literalText, type EndpointKind } from './template.js';
+
+export interface EndpointInputShape {
+  method: string;
+  path: string;
+  headers?: unknown;
+  body?: unknown;
+  response?: unknown;
+}
+
+export interface SellerInputShape {
+  id?: string | null;
+  name: string;
+  tier: number;
+  enabled?: boolean | null;
+  baseUrl: string;
+  headers?: unknown;
+  timeoutMs?: number | null;
+  maxConcurrency?: number | null;
+  offerTtlSeconds?: number | null;
+  callbackSecret?: string | null;
+  quote: EndpointInputShape;
+  order: EndpointInputShape;
+  orderStatus?: EndpointInputShape | null;
+}
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface EndpointConfig {
+  method: HttpMethod;
+  path: string;
+  headers: Record<string, string>;
+  body: unknown | null;
+  response: Record<string, string>;
+}
+
+export interface SellerConfig {
+  name: string;
+  tier: number;
+  enabled: boolean;
+  baseUrl: string;
+  /** undefined = not given: keep what is stored. */
+  headers: Record<string, string> | undefined;
+  timeoutMs: number;
+  maxConcurrency: number;
+  offerTtlSeconds: number;
+  /** undefined = not given: keep what is stored. */
+  callbackSecret: string | undefined;
+  quote: EndpointConfig;
+  order: EndpointConfig;
+  orderStatus: EndpointConfig | null;
+}
+
+export const SELLER_DEFAULTS = { timeoutMs: 2000, maxConcurrency: 16, offerTtlSeconds: 60 };
+
+const SETTING_RANGES: Record<keyof typeof SELLER_DEFAULTS, readonly [min: number, max: number]> = {
+  timeoutMs: [50, 60_000],
+  maxConcurrency: [1, 1000],
+  offerTtlSeconds: [0, 86_400],
+};
+
+const METHODS: readonly HttpMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+const MAX_HEADERS = 50;
+const MAX_HEADER_VALUE = 4096;
+const MAX_URL = 2048;
+const MAX_BODY_BYTES = 64 * 1024;
+const MAX_BODY_DEPTH = 64;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FORBIDDEN_HEADERS = new Set([
+  'host',
+  'content-length',
+  'connection',
+  'transfer-encoding',
+  'upgrade',
+  'keep-alive',
+  'te',
+  'trailer',
+]);
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+const invalid = (message: string, field: string[]) => userError('INVALID_SELLER_CONFIG', message, field);
+const isAbsent = (v: unknown): v is null | undefined => v === null || v === undefined;
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Validates and normalizes an admin's `upsertSeller` input, collecting every problem. */
+export function validateSellerInput(
+  input: SellerInputShape,
+  opts: { sellerUrls: 'any' | 'public' },
+): Outcome<SellerConfig> {
+  if (!isRecord(input)) return refused(invalid('input must be an object', ['input']));
+  const errors: UserError[] = [];
+  const field = (...path: string[]) => ['input', ...path];
+
+  let name = '';
+  if (typeof input.name !== 'string') {
+    errors.push(invalid('name must be a string', field('name')));
+  } else {
+    name = input.name.trim();
+    const length = [...name].length;
+    if (length < 1 || length > 100) errors.push(invalid('name must be 1 to 100 characters', field('name')));
+    else if (CONTROL.test(name)) errors.push(invalid('name must not contain control characters', field('name')));
+  }
+
+  const tier = input.tier;
+  if (!isIntegerIn(tier, 1, 10)) errors.push(invalid('tier must be an integer from 1 to 10', field('tier')));
+
+  let enabled = true;
+  if (!isAbsent(input.enabled)) {
+    if (typeof input.enabled === 'boolean') enabled = input.enabled;
+    else errors.push(invalid('enabled must be a boolean', field('enabled')));
+  }
+
+  const baseUrl = checkBaseUrl(input.baseUrl, opts.sellerUrls, field('baseUrl'), errors);
+
+  const headers = isAbsent(input.headers)
+    ? undefined
+    : checkHeaders(input.headers, ALLOWED_PLACEHOLDERS.shared, field('headers'), errors);
+
+  const timeoutMs = integerSetting(input.timeoutMs, 'timeoutMs', errors);
+  const maxConcurrency = integerSetting(input.maxConcurrency, 'maxConcurrency', errors);
+  const offerTtlSeconds = integerSetting(input.offerTtlSeconds, 'offerTtlSeconds', errors);
+
+  let callbackSecret: string | undefined;
+  if (!isAbsent(input.callbackSecret)) {
+    const secret: unknown = input.callbackSecret;
+    if (typeof secret !== 'string' || secret.length < 16 || secret.length > 256) {
+      errors.push(invalid('callbackSecret must be 16 to 256 characters', field('callbackSecret')));
+    } else {
+      callbackSecret = secret;
+    }
+  }
+
+  const quote = checkEndpoint(input.quote, 'quote', field('quote'), errors);
+  const order = checkEndpoint(input.order, 'order', field('order'), errors);
+  const orderStatus = isAbsent(input.orderStatus)
+    ? null
+    : checkEndpoint(input.orderStatus, 'orderStatus', field('orderStatus'), errors);
+
+  if (errors.length > 0 || !quote || !order || orderStatus === undefined) return refused(...errors);
+  return ok({
+    name,
+    tier,
+    enabled,
+    baseUrl,
+    headers,
+    timeoutMs,
+    maxConcurrency,
+    offerTtlSeconds,
+    callbackSecret,
+    quote,
+    order,
+    orderStatus,
+  });
+}
+
+function isIntegerIn(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
+function integerSetting(value: unknown, key: keyof typeof SETTING_RANGES, errors: UserError[]): number {
+  if (isAbsent(value)) return SELLER_DEFAULTS[key];
+  const [min, max] = SETTING_RANGES[key];
+  if (isIntegerIn(value, min, max)) return value;
+  errors.push(invalid(`${key} must be an integer from ${min} to ${max}`, ['input', key]));
+  return SELLER_DEFAULTS[key];
+}
+
+function checkBaseUrl(raw: unknown, sellerUrls: 'any' | 'public', field: string[], errors: UserError[]): string {
+  const fail = (message: string) => {
+    errors.push(invalid(message, field));
+    return '';
+  };
+  if (typeof raw !== 'string') return fail('baseUrl must be a string');
+  if (raw.length > MAX_URL) return fail(`baseUrl must be at most ${MAX_URL} characters`);
+  // new URL() silently trims and drops these; an admin typing them meant something else.
+  if (/\s/.test(raw) || CONTROL.test(raw)) return fail('baseUrl must not contain whitespace or control characters');
+  if (raw.includes('?') || raw.includes('#')) return fail('baseUrl must not have a query or fragment');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return fail('baseUrl must be an absolute http or https URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return fail('baseUrl must use http or https');
+  if (url.username !== '' || url.password !== '' || /^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(raw)) {
+    return fail('baseUrl must not contain credentials');
+  }
+  if (sellerUrls === 'public' && !isPublicHost(url.hostname)) {
+    return fail('baseUrl must point to a public host');
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+/** False for localhost names and literal non-public IP addresses. DNS names are not resolved here. */
+export function isPublicHost(hostname: string): boolean {
+  let host = hostname.toLowerCase();
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (host === '' || host === 'localhost' || host.endsWith('.localhost')) return false;
+  const version = isIP(host);
+  if (version === 4) return isPublicIPv4(ipv4Octets(host));
+  if (version === 6) {
+    const words = ipv6Words(host);
+    return words !== null && isPublicIPv6(words);
+  }
+  return true;
+}
+
+function ipv4Octets(address: string): number[] {
+  return address.split('.').map(Number);
+}
+
+function isPublicIPv4(octets: readonly number[]): boolean {
+  const [a = 0, b = 0, c = 0] = octets;
+  return !(
+    a === 0 || // "this network", including 0.0.0.0
+    a === 10 ||
+    a === 127 ||
+    (a === 100 && b >= 64 && b <= 127) || // carrier-grade NAT
+    (a === 169 && b === 254) ||
+    (a === 172 && b >= 16 && b <= 31) ||
+    (a === 192 && b === 168) ||
+    (a === 192 && b === 0 && c === 0) ||
+    (a === 198 && (b === 18 || b === 19)) || // benchmarking
+    a >= 224 // multicast, reserved, broadcast
+  );
+}
+
+/** Eight 16-bit words of an address `isIP` accepted as IPv6 (with `::` and dotted IPv4 tails). */
+function ipv6Words(address: string): number[] | null {
+  const lastColon = address.lastIndexOf(':');
+  const last = address.slice(lastColon + 1);
+  let text = address;
+  if (last.includes('.')) {
+    const [a = 0, b = 0, c = 0, d = 0] = ipv4Octets(last);
+    text = `${address.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', rest, ...more] = text.split('::');
+  if (more.length > 0) return null;
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((w) => Number.parseInt(w, 16)));
+  const left = parse(head);
+  if (rest === undefined) return left.length === 8 ? left : null;
+  const right = parse(rest);
+  const fill = 8 - left.length - right.length;
+  return fill < 0 ? null : [...left, ...Array<number>(fill).fill(0), ...right];
+}
+
+function isPublicIPv6(w: readonly number[]): boolean {
+  const [w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0, w6 = 0, w7 = 0] = w;
+  const embedded = [w6 >> 8, w6 & 0xff, w7 >> 8, w7 & 0xff];
+  const zeroPrefix = w0 === 0 && w1 === 0 && w2 === 0 && w3 === 0 && w4 === 0;
+  if (zeroPrefix && w5 === 0) return false; // ::, ::1 and deprecated IPv4-compatible ::a.b.c.d
+  if (zeroPrefix && w5 === 0xffff) return isPublicIPv4(embedded); // IPv4-mapped
+  if (w0 === 0x64 && w1 === 0xff9b && w2 === 0 && w3 === 0 && w4 === 0 && w5 === 0) {
+    return isPublicIPv4(embedded); // NAT64
+  }
+  if (w0 === 0x2002) return isPublicIPv4([w1 >> 8, w1 & 0xff, w2 >> 8, w2 & 0xff]); // 6to4
+  if ((w0 & 0xfe00) === 0xfc00) return false; // unique local fc00::/7
+  if ((w0 & 0xffc0) === 0xfe80 || (w0 & 0xffc0) === 0xfec0) return false; // link-local, old site-local
+  if ((w0 & 0xff00) === 0xff00) return false; // multicast
+  return true;
+}
+
+function checkHeaders(
+  value: unknown,
+  allowed: ReadonlySet<string>,
+  field: string[],
+  errors: UserError[],
+): Record<string, string> {
+  if (!isRecord(value)) {
+    errors.push(invalid('headers must be an object of header name → string value', field));
+    return {};
+  }
+  const entries = Object.entries(value);
+  if (entries.length > MAX_HEADERS) {
+    errors.push(invalid(`at most ${MAX_HEADERS} headers`, field));
+    return {};
+  }
+  const seen = new Set<string>();
+  const out: [string, string][] = [];
+  for (const [name, headerValue] of entries) {
+    const path = [...field, name];
+    const lower = name.toLowerCase();
+    if (!TOKEN.test(name)) {
+      errors.push(invalid('header name must be an HTTP token', path));
+    } else if (FORBIDDEN_HEADERS.has(lower)) {
+      errors.push(invalid(`header ${name} is managed by the connector and cannot be set`, path));
+    } else if (seen.has(lower)) {
+      errors.push(invalid(`header ${name} is given twice`, path));
+    }
+    seen.add(lower);
+    if (typeof headerValue !== 'string') {
+      errors.push(invalid('header value must be a string', path));
+    } else if (headerValue.length > MAX_HEADER_VALUE) {
+      errors.push(invalid(`header value must be at most ${MAX_HEADER_VALUE} characters`, path));
+    } else if (/[\r\n\0]/.test(headerValue)) {
+      errors.push(invalid('header value must not contain CR, LF or NUL', path));
+    } else {
+      errors.push(...checkTemplate(headerValue, allowed, path));
+      out.push([name, headerValue]);
+    }
+  }
+  // fromEntries defines own properties, so a header named "__proto__" stays data.
+  return Object.fromEntries(out);
+}
+
+function checkEndpoint(
+  input: unknown,
+  kind: EndpointKind,
+  field: string[],
+  errors: UserError[],
+): EndpointConfig | undefined {
+  if (!isRecord(input)) {
+    errors.push(invalid(`${kind} must be an endpoint object`, field));
+    return undefined;
+  }
+  const before = errors.length;
+  const allowed = ALLOWED_PLACEHOLDERS[kind];
+
+  const method = typeof input.method === 'string' ? input.method.toUpperCase() : '';
+  if (!(METHODS as readonly string[]).includes(method)) {
+    errors.push(invalid(`method must be one of ${METHODS.join(', ')}`, [...field, 'method']));
+  }
+
+  // Spaces inside {{ name }} are template syntax and never reach the wire, so only literal text is checked.
+  const path = input.path;
+  const pathField = [...field, 'path'];
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    errors.push(invalid('path must be a string starting with /', pathField));
+  } else if (path.startsWith('//')) {
+    // Resolved against baseUrl, "//host" would switch hosts.
+    errors.push(invalid('path must not start with //', pathField));
+  } else if (path.length > MAX_URL) {
+    errors.push(invalid(`path must be at most ${MAX_URL} characters`, pathField));
+  } else if (/\s/.test(literalText(path)) || CONTROL.test(path)) {
+    errors.push(invalid('path must not contain whitespace or control characters', pathField));
+  } else {
+    errors.push(...checkTemplate(path, allowed, pathField));
+  }
+
+  const headers = isAbsent(input.headers) ? {} : checkHeaders(input.headers, allowed, [...field, 'headers'], errors);
+
+  const bodyField = [...field, 'body'];
+  const body = isAbsent(input.body) ? null : input.body;
+  if (body !== null) {
+    if (method === 'GET') {
+      errors.push(invalid('a GET endpoint cannot have a body', bodyField));
+    } else {
+      const jsonErrors = checkJson(body, bodyField);
+      errors.push(...jsonErrors);
+      if (jsonErrors.length === 0) {
+        if (Buffer.byteLength(JSON.stringify(body), 'utf8') > MAX_BODY_BYTES) {
+          errors.push(invalid(`body must be at most ${MAX_BODY_BYTES} bytes as JSON`, bodyField));
+        } else {
+          errors.push(...checkTemplate(body, allowed, bodyField));
+        }
+      }
+    }
+  }
+
+  const responseField = [...field, 'response'];
+  if (kind === 'quote') errors.push(...checkQuoteMapping(input.response, responseField));
+  else errors.push(...checkOrderMapping(input.response, responseField));
+
+  if (errors.length > before) return undefined;
+  return {
+    method: method as HttpMethod,
+    path: path as string,
+    headers,
+    body,
+    response: isRecord(input.response)
+      ? (Object.fromEntries(Object.entries(input.response)) as Record<string, string>)
+      : {},
+  };
+}
+
+/** Plain JSON only: finite numbers, plain objects and arrays, bounded depth. */
+function checkJson(value: unknown, field: string[]): UserError[] {
+  const errors: UserError[] = [];
+  const walk = (v: unknown, path: string[], depth: number): void => {
+    if (depth > MAX_BODY_DEPTH) {
+      errors.push(invalid(`body nests deeper than ${MAX_BODY_DEPTH} levels`, path));
+      return;
+    }
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) errors.push(invalid('body numbers must be finite', path));
+      return;
+    }
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => walk(item, [...path, String(i)], depth + 1));
+      return;
+    }
+    if (typeof v === 'object') {
+      const proto: unknown = Object.getPrototypeOf(v);
+      if (proto === Object.prototype || proto === null) {
+        for (const [key, item] of Object.entries(v)) walk(item, [...path, key], depth + 1);
+        return;
+      }
+    }
+    errors.push(invalid('body must be plain JSON', path));
+  };
+  walk(value, field, 0);
+  return errors;
+}

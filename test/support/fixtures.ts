@@ -1,0 +1,53 @@
+/** Inputs and selections shared by the end-to-end suites. */
+
+export const REQUEST_FIELDS = `
+  id status revision conditions failureReason createdAt updatedAt expiresAt
+  book { isbn title author }
+  maxTotalPrice { cents currency }
+  bestOffer { total { cents } }
+  order { sellerOrderId }
+  events { id at type status message revision }
+`;
+
+export const CREATE = `mutation Create($input: CreatePurchaseRequestInput!) {
+  createPurchaseRequest(input: $input) {
+    purchaseRequest { ${REQUEST_FIELDS} }
+    userErrors { field message code }
+  }
+}`;
+
+export const UPDATE = `mutation Update($id: ID!, $input: UpdatePurchaseRequestInput!) {
+  updatePurchaseRequest(id: $id, input: $input) {
+    purchaseRequest { ${REQUEST_FIELDS} }
+    userErrors { field message code }
+  }
+}`;
+
+export const CANCEL = `mutation Cancel($id: ID!) {
+  cancelPurchaseRequest(id: $id) {
+    purchaseRequest { ${REQUEST_FIELDS} }
+    userErrors { field message code }
+  }
+}`;
+
+export const GET = `query Get($id: ID!) { purchaseRequest(id: $id) { ${REQUEST_FIELDS} } }`;
+
+export const WATCH = `subscription Watch($id: ID!, $after: Int) {
+  purchaseRequestUpdated(id: $id, afterRevision: $after) { id status revision maxTotalPrice { cents } events { type revision } }
+}`;
+
+let counter = 0;
+
+/** A valid create input; override any part. Keys are unique per call unless given. */
+export function createInput(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  counter += 1;
+  return {
+    idempotencyKey: `key-${process.pid}-${Date.now()}-${counter}`,
+    book: { isbn: '9781449373320' },
+    maxTotalPrice: { cents: 4500, currency: 'USD' },
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country: 'US' },
+    paymentToken: 'tok_visa',
+    ...overrides,
+  };
+}
