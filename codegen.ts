@@ -16,7 +16,7 @@ const config: CodegenConfig = {
         enumsAsTypes: true,
         contextType: '../context.js#Context',
         mappers: {
-          PurchaseRequest: '../../db/schema.js#RequestRow',
+          PurchaseRequest: '../../engine/snapshot.js#RequestSnapshot',
           RequestEvent: '../../db/schema.js#EventRow',
           Seller: '../../db/schema.js#SellerRow',
           Offer: '../../engine/types.js#OfferSnapshot',

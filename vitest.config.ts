@@ -5,7 +5,10 @@ const require = createRequire(import.meta.url);
 
 // Unit tests sit beside the code (src/**/x.test.ts); end-to-end suites that start the real server
 // live in test/. With TEST_DATABASE_URL set, every suite runs against that Postgres server
-// (a fresh database per test file) instead of embedded PGlite.
+// (a fresh database per test file) instead of embedded PGlite, and with TEST_REDIS_URL against
+// Redis pub/sub; test/services/ holds the suites that only make sense with real shared services
+// (several instances on one database), so they run in that mode only.
+const services = Boolean(process.env.TEST_DATABASE_URL);
 export default defineConfig({
   resolve: {
     // graphql 16 has no `exports` map: Node loads its CommonJS build for the libraries, while
@@ -14,7 +17,7 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
   },
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['src/**/*.test.ts', 'test/*.test.ts', ...(services ? ['test/services/**/*.test.ts'] : [])],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

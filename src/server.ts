@@ -13,6 +13,7 @@ import { makeErrorFormatter } from './http/errors.js';
 import { createHttpHandler } from './http/routes.js';
 import { type WsHandle, attachGraphQLWs } from './http/ws.js';
 import { MemoryPubSub, type PubSub } from './infra/pubsub.js';
+import { RedisPubSub } from './infra/redis-pubsub.js';
 import { type Logger, createLogger } from './logger.js';
 import type { Context, Services } from './resolvers/context.js';
 import { buildSchema } from './schema/index.js';
@@ -57,7 +58,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let apollo: ApolloServer<Context> | undefined;
   try {
     await database.migrate();
-    pubsub = new MemoryPubSub();
+    if (config.redisUrl) {
+      const redis = new RedisPubSub(config.redisUrl);
+      pubsub = redis;
+      await redis.ready();
+    } else {
+      pubsub = new MemoryPubSub();
+    }
     const db = database.db;
     const services: Services = {
       db,
@@ -115,7 +122,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const port = (server.address() as AddressInfo).port;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     const url = `http://${host}:${port}`;
-    log.info({ url, storage: database.kind }, 'server listening');
+    log.info({ url, storage: database.kind, pubsub: config.redisUrl ? 'redis' : 'memory' }, 'server listening');
 
     let phase: Phase = 'running';
     let stopping: Promise<void> | undefined;

@@ -12,6 +12,7 @@ import {
 import type { RequestRow } from '../db/schema.js';
 import type { PubSub } from '../infra/pubsub.js';
 import type { Clock } from './clock.js';
+import { type RequestSnapshot, toSnapshotMessage } from './snapshot.js';
 import { ConflictError, type Outcome, ok, refused, userError } from './errors.js';
 import { INITIAL_STATUS, canTransition, isCancelable, isUpdatable } from './lifecycle.js';
 import type { RequestStatus, Viewer } from './types.js';
@@ -24,7 +25,7 @@ import {
   validateUpdateInput,
 } from './validation.js';
 
-/** Topic on which every committed change of one request is published, as the new row. */
+/** Topic on which every committed change of one request is published, as a SnapshotMessage. */
 export const requestTopic = (id: string) => `request:${id}`;
 
 /** What one guarded write does to a request: an optional status change plus column changes. */
@@ -257,7 +258,7 @@ export class RequestService {
         return row;
       });
       if (!written) continue;
-      await this.deps.pubsub.publish(requestTopic(id), written);
+      await this.deps.pubsub.publish(requestTopic(id), toSnapshotMessage(written));
       this.deps.onCommitted?.(written, change);
       return written;
     }
@@ -265,7 +266,7 @@ export class RequestService {
   }
 }
 
-export function canSee(viewer: Viewer, row: RequestRow): boolean {
+export function canSee(viewer: Viewer, row: RequestSnapshot): boolean {
   return row.userId === viewer.id || viewer.role === 'admin';
 }
 

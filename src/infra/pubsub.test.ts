@@ -4,8 +4,8 @@ import { MemoryPubSub } from './pubsub.js';
 describe('MemoryPubSub', () => {
   it('delivers messages published after subscribing, in order, per topic', async () => {
     const ps = new MemoryPubSub();
-    const a = ps.subscribe<number>('a');
-    const b = ps.subscribe<number>('b');
+    const a = await ps.subscribe<number>('a');
+    const b = await ps.subscribe<number>('b');
     await ps.publish('a', 1);
     await ps.publish('b', 10);
     await ps.publish('a', 2);
@@ -16,7 +16,7 @@ describe('MemoryPubSub', () => {
 
   it('ends a pending next() at once when the consumer returns, and forgets the subscriber', async () => {
     const ps = new MemoryPubSub();
-    const sub = ps.subscribe<number>('t');
+    const sub = await ps.subscribe<number>('t');
     expect(ps.size()).toBe(1);
     const pending = sub.next();
     await sub.return();
@@ -28,14 +28,14 @@ describe('MemoryPubSub', () => {
 
   it('drops the oldest messages for a consumer that falls behind its capacity', async () => {
     const ps = new MemoryPubSub();
-    const sub = ps.subscribe<number>('t');
+    const sub = await ps.subscribe<number>('t');
     for (let i = 0; i < 1005; i++) await ps.publish('t', i);
     expect((await sub.next()).value).toBe(5);
   });
 
   it('closes every subscription on close()', async () => {
     const ps = new MemoryPubSub();
-    const sub = ps.subscribe<number>('t');
+    const sub = await ps.subscribe<number>('t');
     await ps.close();
     expect(await sub.next()).toEqual({ value: undefined, done: true });
     expect(ps.size()).toBe(0);

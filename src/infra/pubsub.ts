@@ -6,8 +6,11 @@ import { Channel } from './channel.js';
  */
 export interface PubSub {
   publish(topic: string, message: unknown): Promise<void>;
-  /** Messages published after this call returns, until the channel is closed. */
-  subscribe<T>(topic: string): Channel<T>;
+  /**
+   * Resolves once the subscription is live: every message published after that is delivered,
+   * in order, until the channel is closed.
+   */
+  subscribe<T>(topic: string): Promise<Channel<T>>;
   /** Live subscriptions, for metrics. */
   size(): number;
   close(): Promise<void>;
@@ -22,7 +25,7 @@ export class MemoryPubSub implements PubSub {
     for (const ch of subscribers) ch.push(message);
   }
 
-  subscribe<T>(topic: string): Channel<T> {
+  async subscribe<T>(topic: string): Promise<Channel<T>> {
     let set = this.topics.get(topic);
     if (!set) {
       set = new Set();

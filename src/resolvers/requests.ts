@@ -1,4 +1,4 @@
-import type { RequestRow } from '../db/schema.js';
+import { type RequestSnapshot, type SnapshotMessage, fromSnapshotMessage } from '../engine/snapshot.js';
 import { isTerminal } from '../engine/lifecycle.js';
 import { canSee, isUuid, requestTopic } from '../engine/requests.js';
 import { Channel } from '../infra/channel.js';
@@ -42,7 +42,7 @@ export const requestResolvers: Resolvers = {
   Subscription: {
     purchaseRequestUpdated: {
       subscribe: (_, { id, afterRevision }, ctx) => watchRequest(ctx, id, afterRevision ?? null),
-      resolve: (row: RequestRow, _args: unknown, ctx: Context) => {
+      resolve: (row: RequestSnapshot, _args: unknown, ctx: Context) => {
         // Loaders cache per operation; a subscription is one long operation, so start each state fresh.
         ctx.loaders.clearAll();
         return row;
@@ -98,12 +98,12 @@ function decodeCursor(cursor: string): number {
  * a terminal one. Listens before reading the row so no change can slip between the two; states
  * at or below the last revision sent are dropped, so a stale one never follows a newer one.
  */
-async function watchRequest(ctx: Context, id: string, afterRevision: number | null): Promise<AsyncIterableIterator<RequestRow>> {
+async function watchRequest(ctx: Context, id: string, afterRevision: number | null): Promise<AsyncIterableIterator<RequestSnapshot>> {
   const viewer = requireViewer(ctx);
   const notFound = () => gqlError('BAD_USER_INPUT', 'no such purchase request', { field: 'id', reason: 'NOT_FOUND' });
   if (!isUuid(id)) throw notFound();
-  const updates = ctx.services.pubsub.subscribe<RequestRow>(requestTopic(id));
-  let current: RequestRow | null;
+  const updates = await ctx.services.pubsub.subscribe<SnapshotMessage>(requestTopic(id));
+  let current: RequestSnapshot | null;
   try {
     current = await ctx.services.requests.get(viewer, id);
   } catch (e) {
@@ -117,8 +117,8 @@ async function watchRequest(ctx: Context, id: string, afterRevision: number | nu
 
   let last = afterRevision ?? 0;
   let ended = false;
-  const out = new Channel<RequestRow>(1000, () => updates.close());
-  const offer = (row: RequestRow) => {
+  const out = new Channel<RequestSnapshot>(1000, () => updates.close());
+  const offer = (row: RequestSnapshot) => {
     if (ended || row.revision <= last) return;
     last = row.revision;
     out.push(row);
@@ -133,14 +133,14 @@ async function watchRequest(ctx: Context, id: string, afterRevision: number | nu
     updates.close();
   } else {
     void (async () => {
-      for await (const row of updates) offer(row);
+      for await (const message of updates) offer(fromSnapshotMessage(message));
     })();
   }
   return endAfterDrain(out, () => ended);
 }
 
 /** Ends the stream once the terminal state has been delivered. */
-function endAfterDrain(ch: Channel<RequestRow>, ended: () => boolean): AsyncIterableIterator<RequestRow> {
+function endAfterDrain(ch: Channel<RequestSnapshot>, ended: () => boolean): AsyncIterableIterator<RequestSnapshot> {
   return {
     async next() {
       if (ended() && ch.pending() === 0) {
