@@ -1,5 +1,14 @@
 import type { Server } from 'node:http';
-import { GraphQLError, type GraphQLSchema, getOperationAST, parse, specifiedRules, validate, type ValidationRule } from 'graphql';
+import {
+  GraphQLError,
+  type GraphQLSchema,
+  type ValidationRule,
+  getOperationAST,
+  getVariableValues,
+  parse,
+  specifiedRules,
+  validate,
+} from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
@@ -64,6 +73,10 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
         if (op.operation !== 'subscription') {
           return [withCode(new GraphQLError('only subscriptions are served over WebSocket; send queries and mutations over HTTP'), 'BAD_REQUEST')];
         }
+        // Coerce variables here, as Apollo does over HTTP, so bad ones are BAD_USER_INPUT and not
+        // execution errors without a code (which would be masked as internal).
+        const coerced = getVariableValues(o.schema, op.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 25 });
+        if (coerced.errors) return coerced.errors.map((e) => withCode(e, 'BAD_USER_INPUT'));
         return {
           schema: o.schema,
           document,
