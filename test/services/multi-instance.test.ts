@@ -47,8 +47,9 @@ describe('two instances on shared Postgres and Redis', () => {
 
 describe('RedisPubSub', () => {
   it('delivers across connections in order and stops after close', async () => {
-    const one = new RedisPubSub(redisUrl!, `test-${process.pid}-${Date.now()}:`);
-    const two = new RedisPubSub(redisUrl!, `test-${process.pid}-${Date.now()}:`);
+    const prefix = `test-${process.pid}-${Date.now()}:`;
+    const one = new RedisPubSub(redisUrl!, prefix);
+    const two = new RedisPubSub(redisUrl!, prefix);
     try {
       await Promise.all([one.ready(), two.ready()]);
       const sub = await one.subscribe<{ n: number }>('topic');
