@@ -21,6 +21,8 @@ const config: CodegenConfig = {
           Seller: '../../db/schema.js#SellerRow',
           Offer: '../../engine/types.js#OfferSnapshot',
           Order: '../../engine/types.js#OrderDetails',
+          OrderAttempt: '../../db/schema.js#AttemptRow',
+          PaymentCall: '../../db/schema.js#PaymentCallRow',
         },
         scalars: {
           DateTime: { input: 'Date', output: 'Date | string' },

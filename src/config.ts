@@ -27,6 +27,29 @@ export interface Config {
   dbPoolSize: number;
   /** Serve schema introspection (the playground needs it). */
   introspection: boolean;
+  /** Where partners reach this server (callback URLs); defaults to the listen address. */
+  publicUrl: string | undefined;
+  sandboxPort: number;
+  sandboxSeed: number;
+  /** Multiplies the sandbox sellers' simulated latencies (0: answer at once). */
+  sandboxLatencyScale: number;
+  engine: {
+    enabled: boolean;
+    pollMs: number;
+    maxActive: number;
+    leaseMs: number;
+    /** Seller calls in flight at once across all sellers (each seller also has its own cap). */
+    globalConcurrency: number;
+    /** After the first valid offer, how long calls in flight may still beat it (0: pure early exit). */
+    improvementWindowMs: number;
+    recheckBaseMs: number;
+    recheckMaxMs: number;
+    reconcileIntervalMs: number;
+    /** Waits before re-checking an order whose outcome is unknown, one per try; the last repeats. */
+    orderRetryBackoffMs: number[];
+    orderInlineRetries: number;
+    orderAttentionAfterTries: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -54,7 +77,45 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 300_000),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     introspection: bool(env, 'INTROSPECTION', !production),
+    publicUrl: env.PUBLIC_URL || undefined,
+    sandboxPort: int(env, 'SANDBOX_PORT', 0, 0, 65535),
+    sandboxSeed: int(env, 'SANDBOX_SEED', 1, 0, 2 ** 31),
+    sandboxLatencyScale: num(env, 'SANDBOX_LATENCY_SCALE', 1, 0, 100),
+    engine: {
+      enabled: bool(env, 'ENGINE', true),
+      pollMs: int(env, 'ENGINE_POLL_MS', 500, 10, 60_000),
+      maxActive: int(env, 'ENGINE_MAX_ACTIVE', 256, 1, 100_000),
+      leaseMs: int(env, 'ENGINE_LEASE_MS', 15_000, 200, 600_000),
+      globalConcurrency: int(env, 'ENGINE_GLOBAL_CONCURRENCY', 512, 1, 100_000),
+      improvementWindowMs: int(env, 'IMPROVEMENT_WINDOW_MS', 30, 0, 60_000),
+      recheckBaseMs: int(env, 'RECHECK_INTERVAL_MS', 60_000, 10, 86_400_000),
+      recheckMaxMs: int(env, 'RECHECK_MAX_MS', 30 * 60_000, 10, 86_400_000),
+      reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 2_000, 10, 3_600_000),
+      orderRetryBackoffMs: intList(env, 'ORDER_RETRY_BACKOFF_MS', [250, 1_000, 5_000, 30_000, 120_000]),
+      orderInlineRetries: int(env, 'ORDER_INLINE_RETRIES', 2, 0, 20),
+      orderAttentionAfterTries: int(env, 'ORDER_ATTENTION_AFTER_TRIES', 10, 1, 10_000),
+    },
   };
+}
+
+function num(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function intList(env: Env, name: string, fallback: number[]): number[] {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const list = raw.split(',').map((x) => Number(x.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 0 || n > 86_400_000)) {
+    throw new ConfigError(`${name} must be a comma-separated list of milliseconds, got ${JSON.stringify(raw)}`);
+  }
+  return list;
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {

@@ -17,6 +17,22 @@ import { RedisPubSub } from './infra/redis-pubsub.js';
 import { type Logger, createLogger } from './logger.js';
 import type { Context, Services } from './resolvers/context.js';
 import { buildSchema } from './schema/index.js';
+import { listSellers } from './db/queries/sellers.js';
+import type { Db } from './db/client.js';
+import { Engine } from './engine/engine.js';
+import { MemoryOfferCache } from './engine/offer-cache.js';
+import { OrderingService } from './engine/ordering.js';
+import { RoundCoordinator } from './engine/round.js';
+import { SellerDirectory } from './engine/seller-directory.js';
+import { SellerStats } from './engine/seller-stats.js';
+import { MemoryInventoryGuard } from './infra/inventory.js';
+import { PartnerConnector } from './partners/connector.js';
+import { type EmbeddedSandbox, embedSandbox } from './partners/sandbox/embed.js';
+import type { SandboxFleet } from './partners/sandbox/fleet.js';
+import { SandboxPaymentGateway } from './payments/sandbox-gateway.js';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -33,6 +49,9 @@ export interface App {
   readonly auth: Auth;
   readonly services: Services;
   readonly log: Logger;
+  /** The embedded sandbox fleet, when this process runs one. */
+  readonly sandbox: SandboxFleet | null;
+  readonly engine: Engine | null;
   /** Graceful stop: drain HTTP, close subscriptions, stop Apollo, close the database. Idempotent. */
   stop(): Promise<void>;
 }
@@ -56,6 +75,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let httpServer: Server | undefined;
   let ws: WsHandle | undefined;
   let apollo: ApolloServer<Context> | undefined;
+  let sandbox: EmbeddedSandbox | null = null;
+  const connector = new PartnerConnector();
   try {
     await database.migrate();
     if (config.redisUrl) {
@@ -66,12 +87,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       pubsub = new MemoryPubSub();
     }
     const db = database.db;
-    const services: Services = {
+    const bus = pubsub;
+    let engine: Engine | null = null;
+    const directory = new SellerDirectory(() => listSellers(db));
+    const requests = new RequestService({
       db,
-      pubsub,
-      requests: new RequestService({ db, pubsub, clock, limits: { maxHorizonMs: config.maxExpiryHorizonMs } }),
-      sellers: new SellerService({ db, clock, sellerUrls: config.sellerUrls }),
-    };
+      pubsub: bus,
+      clock,
+      limits: { maxHorizonMs: config.maxExpiryHorizonMs },
+      onCommitted: (row, change) => engine?.onCommitted(row, change),
+    });
+    const sellers = new SellerService({ db, clock, sellerUrls: config.sellerUrls, onChanged: () => directory.invalidate() });
+    const services: Services = { db, pubsub: bus, requests, sellers };
     const auth = new Auth(config.jwtSecret);
     const schema = buildSchema();
     const formatError = makeErrorFormatter(log);
@@ -122,13 +149,28 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const port = (server.address() as AddressInfo).port;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     const url = `http://${host}:${port}`;
-    log.info({ url, storage: database.kind, pubsub: config.redisUrl ? 'redis' : 'memory' }, 'server listening');
+
+    sandbox = await embedSandbox({
+      mode: config.sandbox,
+      sellers,
+      port: config.sandboxPort,
+      seed: config.sandboxSeed,
+      latencyScale: config.sandboxLatencyScale,
+    });
+    if (config.engine.enabled) {
+      engine = composeEngine({ config, db, requests, directory, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
+      await engine.start();
+    }
+    log.info(
+      { url, storage: database.kind, pubsub: config.redisUrl ? 'redis' : 'memory', sandbox: sandbox?.fleet.url ?? null, engine: Boolean(engine) },
+      'server listening',
+    );
 
     let phase: Phase = 'running';
     let stopping: Promise<void> | undefined;
     const wsHandle = ws;
     const apolloServer = apollo;
-    const bus = pubsub;
+    const fleet = sandbox;
     const stop = () => {
       if (phase !== 'running') return stopping!;
       phase = 'stopping';
@@ -137,11 +179,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await wsHandle.close();
-        await bus.close();
+        // Work in flight settles or stays leased in the database for the next instance to resume.
+        await engine?.stop(config.shutdownGraceMs);
         const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
         await closed;
         clearTimeout(grace);
+        await bus.close();
         await apolloServer.stop();
+        await connector.close();
+        await fleet?.stop();
         await database.close();
         phase = 'stopped';
         log.info('stopped');
@@ -149,14 +195,96 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       return stopping;
     };
 
-    return { url, port, auth, services, log, stop };
+    return { url, port, auth, services, log, sandbox: sandbox?.fleet ?? null, engine, stop };
   } catch (e) {
     // Start-up failed part-way: release whatever was opened, then report.
     await ws?.close().catch(() => {});
+    await sandbox?.stop().catch(() => {});
+    await connector.close().catch(() => {});
     httpServer?.close();
     await apollo?.stop().catch(() => {});
     await pubsub?.close().catch(() => {});
     await database.close().catch(() => {});
     throw e;
   }
+}
+
+/** The resolution engine and everything it drives, wired from configuration. */
+function composeEngine(o: {
+  config: Config;
+  db: Db;
+  requests: RequestService;
+  directory: SellerDirectory;
+  pubsub: PubSub;
+  clock: Clock;
+  log: Logger;
+  connector: PartnerConnector;
+  publicUrl: string;
+}): Engine {
+  const { config, db, requests, directory, pubsub, clock, connector } = o;
+  const e = config.engine;
+  const log = o.log.child({ component: 'engine' });
+  const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const cache = new MemoryOfferCache();
+  const stats = new SellerStats();
+  const callbackUrl = (sellerId: string) => `${o.publicUrl}/partners/${sellerId}/callbacks`;
+  const sellerLimits = new Map<string, { max: number; limit: LimitFunction }>();
+  let engine: Engine | null = null;
+  const rounds = new RoundCoordinator({
+    directory,
+    connector,
+    cache,
+    stats,
+    clock,
+    log,
+    globalLimit: pLimit(e.globalConcurrency),
+    sellerLimit: (seller) => {
+      let entry = sellerLimits.get(seller.id);
+      if (!entry || entry.max !== seller.maxConcurrency) {
+        entry = { max: seller.maxConcurrency, limit: pLimit(seller.maxConcurrency) };
+        sellerLimits.set(seller.id, entry);
+      }
+      return entry.limit;
+    },
+    improvementWindowMs: e.improvementWindowMs,
+    callbackUrl,
+    onOffersChanged: (bookKey) => void engine?.offersChanged(bookKey),
+  });
+  const ordering = new OrderingService({
+    db,
+    requests,
+    connector,
+    gateway: new SandboxPaymentGateway(db, clock),
+    inventory: new MemoryInventoryGuard(),
+    cache,
+    directory,
+    clock,
+    log,
+    owner,
+    leaseMs: e.leaseMs,
+    unknownBackoffMs: e.orderRetryBackoffMs,
+    inlineRetries: e.orderInlineRetries,
+    attentionAfterTries: e.orderAttentionAfterTries,
+    callbackUrl,
+  });
+  engine = new Engine({
+    db,
+    requests,
+    rounds,
+    ordering,
+    directory,
+    pubsub,
+    clock,
+    log,
+    owner,
+    config: {
+      pollMs: e.pollMs,
+      maxActive: e.maxActive,
+      leaseMs: e.leaseMs,
+      recheckBaseMs: e.recheckBaseMs,
+      recheckMaxMs: e.recheckMaxMs,
+      reconcileIntervalMs: e.reconcileIntervalMs,
+    },
+  });
+  return engine;
 }

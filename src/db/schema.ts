@@ -14,7 +14,15 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import type { EndpointConfig } from '../partners/seller-config.js';
-import type { Address, BookCondition, OfferSnapshot, OrderDetails, RequestStatus } from '../engine/types.js';
+import type {
+  Address,
+  AttemptState,
+  BookCondition,
+  OfferSnapshot,
+  OrderDetails,
+  PaymentState,
+  RequestStatus,
+} from '../engine/types.js';
 
 const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -50,11 +58,16 @@ export const purchaseRequests = pgTable(
     nextRunAt: tstz('next_run_at'),
     leaseOwner: text('lease_owner'),
     leaseExpiresAt: tstz('lease_expires_at'),
+    /** Rechecks since the last change, for the watching backoff. */
+    watchCount: integer('watch_count').notNull().default(0),
     createdAt: tstz('created_at').notNull(),
     updatedAt: tstz('updated_at').notNull(),
   },
   (t) => [
     uniqueIndex('purchase_requests_seq_idx').on(t.seq),
+    index('purchase_requests_active_expiry_idx')
+      .on(t.expiresAt)
+      .where(sql`${t.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK')`),
     index('purchase_requests_user_seq_idx').on(t.userId, t.seq.desc()),
     index('purchase_requests_due_idx').on(t.nextRunAt).where(sql`${t.nextRunAt} is not null`),
     index('purchase_requests_book_idx').on(t.bookKey),
@@ -118,6 +131,91 @@ export const sellers = pgTable('sellers', {
   updatedAt: tstz('updated_at').notNull(),
 });
 
+/**
+ * One try at placing an order with one seller for one request (SPEC §4). Every step — payment
+ * authorised, order sent, order confirmed, payment captured or voided — is written here before
+ * the next external call, so a crash at any point leaves a state the reconciler can finish.
+ */
+export const orderAttempts = pgTable(
+  'order_attempts',
+  {
+    id: uuid('id').primaryKey(),
+    requestId: uuid('request_id')
+      .notNull()
+      .references(() => purchaseRequests.id, { onDelete: 'cascade' }),
+    attemptNo: integer('attempt_no').notNull(),
+    sellerId: uuid('seller_id')
+      .notNull()
+      .references(() => sellers.id),
+    offer: jsonb('offer').$type<OfferSnapshot>().notNull(),
+    /** Sent to the payment gateway and the seller on every try of this attempt. */
+    idempotencyKey: text('idempotency_key').notNull(),
+    state: text('state').$type<AttemptState>().notNull(),
+    paymentState: text('payment_state').$type<PaymentState>().notNull(),
+    authorizationId: text('authorization_id'),
+    sellerOrderId: text('seller_order_id'),
+    orderTotalCents: integer('order_total_cents'),
+    deliveryEta: tstz('delivery_eta'),
+    failure: text('failure'),
+    /** External calls made while the outcome was unknown. */
+    tries: integer('tries').notNull().default(0),
+    /** Set when the reconciler could not resolve the attempt after many tries: an operator should look. */
+    needsAttention: boolean('needs_attention').notNull().default(false),
+    lastError: text('last_error'),
+    nextCheckAt: tstz('next_check_at'),
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: tstz('lease_expires_at'),
+    createdAt: tstz('created_at').notNull(),
+    updatedAt: tstz('updated_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('order_attempts_key_idx').on(t.idempotencyKey),
+    uniqueIndex('order_attempts_request_no_idx').on(t.requestId, t.attemptNo),
+    // The exactly-once guard: at most one attempt per request that is not finished.
+    uniqueIndex('order_attempts_one_live_idx')
+      .on(t.requestId)
+      .where(sql`${t.state} not in ('succeeded','failed')`),
+    index('order_attempts_due_idx').on(t.nextCheckAt).where(sql`${t.state} not in ('succeeded','failed')`),
+    check(
+      'order_attempts_state_check',
+      sql`${t.state} in ('authorizing','ordering','unknown','capturing','voiding','succeeded','failed')`,
+    ),
+  ],
+);
+
+/**
+ * The sandbox payment provider's own books: one row per idempotency key, and a log of every
+ * call. Kept in the same database so they survive a crash of the process like a real
+ * provider's would, and so tests and operators can count captures.
+ */
+export const sandboxPayments = pgTable('sandbox_payments', {
+  key: text('key').primaryKey(),
+  authorizationId: text('authorization_id').notNull(),
+  amountCents: integer('amount_cents').notNull(),
+  currency: text('currency').notNull(),
+  state: text('state').$type<'authorized' | 'captured' | 'voided' | 'declined'>().notNull(),
+  declineReason: text('decline_reason'),
+  createdAt: tstz('created_at').notNull(),
+  updatedAt: tstz('updated_at').notNull(),
+});
+
+export const sandboxPaymentCalls = pgTable(
+  'sandbox_payment_calls',
+  {
+    id: bigint('id', { mode: 'number' }).generatedAlwaysAsIdentity().primaryKey(),
+    key: text('key').notNull(),
+    operation: text('operation').$type<'authorize' | 'capture' | 'void' | 'lookup'>().notNull(),
+    amountCents: integer('amount_cents'),
+    result: text('result').notNull(),
+    /** Whether this call changed the payment (a repeated call with the same key does not). */
+    effective: boolean('effective').notNull(),
+    at: tstz('at').notNull(),
+  },
+  (t) => [index('sandbox_payment_calls_key_idx').on(t.key)],
+);
+
 export type RequestRow = typeof purchaseRequests.$inferSelect;
+export type AttemptRow = typeof orderAttempts.$inferSelect;
+export type PaymentCallRow = typeof sandboxPaymentCalls.$inferSelect;
 export type EventRow = typeof requestEvents.$inferSelect;
 export type SellerRow = typeof sellers.$inferSelect;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db, Executor } from '../db/client.js';
+import type { Db, Executor, Tx } from '../db/client.js';
 import { insertEvent } from '../db/queries/events.js';
 import { claimIdempotencyKey, findIdempotencyKey } from '../db/queries/idempotency.js';
 import {
@@ -36,6 +36,8 @@ export interface Change {
   message?: string | null;
   changes?: RequestChanges;
   data?: Record<string, unknown> | null;
+  /** Further writes that must commit or roll back with this change (an order attempt's row). */
+  effects?: (tx: Tx, row: RequestRow) => Promise<void>;
 }
 
 /** Thrown when code asks for a transition the lifecycle table forbids: a bug, never user input. */
@@ -246,6 +248,7 @@ export class RequestService {
           updatedAt: now,
         });
         if (!row) return null;
+        await change.effects?.(tx, row);
         await insertEvent(tx, {
           requestId: id,
           revision: row.revision,

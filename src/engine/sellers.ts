@@ -11,6 +11,8 @@ export interface SellerServiceDeps {
   db: Db;
   clock: Clock;
   sellerUrls: 'any' | 'public';
+  /** Called after any seller is created or changed (the engine reloads its directory). */
+  onChanged?: () => void;
 }
 
 /** Partner bookstores as data: listing and the admin's create-or-update. */
@@ -22,6 +24,23 @@ export class SellerService {
   }
 
   async upsert(input: SellerInputShape): Promise<Outcome<SellerRow>> {
+    const result = await this.write(input, false);
+    if (result.ok) this.deps.onChanged?.();
+    return result;
+  }
+
+  /**
+   * Creates or updates a seller under a fixed id (the built-in sandbox sellers keep theirs across
+   * restarts, so orders and offers that name them stay valid).
+   */
+  async ensure(id: string, input: SellerInputShape): Promise<Outcome<SellerRow>> {
+    const existing = await findSellersByIds(this.deps.db, [id]);
+    const result = await this.write({ ...input, id }, existing.length === 0);
+    if (result.ok) this.deps.onChanged?.();
+    return result;
+  }
+
+  private async write(input: SellerInputShape, createWithId: boolean): Promise<Outcome<SellerRow>> {
     const valid = validateSellerInput(input, { sellerUrls: this.deps.sellerUrls });
     if (!valid.ok) return valid;
     const cfg = valid.value;
@@ -39,10 +58,10 @@ export class SellerService {
       orderStatus: cfg.orderStatus,
       updatedAt: now,
     };
-    if (input.id == null) {
+    if (input.id == null || createWithId) {
       const row = await insertSeller(this.deps.db, {
         ...columns,
-        id: randomUUID(),
+        id: input.id ?? randomUUID(),
         headers: cfg.headers ?? {},
         callbackSecret: cfg.callbackSecret ?? null,
         createdAt: now,

@@ -4,7 +4,10 @@ import type { RequestRow } from '../db/schema.js';
  * What clients may see of a request, and what change notifications carry between instances:
  * the row without the payment token, the address or the engine's scheduling columns.
  */
-export type RequestSnapshot = Omit<RequestRow, 'paymentToken' | 'shippingAddress' | 'nextRunAt' | 'leaseOwner' | 'leaseExpiresAt'>;
+export type RequestSnapshot = Omit<
+  RequestRow,
+  'paymentToken' | 'shippingAddress' | 'nextRunAt' | 'leaseOwner' | 'leaseExpiresAt' | 'watchCount'
+>;
 
 /** A snapshot as JSON-safe data, the form it travels in over pub/sub. */
 export type SnapshotMessage = Omit<RequestSnapshot, 'expiresAt' | 'createdAt' | 'updatedAt'> & {

@@ -63,3 +63,12 @@ export interface Viewer {
   id: string;
   role: Role;
 }
+
+/**
+ * An order attempt's progress. Live states each name the next step to take:
+ * authorizing → ordering → capturing → succeeded, with unknown (order outcome not known:
+ * retry with the same key or ask the seller) and voiding → failed on a definite rejection.
+ */
+export const ATTEMPT_STATES = ['authorizing', 'ordering', 'unknown', 'capturing', 'voiding', 'succeeded', 'failed'] as const;
+export type AttemptState = (typeof ATTEMPT_STATES)[number];
+export type PaymentState = 'none' | 'authorized' | 'captured' | 'voided' | 'declined';

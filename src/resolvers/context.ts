@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
+import { attemptsForRequests } from '../db/queries/attempts.js';
 import { eventsForRequests } from '../db/queries/events.js';
-import type { EventRow, SellerRow } from '../db/schema.js';
+import type { AttemptRow, EventRow, SellerRow } from '../db/schema.js';
 import type { Db } from '../db/client.js';
 import type { PubSub } from '../infra/pubsub.js';
 import type { RequestService } from '../engine/requests.js';
@@ -30,18 +31,11 @@ export interface Context {
 export class Loaders {
   readonly events: DataLoader<string, EventRow[]>;
   readonly sellers: DataLoader<string, SellerRow | null>;
+  readonly attempts: DataLoader<string, AttemptRow[]>;
 
   constructor(services: Services) {
-    this.events = new DataLoader(async (ids) => {
-      const rows = await eventsForRequests(services.db, ids);
-      const byRequest = new Map<string, EventRow[]>();
-      for (const r of rows) {
-        const list = byRequest.get(r.requestId) ?? [];
-        list.push(r);
-        byRequest.set(r.requestId, list);
-      }
-      return ids.map((id) => byRequest.get(id) ?? []);
-    });
+    this.events = new DataLoader(async (ids) => groupBy(ids, await eventsForRequests(services.db, ids), (e) => e.requestId));
+    this.attempts = new DataLoader(async (ids) => groupBy(ids, await attemptsForRequests(services.db, ids), (a) => a.requestId));
     this.sellers = new DataLoader(async (ids) => {
       const rows = await services.sellers.byIds(ids);
       const byId = new Map(rows.map((r) => [r.id, r]));
@@ -51,8 +45,20 @@ export class Loaders {
 
   clearAll(): void {
     this.events.clearAll();
+    this.attempts.clearAll();
     this.sellers.clearAll();
   }
+}
+
+function groupBy<T>(keys: readonly string[], rows: T[], keyOf: (row: T) => string): T[][] {
+  const grouped = new Map<string, T[]>();
+  for (const r of rows) {
+    const k = keyOf(r);
+    const list = grouped.get(k);
+    if (list) list.push(r);
+    else grouped.set(k, [r]);
+  }
+  return keys.map((k) => grouped.get(k) ?? []);
 }
 
 export function makeContext(services: Services, viewer: Context['viewer']): Context {

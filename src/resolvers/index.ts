@@ -1,10 +1,11 @@
 import type { Resolvers } from './__generated__/types.js';
+import { orderingResolvers } from './ordering.js';
 import { requestResolvers } from './requests.js';
 import { DateTime, JSONScalar } from './scalars.js';
 import { sellerResolvers } from './sellers.js';
 
 /** Every resolver map merged, type by type. */
-export const resolvers: Resolvers = mergeResolvers([{ DateTime, JSON: JSONScalar }, requestResolvers, sellerResolvers]);
+export const resolvers: Resolvers = mergeResolvers([{ DateTime, JSON: JSONScalar }, requestResolvers, sellerResolvers, orderingResolvers]);
 
 function mergeResolvers(maps: Resolvers[]): Resolvers {
   const out: Record<string, unknown> = {};

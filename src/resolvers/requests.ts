@@ -77,7 +77,7 @@ export const requestResolvers: Resolvers = {
   },
 };
 
-async function loadSeller(ctx: Context, id: string) {
+export async function loadSeller(ctx: Context, id: string) {
   const seller = await ctx.loaders.sellers.load(id);
   if (!seller) throw new Error(`seller ${id} referenced by an offer does not exist`);
   return seller;

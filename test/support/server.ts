@@ -80,6 +80,10 @@ export async function startTestServer(
     JWT_SECRET,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SHUTDOWN_GRACE_MS: '2000',
+    // The API suites run without the engine and sandbox so requests stay where they put them;
+    // engine suites turn them on (ENGINE: 'true', and a sandbox of their own).
+    ENGINE: 'false',
+    SANDBOX: 'off',
     ...(process.env.TEST_REDIS_URL ? { REDIS_URL: process.env.TEST_REDIS_URL } : {}),
     ...database.env,
     ...env,

@@ -1,0 +1,114 @@
+import { and, asc, eq, gt, inArray, isNull, lte, min, or, sql } from 'drizzle-orm';
+import type { Executor } from '../client.js';
+import { purchaseRequests, type RequestRow } from '../schema.js';
+import type { RequestStatus } from '../../engine/types.js';
+
+/** Statuses in which a request waits for (or is in) a round. */
+export const SEARCHABLE: readonly RequestStatus[] = ['PENDING', 'SEARCHING', 'QUOTED', 'OUT_OF_STOCK'];
+
+/**
+ * Claims up to `limit` requests whose work is due and whose lease is free or expired, leasing
+ * them to `owner`. SKIP LOCKED lets several instances claim side by side without waiting.
+ */
+export async function claimDueRequests(
+  ex: Executor,
+  q: { owner: string; now: Date; leaseUntil: Date; limit: number },
+): Promise<RequestRow[]> {
+  if (q.limit <= 0) return [];
+  const due = ex
+    .select({ id: purchaseRequests.id })
+    .from(purchaseRequests)
+    .where(
+      and(
+        lte(purchaseRequests.nextRunAt, q.now),
+        inArray(purchaseRequests.status, [...SEARCHABLE]),
+        or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, q.now)),
+      ),
+    )
+    .orderBy(asc(purchaseRequests.nextRunAt))
+    .limit(q.limit)
+    .for('update', { skipLocked: true });
+  return ex
+    .update(purchaseRequests)
+    .set({ leaseOwner: q.owner, leaseExpiresAt: q.leaseUntil })
+    .where(inArray(purchaseRequests.id, due))
+    .returning();
+}
+
+/** Extends the leases this owner holds on the given requests. */
+export async function extendLeases(ex: Executor, owner: string, ids: readonly string[], until: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await ex
+    .update(purchaseRequests)
+    .set({ leaseExpiresAt: until })
+    .where(and(eq(purchaseRequests.leaseOwner, owner), inArray(purchaseRequests.id, [...ids])));
+}
+
+/**
+ * Ends this owner's lease on a request and sets when it is next due. If the request changed since
+ * `seenRevision` (the user updated it), its own due time stands: the change asked for prompt work.
+ */
+export async function releaseRequest(
+  ex: Executor,
+  q: { id: string; owner: string; seenRevision: number; nextRunAt: Date | null; watchCount?: number },
+): Promise<void> {
+  await ex
+    .update(purchaseRequests)
+    .set({
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      nextRunAt: sql`case when ${purchaseRequests.revision} = ${q.seenRevision} then ${q.nextRunAt} else ${purchaseRequests.nextRunAt} end`,
+      ...(q.watchCount !== undefined
+        ? { watchCount: sql`case when ${purchaseRequests.revision} = ${q.seenRevision} then ${q.watchCount} else 0 end` }
+        : {}),
+    })
+    .where(and(eq(purchaseRequests.id, q.id), eq(purchaseRequests.leaseOwner, q.owner)));
+}
+
+/** Requests still waiting for an outcome whose deadline has passed. */
+export async function findExpiredActive(ex: Executor, now: Date, limit: number): Promise<string[]> {
+  const rows = await ex
+    .select({ id: purchaseRequests.id })
+    .from(purchaseRequests)
+    .where(and(inArray(purchaseRequests.status, [...SEARCHABLE]), lte(purchaseRequests.expiresAt, now)))
+    .orderBy(asc(purchaseRequests.expiresAt))
+    .limit(limit);
+  return rows.map((r) => r.id);
+}
+
+/**
+ * The next moment anything is due: unleased work, a lease running out, or an active request's
+ * deadline (deadlines apply whoever holds the lease).
+ */
+export async function nextDueAt(ex: Executor): Promise<Date | null> {
+  const [work] = await ex
+    .select({
+      at: sql<Date | null>`min(greatest(${purchaseRequests.nextRunAt}, coalesce(${purchaseRequests.leaseExpiresAt}, ${purchaseRequests.nextRunAt})))`.mapWith(
+        purchaseRequests.nextRunAt,
+      ),
+    })
+    .from(purchaseRequests)
+    .where(and(inArray(purchaseRequests.status, [...SEARCHABLE]), sql`${purchaseRequests.nextRunAt} is not null`));
+  const [deadline] = await ex
+    .select({ at: min(purchaseRequests.expiresAt) })
+    .from(purchaseRequests)
+    .where(inArray(purchaseRequests.status, [...SEARCHABLE]));
+  const times = [work?.at, deadline?.at].filter((d): d is Date => d instanceof Date);
+  return times.length ? new Date(Math.min(...times.map((d) => d.getTime()))) : null;
+}
+
+/** Makes watching requests for a book due now, because offers for it changed. */
+export async function wakeWatchers(ex: Executor, bookKey: string, now: Date): Promise<number> {
+  const rows = await ex
+    .update(purchaseRequests)
+    .set({ nextRunAt: now })
+    .where(
+      and(
+        eq(purchaseRequests.bookKey, bookKey),
+        inArray(purchaseRequests.status, ['QUOTED', 'OUT_OF_STOCK']),
+        gt(purchaseRequests.nextRunAt, now),
+      ),
+    )
+    .returning({ id: purchaseRequests.id });
+  return rows.length;
+}

@@ -1,0 +1,364 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/client.js';
+import { claimDueAttempts, orphanedOrdering } from '../db/queries/attempts.js';
+import { findRequestById } from '../db/queries/requests.js';
+import { SEARCHABLE, claimDueRequests, extendLeases, findExpiredActive, nextDueAt, releaseRequest, wakeWatchers } from '../db/queries/work.js';
+import type { RequestRow } from '../db/schema.js';
+import type { Channel } from '../infra/channel.js';
+import type { PubSub } from '../infra/pubsub.js';
+import type { Clock } from './clock.js';
+import { isTerminal, canTransition } from './lifecycle.js';
+import { type SeenOffer, evaluate, snapshot } from './offers.js';
+import { type OrderingService, bookOf, money } from './ordering.js';
+import type { Change, RequestService } from './requests.js';
+import type { RoundCoordinator, RoundResult, RoundTicket } from './round.js';
+import type { SellerDirectory } from './seller-directory.js';
+import type { OfferSnapshot, RequestStatus } from './types.js';
+
+export interface EngineConfig {
+  /** Longest wait between looks at the database for due work (work on other instances, missed signals). */
+  pollMs: number;
+  /** Requests in a round or ordering at once on this instance; the rest wait, PENDING, in the database. */
+  maxActive: number;
+  /** How long a claimed request stays leased without a heartbeat before another instance may take it. */
+  leaseMs: number;
+  /** First recheck of a QUOTED / OUT_OF_STOCK request; doubles per quiet recheck up to recheckMaxMs. */
+  recheckBaseMs: number;
+  recheckMaxMs: number;
+  /** How often unfinished order attempts are looked for (start-up runs one at once). */
+  reconcileIntervalMs: number;
+}
+
+export interface EngineDeps {
+  db: Db;
+  requests: RequestService;
+  rounds: RoundCoordinator;
+  ordering: OrderingService;
+  directory: SellerDirectory;
+  pubsub: PubSub;
+  clock: Clock;
+  log: Logger;
+  owner: string;
+  config: EngineConfig;
+}
+
+/** Cross-instance nudges: new or changed work is due, or a request no longer needs offers. */
+type Signal = { type: 'wake' } | { type: 'closed'; id: string };
+const SIGNALS = 'engine:signals';
+
+interface Active {
+  ticket: RoundTicket | null;
+  closed: boolean;
+}
+
+/**
+ * The resolution engine's loop (SPEC §3): claims due requests from the database under a lease,
+ * runs their rounds, decides, and hands valid offers to ordering; expires requests at their
+ * deadline; finishes order attempts left unresolved. The database holds every bit of state:
+ * this object can vanish at any moment and another instance (or this one, restarted) resumes.
+ */
+export class Engine {
+  private phase: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private readonly active = new Map<string, Active>();
+  private readonly running = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private reconcileTimer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private again = false;
+  private reconciling = false;
+  private signals: Channel<Signal> | null = null;
+
+  constructor(private readonly d: EngineDeps) {}
+
+  async start(): Promise<void> {
+    if (this.phase !== 'idle') throw new Error(`engine cannot start from ${this.phase}`);
+    this.phase = 'running';
+    this.signals = await this.d.pubsub.subscribe<Signal>(SIGNALS);
+    void this.listen(this.signals);
+    this.heartbeat = setInterval(() => void this.beat(), Math.max(100, Math.floor(this.d.config.leaseMs / 3)));
+    this.reconcileTimer = setInterval(() => void this.reconcile(), this.d.config.reconcileIntervalMs);
+    this.heartbeat.unref();
+    this.reconcileTimer.unref();
+    void this.reconcile();
+    this.wake();
+  }
+
+  /** Stops claiming work, releases rounds in flight, and waits for running work to settle. */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.phase !== 'running') return;
+    this.phase = 'stopping';
+    for (const t of [this.timer, this.heartbeat, this.reconcileTimer]) if (t) clearTimeout(t);
+    this.signals?.close();
+    for (const a of this.active.values()) a.ticket?.detach();
+    const settled = Promise.allSettled([...this.running]);
+    await Promise.race([settled, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    this.phase = 'stopped';
+  }
+
+  /** Hooked to every committed request change on this instance. */
+  onCommitted(row: RequestRow, change: Change): void {
+    if (change.type === 'CREATED' || change.type === 'UPDATED') void this.signal({ type: 'wake' });
+    else if (isTerminal(row.status)) void this.signal({ type: 'closed', id: row.id });
+  }
+
+  /** Requests this instance is working on now. */
+  activeCount(): number {
+    return this.active.size;
+  }
+
+  wake(): void {
+    if (this.phase !== 'running') return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  private async signal(s: Signal): Promise<void> {
+    await this.d.pubsub.publish(SIGNALS, s).catch((err: unknown) => this.d.log.warn({ err }, 'could not publish engine signal'));
+  }
+
+  private async listen(ch: Channel<Signal>): Promise<void> {
+    for await (const s of ch) {
+      if (s.type === 'wake') this.wake();
+      else {
+        const a = this.active.get(s.id);
+        if (a) {
+          a.closed = true;
+          a.ticket?.detach();
+        }
+      }
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.tick(), Math.max(0, delayMs));
+  }
+
+  private async tick(): Promise<void> {
+    if (this.phase !== 'running') return;
+    this.ticking = true;
+    this.again = false;
+    let delay = this.d.config.pollMs;
+    try {
+      const now = this.d.clock.now();
+      await this.expireDue(now);
+      const capacity = this.d.config.maxActive - this.active.size;
+      if (capacity > 0) {
+        const rows = await claimDueRequests(this.d.db, {
+          owner: this.d.owner,
+          now,
+          leaseUntil: new Date(now.getTime() + this.d.config.leaseMs),
+          limit: Math.min(capacity, 100),
+        });
+        for (const row of rows) this.launch(row);
+        if (rows.length === Math.min(capacity, 100)) this.again = true;
+      }
+      if (this.active.size < this.d.config.maxActive) {
+        const next = await nextDueAt(this.d.db);
+        if (next) delay = Math.min(delay, next.getTime() - this.d.clock.now().getTime());
+      }
+    } catch (err) {
+      this.d.log.error({ err }, 'engine tick failed');
+    } finally {
+      this.ticking = false;
+    }
+    if (this.phase === 'running') this.schedule(this.again ? 0 : Math.max(delay, 0));
+  }
+
+  private launch(row: RequestRow): void {
+    const entry: Active = { ticket: null, closed: false };
+    this.active.set(row.id, entry);
+    const work = this.process(row, entry)
+      .catch(async (err: unknown) => {
+        this.d.log.error({ err, requestId: row.id }, 'request processing failed; will retry');
+        await releaseRequest(this.d.db, {
+          id: row.id,
+          owner: this.d.owner,
+          seenRevision: row.revision,
+          nextRunAt: new Date(this.d.clock.now().getTime() + this.d.config.recheckBaseMs),
+        }).catch(() => {});
+      })
+      .finally(() => {
+        this.active.delete(row.id);
+        this.running.delete(work);
+        // A slot freed up: more due work may be waiting for it.
+        this.wake();
+      });
+    this.running.add(work);
+  }
+
+  private async process(row: RequestRow, entry: Active): Promise<void> {
+    const { requests, rounds, directory, clock } = this.d;
+    if (clock.now() >= row.expiresAt) {
+      await this.expire(row.id);
+      return;
+    }
+    let current: RequestRow | null = row;
+    if (row.status === 'PENDING') {
+      const sellers = (await directory.tiers()).reduce((n, t) => n + t.length, 0);
+      current = await requests.commit(row.id, (cur) =>
+        cur.status === 'PENDING' ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: `Asking sellers for offers (${sellers} configured)` } : null,
+      );
+      if (!current) return this.release(row, null);
+    }
+    const ticket = rounds.search(
+      { bookKey: current.bookKey, ...bookOf(current) },
+      { requestId: current.id, conditions: current.conditions, currency: current.currency, maxTotalCents: current.maxTotalCents },
+    );
+    entry.ticket = ticket;
+    if (entry.closed || this.phase !== 'running') ticket.detach();
+    const result = await ticket.result;
+    if (result.detached) return this.release(current, clock.now());
+    await this.decide(current.id, result);
+  }
+
+  /** After a round: order a valid offer, or go on watching with the best price seen. */
+  private async decide(id: string, result: RoundResult): Promise<void> {
+    const { clock, requests, ordering } = this.d;
+    let fresh = await findRequestById(this.d.db, id);
+    if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null);
+    if (clock.now() >= fresh.expiresAt) return this.expire(id);
+
+    const { valid, best } = evaluate(result.offers, fresh);
+    if (valid.length > 0) {
+      const outcome = await ordering.orderFirst(fresh, valid);
+      if (outcome !== 'not_started') return this.release(fresh, null);
+      // No valid offer could be taken (last copies reserved, prices moved): keep watching, soon.
+      fresh = await findRequestById(this.d.db, id);
+      if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null);
+    }
+
+    const target: RequestStatus = best ? 'QUOTED' : 'OUT_OF_STOCK';
+    const bestOffer = best ? snapshot(best) : null;
+    const quiet = fresh.status === target && sameOffer(fresh.bestOffer, bestOffer);
+    const now = clock.now();
+    const nextRunAt = this.nextRecheck(now, quiet ? fresh.watchCount : 0, result, valid.length > 0, fresh.expiresAt);
+    if (quiet) {
+      await releaseRequest(this.d.db, { id, owner: this.d.owner, seenRevision: fresh.revision, nextRunAt, watchCount: fresh.watchCount + 1 });
+      return;
+    }
+    const message = await this.outcomeMessage(fresh, best, result, valid.length > 0);
+    if (fresh.status !== target && !canTransition(fresh.status, target)) {
+      // QUOTED ⇄ OUT_OF_STOCK goes through SEARCHING, as the lifecycle table says.
+      await requests.commit(id, (cur) => (cur.status === fresh!.status ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'Offers changed; checking again' } : null));
+    }
+    const committed = await requests.commit(id, (cur) => {
+      if (!SEARCHABLE.includes(cur.status) || (cur.status !== target && !canTransition(cur.status, target))) return null;
+      return {
+        to: target,
+        type: target === 'QUOTED' && cur.status === 'QUOTED' ? 'BEST_OFFER_CHANGED' : target,
+        message,
+        changes: { bestOffer, nextRunAt, watchCount: 0, leaseOwner: null, leaseExpiresAt: null },
+        data: { answered: result.answered, failed: result.failed, offers: result.offers.length },
+      };
+    });
+    if (!committed) await this.release(fresh, now);
+  }
+
+  private nextRecheck(now: Date, watchCount: number, result: RoundResult, hadValid: boolean, expiresAt: Date): Date {
+    const { recheckBaseMs, recheckMaxMs } = this.d.config;
+    // Valid offers that could not be taken, or sellers that did not answer: look again without backing off.
+    const steps = hadValid || result.failed > 0 ? 0 : Math.min(watchCount, 20);
+    const delay = Math.min(recheckBaseMs * 2 ** steps, recheckMaxMs) * (0.9 + Math.random() * 0.2);
+    return new Date(Math.min(now.getTime() + delay, expiresAt.getTime()));
+  }
+
+  private async outcomeMessage(r: RequestRow, best: SeenOffer | null, result: RoundResult, hadValid: boolean): Promise<string> {
+    if (best) {
+      const seller = await this.d.directory.get(best.sellerId);
+      const where = `${money(best.totalCents, best.currency)} from ${seller?.name ?? 'a seller'}`;
+      if (hadValid) return `Offers within budget were taken or changed before ordering; best now ${where}`;
+      return `Best offer ${where} is over the budget of ${money(r.maxTotalCents, r.currency)}`;
+    }
+    if (result.consulted === 0) return 'No sellers are configured';
+    if (result.failed > 0) return `No offers: ${result.failed} of ${result.consulted} sellers did not answer; the others do not have the book`;
+    return `None of the ${result.answered} sellers has the book`;
+  }
+
+  private async expire(id: string): Promise<void> {
+    const now = this.d.clock.now();
+    await this.d.requests.commit(id, (cur) =>
+      SEARCHABLE.includes(cur.status) && now >= cur.expiresAt
+        ? {
+            to: 'EXPIRED',
+            type: 'EXPIRED',
+            message: cur.bestOffer
+              ? `The deadline passed; the best price seen was ${money(cur.bestOffer.totalCents, cur.bestOffer.currency)}`
+              : 'The deadline passed with no order',
+            changes: { nextRunAt: null, leaseOwner: null, leaseExpiresAt: null },
+          }
+        : null,
+    );
+  }
+
+  private async expireDue(now: Date): Promise<void> {
+    const ids = await findExpiredActive(this.d.db, now, 200);
+    for (const id of ids) {
+      await this.expire(id);
+      const a = this.active.get(id);
+      if (a) {
+        a.closed = true;
+        a.ticket?.detach();
+      }
+    }
+  }
+
+  private async release(row: RequestRow | null, nextRunAt: Date | null): Promise<void> {
+    if (!row) return;
+    await releaseRequest(this.d.db, { id: row.id, owner: this.d.owner, seenRevision: row.revision, nextRunAt: nextRunAt ?? row.nextRunAt });
+  }
+
+  private async beat(): Promise<void> {
+    if (this.active.size === 0) return;
+    const until = new Date(this.d.clock.now().getTime() + this.d.config.leaseMs);
+    await extendLeases(this.d.db, this.d.owner, [...this.active.keys()], until).catch((err: unknown) =>
+      this.d.log.warn({ err }, 'lease heartbeat failed'),
+    );
+  }
+
+  /** Finishes order attempts nobody is driving: after a crash, a timeout, an unknown outcome. */
+  async reconcile(): Promise<void> {
+    if (this.phase !== 'running' || this.reconciling) return;
+    this.reconciling = true;
+    try {
+      const now = this.d.clock.now();
+      const attempts = await claimDueAttempts(this.d.db, {
+        owner: this.d.owner,
+        now,
+        leaseUntil: new Date(now.getTime() + this.d.config.leaseMs),
+        limit: 50,
+      });
+      await Promise.all(
+        attempts.map(async (a) => {
+          try {
+            const outcome = await this.d.ordering.drive(a);
+            if (outcome === 'rejected') await this.d.ordering.afterRefusals(a.requestId);
+          } catch (err) {
+            this.d.log.error({ err, attemptId: a.id, requestId: a.requestId }, 'reconciling an order attempt failed');
+          }
+        }),
+      );
+      const orphans = await orphanedOrdering(this.d.db, now, new Date(now.getTime() - this.d.config.leaseMs), 50);
+      for (const id of orphans) await this.d.ordering.afterRefusals(id);
+    } catch (err) {
+      this.d.log.error({ err }, 'reconciliation pass failed');
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  /** Offers for a book changed: requests watching it look again now. */
+  async offersChanged(bookKey: string): Promise<void> {
+    const n = await wakeWatchers(this.d.db, bookKey, this.d.clock.now()).catch(() => 0);
+    if (n > 0) this.wake();
+  }
+}
+
+function sameOffer(a: OfferSnapshot | null, b: OfferSnapshot | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.sellerId === b.sellerId && a.totalCents === b.totalCents && a.condition === b.condition && a.offerId === b.offerId;
+}

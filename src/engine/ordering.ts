@@ -1,0 +1,436 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Db } from '../db/client.js';
+import { advanceAttempt, type AttemptChanges, findAttempt, insertAttempt, nextAttemptNo } from '../db/queries/attempts.js';
+import { findRequestById } from '../db/queries/requests.js';
+import type { AttemptRow, RequestRow, SellerRow } from '../db/schema.js';
+import type { InventoryGuard } from '../infra/inventory.js';
+import type { BookRef, PartnerConnector } from '../partners/connector.js';
+import type { PaymentGateway } from '../payments/gateway.js';
+import type { Clock } from './clock.js';
+import { toError } from './errors.js';
+import type { OfferCache } from './offer-cache.js';
+import { type SeenOffer, askedCondition, evaluate, isValid, snapshot, toSeenOffer } from './offers.js';
+import type { RequestService } from './requests.js';
+import type { SellerDirectory } from './seller-directory.js';
+import type { AttemptState } from './types.js';
+
+export interface OrderingDeps {
+  db: Db;
+  requests: RequestService;
+  connector: Pick<PartnerConnector, 'quote' | 'order' | 'orderStatus'>;
+  gateway: PaymentGateway;
+  inventory: InventoryGuard;
+  cache: OfferCache;
+  directory: SellerDirectory;
+  clock: Clock;
+  log: Logger;
+  /** This instance, as named in leases. */
+  owner: string;
+  /** How long an attempt stays leased to the instance driving it, beyond the seller's own timeout. */
+  leaseMs: number;
+  /** Waits before re-checking an attempt whose outcome is unknown: one per try, the last repeating. */
+  unknownBackoffMs: readonly number[];
+  /** Unknown outcomes retried in place (same key) before leaving the attempt to the reconciler. */
+  inlineRetries: number;
+  /** Tries after which an unresolved attempt is flagged for an operator (it keeps being retried). */
+  attentionAfterTries: number;
+  callbackUrl: (sellerId: string) => string;
+  onAttemptFinished?: (a: AttemptRow) => void;
+}
+
+/** How one attempt ended, as far as this call could take it. */
+export type AttemptOutcome = 'succeeded' | 'declined' | 'rejected' | 'unknown';
+
+/** What became of a request handed to ordering with its candidate offers. */
+export type OrderingResult =
+  /** An order was placed and paid. */
+  | 'ordered'
+  /** Payment was declined: the request FAILED. */
+  | 'failed'
+  /** An attempt's outcome is unknown: the reconciler finishes it. */
+  | 'in_doubt'
+  /** Attempts were made and refused; the request went back to searching (or FAILED at the deadline). */
+  | 'refused'
+  /** No attempt could start (no inventory left, prices moved, request changed): nothing was written. */
+  | 'not_started';
+
+const LIVE_TARGETS = new Set(['SEARCHING', 'QUOTED', 'ORDERING']);
+
+/**
+ * Placing orders exactly once (SPEC §4). Every step is written to the attempt's row before the
+ * next external call, with the attempt's idempotency key on every call, so `drive` can resume
+ * any attempt from its row — after a timeout, a crash, or on another instance — and a repeated
+ * step never orders or charges twice.
+ */
+export class OrderingService {
+  private readonly reservations = new Map<string, string>();
+
+  constructor(private readonly d: OrderingDeps) {}
+
+  /** Tries the candidates, cheapest first, until one is ordered or none is left. */
+  async orderFirst(request: RequestRow, candidates: readonly SeenOffer[]): Promise<OrderingResult> {
+    const book = bookOf(request);
+    let attempted = false;
+    for (const candidate of candidates) {
+      if (this.d.clock.now() >= request.expiresAt) break;
+      const seller = await this.d.directory.get(candidate.sellerId);
+      if (!seller || !seller.enabled) continue;
+      const reservation = `${seller.id}|${request.bookKey}|${candidate.offerId ?? ''}`;
+      if (!(await this.d.inventory.reserve(reservation, candidate.inventory, Date.parse(candidate.quotedAt)))) continue;
+
+      let offer: SeenOffer | null = candidate;
+      if (candidate.fromCache) offer = await this.revalidate(seller, request, candidate);
+      if (!offer) {
+        await this.d.inventory.release(reservation, false);
+        continue;
+      }
+      const attempt = await this.start(request.id, seller, offer);
+      if (!attempt) {
+        await this.d.inventory.release(reservation, false);
+        // The request moved on (canceled, budget lowered, deadline) or another attempt is live.
+        return attempted ? 'refused' : 'not_started';
+      }
+      attempted = true;
+      this.reservations.set(attempt.id, reservation);
+      const outcome = await this.drive(attempt);
+      switch (outcome) {
+        case 'succeeded':
+          return 'ordered';
+        case 'declined':
+          return 'failed';
+        case 'unknown':
+          return 'in_doubt';
+        case 'rejected':
+          continue;
+        default: {
+          const never: never = outcome;
+          throw new Error(`unexpected attempt outcome ${String(never)}`);
+        }
+      }
+    }
+    if (!attempted) return 'not_started';
+    await this.afterRefusals(request.id);
+    return 'refused';
+  }
+
+  /**
+   * A cached price is never ordered on: ask the seller again and take its fresh offer for the
+   * same condition if it still fits the request.
+   */
+  private async revalidate(seller: SellerRow, request: RequestRow, cached: SeenOffer): Promise<SeenOffer | null> {
+    const outcome = await this.d.connector.quote(seller, {
+      book: bookOf(request),
+      condition: askedCondition(request.conditions),
+      requestId: request.id,
+      quoteRef: `${request.bookKey}|${seller.id}|revalidate`,
+      callbackUrl: this.d.callbackUrl(seller.id),
+    });
+    if (outcome.kind !== 'offers' && outcome.kind !== 'not_carried') return null;
+    const now = this.d.clock.now().getTime();
+    const offers = outcome.kind === 'offers' ? outcome.offers : [];
+    this.d.cache.set(request.bookKey, seller.id, {
+      offers,
+      condition: askedCondition(request.conditions),
+      quotedAt: now,
+      expiresAt: now + seller.offerTtlSeconds * 1000,
+    });
+    const fresh = offers
+      .filter((o) => o.available && (o.inventory === null || o.inventory > 0))
+      .map((o) => toSeenOffer(seller.id, o, now, false));
+    const sameOffer = fresh.filter((o) => cached.offerId !== null && o.offerId === cached.offerId);
+    const { valid } = evaluate(sameOffer.length > 0 ? sameOffer : fresh, request);
+    return valid[0] ?? null;
+  }
+
+  /**
+   * Step 1 of SPEC §4, in one transaction: the request may still order (status, deadline,
+   * budget), the attempt row is inserted with its idempotency key, and the request is ORDERING.
+   * The unique index on live attempts refuses a second one.
+   */
+  private async start(requestId: string, seller: SellerRow, offer: SeenOffer): Promise<AttemptRow | null> {
+    let attempt: AttemptRow | null = null;
+    const now = this.d.clock.now();
+    try {
+      await this.d.requests.commit(requestId, (cur) => {
+        if (!LIVE_TARGETS.has(cur.status) || now >= cur.expiresAt || !isValid(offer, cur)) return null;
+        return {
+          to: 'ORDERING',
+          type: 'ORDER_STARTED',
+          message: `Ordering from ${seller.name} for ${money(offer.totalCents, offer.currency)}`,
+          // The offer being ordered is the cheapest valid one, hence the best seen.
+          changes: { nextRunAt: null, bestOffer: snapshot(offer) },
+          data: { sellerId: seller.id, totalCents: offer.totalCents },
+          effects: async (tx) => {
+            const attemptNo = await nextAttemptNo(tx, requestId);
+            attempt = await insertAttempt(tx, {
+              id: randomUUID(),
+              requestId,
+              attemptNo,
+              sellerId: seller.id,
+              offer: snapshot(offer),
+              idempotencyKey: `${requestId}:${attemptNo}`,
+              state: 'authorizing',
+              paymentState: 'none',
+              leaseOwner: this.d.owner,
+              leaseExpiresAt: new Date(now.getTime() + this.leaseFor(seller)),
+              nextCheckAt: new Date(now.getTime() + this.leaseFor(seller)),
+              createdAt: now,
+              updatedAt: now,
+            });
+          },
+        };
+      });
+    } catch (e) {
+      // A live attempt already exists (unique index): never start a second one.
+      if (isUniqueViolation(e)) return null;
+      throw e;
+    }
+    return attempt;
+  }
+
+  /**
+   * Takes an attempt as far as it can go from the state in its row. Returns 'unknown' when it
+   * must wait (outcome unknown, provider unreachable): the row then says when to look again.
+   */
+  async drive(start: AttemptRow): Promise<AttemptOutcome> {
+    let a = start;
+    const seller = await this.d.directory.get(a.sellerId);
+    const request = await findRequestById(this.d.db, a.requestId);
+    if (!seller || !request) throw new Error(`attempt ${a.id} names a missing seller or request`);
+    let inline = 0;
+    for (;;) {
+      const state: AttemptState = a.state;
+      let next: AttemptRow | null;
+      switch (state) {
+        case 'authorizing': {
+          let auth;
+          try {
+            auth = await this.d.gateway.authorize({ key: a.idempotencyKey, amountCents: a.offer.totalCents, currency: a.offer.currency, token: request.paymentToken });
+          } catch (e) {
+            return this.defer(a, seller, `payment provider: ${toError(e).message}`);
+          }
+          if (auth.status === 'declined') {
+            next = await this.advance(a, seller, { state: 'failed', paymentState: 'declined', failure: `payment declined: ${auth.reason}` });
+            if (next) {
+              await this.finishReservation(a, false);
+              await this.d.requests.commit(a.requestId, (cur) =>
+                cur.status === 'ORDERING'
+                  ? { to: 'FAILED', type: 'PAYMENT_DECLINED', message: `Payment declined: ${auth.reason}`, changes: { failureReason: `Payment declined: ${auth.reason}`, nextRunAt: null } }
+                  : null,
+              );
+              this.d.onAttemptFinished?.(next);
+              return 'declined';
+            }
+          } else {
+            next = await this.advance(a, seller, { state: 'ordering', paymentState: 'authorized', authorizationId: auth.authorizationId });
+          }
+          break;
+        }
+        case 'ordering': {
+          const placed = await this.d.connector.order(seller, {
+            book: bookOf(request),
+            requestId: a.requestId,
+            idempotencyKey: a.idempotencyKey,
+            offerId: a.offer.offerId,
+            totalCents: a.offer.totalCents,
+            currency: a.offer.currency,
+            shipping: request.shippingAddress,
+          });
+          if (placed.kind === 'confirmed') {
+            next = await this.advance(a, seller, {
+              state: 'capturing',
+              sellerOrderId: placed.orderId,
+              orderTotalCents: placed.totalCents,
+              deliveryEta: placed.deliveryEta,
+              tries: a.tries + 1,
+            });
+          } else if (placed.kind === 'rejected') {
+            this.d.cache.invalidate(request.bookKey, seller.id);
+            next = await this.advance(a, seller, { state: 'voiding', failure: `${seller.name} refused the order (${placed.status}): ${placed.reason}`, tries: a.tries + 1 });
+          } else {
+            const why = placed.kind === 'pending' ? 'the seller will confirm later' : `${placed.reason}${placed.status ? ` (HTTP ${placed.status})` : ''}`;
+            next = await this.advance(a, seller, { state: 'unknown', lastError: why, tries: a.tries + 1 });
+            if (next && (placed.kind === 'pending' || inline >= this.d.inlineRetries)) return this.defer(next, seller, why);
+            inline += 1;
+          }
+          break;
+        }
+        case 'unknown': {
+          // Ask the seller what became of the order; without a status endpoint, repeating the
+          // order with the same key is the question (the seller answers with the same order).
+          if (!seller.orderStatus) {
+            next = await this.advance(a, seller, { state: 'ordering' });
+            break;
+          }
+          const status = await this.d.connector.orderStatus(seller, {
+            book: bookOf(request),
+            requestId: a.requestId,
+            idempotencyKey: a.idempotencyKey,
+            sellerOrderId: a.sellerOrderId,
+          });
+          if (status.kind === 'placed') {
+            next = await this.advance(a, seller, { state: 'capturing', sellerOrderId: status.orderId, orderTotalCents: status.totalCents, deliveryEta: status.deliveryEta });
+          } else if (status.kind === 'not_placed') {
+            next = await this.advance(a, seller, { state: 'ordering' });
+          } else {
+            return this.defer(a, seller, `order status unknown: ${status.reason}`);
+          }
+          break;
+        }
+        case 'capturing': {
+          try {
+            await this.d.gateway.capture({ key: a.idempotencyKey, amountCents: a.offer.totalCents });
+          } catch (e) {
+            return this.defer(a, seller, `capture: ${toError(e).message}`);
+          }
+          next = await this.advance(a, seller, { state: 'succeeded', paymentState: 'captured', nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null });
+          if (next) {
+            const done = next;
+            await this.finishReservation(a, true);
+            await this.d.requests.commit(a.requestId, (cur) =>
+              cur.status === 'ORDERING'
+                ? {
+                    to: 'ORDERED',
+                    type: 'ORDERED',
+                    message: `Ordered from ${seller.name} for ${money(done.orderTotalCents ?? done.offer.totalCents, done.offer.currency)} (order ${done.sellerOrderId})`,
+                    changes: {
+                      nextRunAt: null,
+                      orderDetails: {
+                        sellerId: seller.id,
+                        sellerOrderId: done.sellerOrderId ?? '',
+                        totalCents: done.orderTotalCents ?? done.offer.totalCents,
+                        currency: done.offer.currency,
+                        deliveryEta: done.deliveryEta?.toISOString() ?? null,
+                        placedAt: done.updatedAt.toISOString(),
+                      },
+                    },
+                  }
+                : null,
+            );
+            this.d.onAttemptFinished?.(done);
+            return 'succeeded';
+          }
+          break;
+        }
+        case 'voiding': {
+          try {
+            await this.d.gateway.void({ key: a.idempotencyKey });
+          } catch (e) {
+            return this.defer(a, seller, `void: ${toError(e).message}`);
+          }
+          next = await this.advance(a, seller, { state: 'failed', paymentState: a.paymentState === 'authorized' ? 'voided' : a.paymentState, nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null });
+          if (next) {
+            const failed = next;
+            await this.finishReservation(a, false);
+            await this.d.requests.commit(a.requestId, (cur) =>
+              cur.status === 'ORDERING' ? { type: 'ORDER_REFUSED', message: failed.failure ?? 'the seller refused the order' } : null,
+            );
+            this.d.onAttemptFinished?.(failed);
+            return 'rejected';
+          }
+          break;
+        }
+        case 'succeeded':
+          return 'succeeded';
+        case 'failed':
+          return a.paymentState === 'declined' ? 'declined' : 'rejected';
+        default: {
+          const never: never = state;
+          throw new Error(`unknown attempt state ${String(never)}`);
+        }
+      }
+      // Another driver moved the attempt first: continue from what it wrote.
+      a = next ?? (await this.reload(a));
+    }
+  }
+
+  /**
+   * All candidates were refused. With time left the request searches again (refused offers
+   * were dropped from the cache); at the deadline it FAILED: no seller could take the order.
+   */
+  async afterRefusals(requestId: string): Promise<void> {
+    const now = this.d.clock.now();
+    await this.d.requests.commit(requestId, (cur) => {
+      if (cur.status !== 'ORDERING') return null;
+      if (now >= cur.expiresAt) {
+        return { to: 'FAILED', type: 'FAILED', message: 'No seller could take the order before the deadline', changes: { failureReason: 'No seller could take the order before the deadline', nextRunAt: null } };
+      }
+      return { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'Looking for another offer after sellers refused the order', changes: { nextRunAt: now } };
+    });
+  }
+
+  private async advance(a: AttemptRow, seller: SellerRow, changes: AttemptChanges): Promise<AttemptRow | null> {
+    const now = this.d.clock.now();
+    const finished = changes.state === 'succeeded' || changes.state === 'failed';
+    return advanceAttempt(this.d.db, a.id, a.state, {
+      ...(finished ? {} : { leaseOwner: this.d.owner, leaseExpiresAt: new Date(now.getTime() + this.leaseFor(seller)), nextCheckAt: new Date(now.getTime() + this.leaseFor(seller)) }),
+      ...changes,
+      updatedAt: now,
+    });
+  }
+
+  /** Leaves the attempt for the reconciler: due again after a backoff, flagged after many tries. */
+  private async defer(a: AttemptRow, seller: SellerRow, why: string): Promise<AttemptOutcome> {
+    const now = this.d.clock.now();
+    const tries = Math.max(a.tries, 1);
+    const backoff = this.d.unknownBackoffMs[Math.min(tries - 1, this.d.unknownBackoffMs.length - 1)] ?? 1000;
+    const needsAttention = tries >= this.d.attentionAfterTries;
+    const moved = await advanceAttempt(this.d.db, a.id, a.state, {
+      nextCheckAt: new Date(now.getTime() + jitter(backoff)),
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      lastError: why,
+      needsAttention,
+      updatedAt: now,
+    });
+    if (moved && needsAttention && !a.needsAttention) {
+      this.d.log.error({ requestId: a.requestId, attemptId: a.id, sellerId: seller.id, tries }, 'order attempt unresolved: needs attention');
+      await this.d.requests.commit(a.requestId, (cur) =>
+        cur.status === 'ORDERING' ? { type: 'ORDER_UNRESOLVED', message: `Still confirming the order with ${seller.name} after ${tries} tries: ${why}` } : null,
+      );
+    } else if (moved && a.tries <= 1 && a.lastError === null) {
+      await this.d.requests.commit(a.requestId, (cur) =>
+        cur.status === 'ORDERING' ? { type: 'ORDER_IN_DOUBT', message: `Confirming the order with ${seller.name}: ${why}` } : null,
+      );
+    }
+    return 'unknown';
+  }
+
+  private async reload(a: AttemptRow): Promise<AttemptRow> {
+    const fresh = await findAttempt(this.d.db, a.id);
+    if (!fresh) throw new Error(`attempt ${a.id} vanished`);
+    return fresh;
+  }
+
+  private async finishReservation(a: AttemptRow, ordered: boolean): Promise<void> {
+    const key = this.reservations.get(a.id);
+    if (!key) return;
+    this.reservations.delete(a.id);
+    await this.d.inventory.release(key, ordered);
+  }
+
+  private leaseFor(seller: SellerRow): number {
+    return this.d.leaseMs + seller.timeoutMs;
+  }
+}
+
+export function bookOf(r: Pick<RequestRow, 'isbn' | 'title' | 'author'>): BookRef {
+  return { isbn: r.isbn, title: r.title, author: r.author };
+}
+
+export function money(cents: number, currency: string): string {
+  return `${currency === 'USD' ? '$' : `${currency} `}${(cents / 100).toFixed(2)}`;
+}
+
+function jitter(ms: number): number {
+  return Math.round(ms * (0.8 + Math.random() * 0.4));
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  for (let cur: unknown = e; cur; cur = (cur as { cause?: unknown }).cause) {
+    if ((cur as { code?: unknown }).code === '23505') return true;
+  }
+  return false;
+}
+

@@ -1,0 +1,301 @@
+import type { Logger } from 'pino';
+import type { LimitFunction } from 'p-limit';
+import type { SellerRow } from '../db/schema.js';
+import type { BookRef, PartnerConnector, QuoteOutcome } from '../partners/connector.js';
+import type { ParsedOffer } from '../partners/mapping.js';
+import type { Clock } from './clock.js';
+import type { OfferCache } from './offer-cache.js';
+import { type OfferCriteria, type SeenOffer, askedCondition, isValid, toSeenOffer } from './offers.js';
+import type { SellerDirectory } from './seller-directory.js';
+import type { SellerStats } from './seller-stats.js';
+
+export interface RoundBook extends BookRef {
+  bookKey: string;
+}
+
+export interface RoundMember extends OfferCriteria {
+  requestId: string;
+}
+
+export interface RoundResult {
+  /** Every in-stock offer seen for the book, cached or fresh, in arrival order. */
+  offers: SeenOffer[];
+  /** Sellers that gave an answer (offers or "not carried"), fresh or from the cache. */
+  answered: number;
+  /** Sellers whose call failed (error, timeout, unreadable answer). */
+  failed: number;
+  /** Sellers that will answer later through a callback. */
+  pending: number;
+  /** Sellers consulted in all (answered + failed + pending). */
+  consulted: number;
+  /** True when the request left the round before it decided (canceled, expired, shutting down). */
+  detached: boolean;
+}
+
+export interface RoundDeps {
+  directory: SellerDirectory;
+  connector: Pick<PartnerConnector, 'quote'>;
+  cache: OfferCache;
+  stats: SellerStats;
+  clock: Clock;
+  log: Logger;
+  /** Caps on seller calls in flight: all sellers together, and each seller. */
+  globalLimit: LimitFunction;
+  sellerLimit: (seller: SellerRow) => LimitFunction;
+  /** After the first valid offer, how long calls in flight may still beat it. 0 = decide at once. */
+  improvementWindowMs: number;
+  callbackUrl: (sellerId: string) => string;
+  /** A seller's answer for a book changed from what was cached: watchers of the book may care. */
+  onOffersChanged: (bookKey: string) => void;
+  /** Every seller call made, for metrics. */
+  onCall?: (seller: SellerRow, outcome: QuoteOutcome) => void;
+}
+
+export interface RoundTicket {
+  result: Promise<RoundResult>;
+  /** The request no longer needs offers: resolve it now, and stop calling sellers if nobody else does. */
+  detach(): void;
+}
+
+/**
+ * Rounds of quotes, coalesced by book: concurrent requests for the same book (and asked
+ * condition) share one set of seller calls, each applying its own budget and conditions.
+ */
+export class RoundCoordinator {
+  private readonly rounds = new Map<string, Round>();
+  private calls = 0;
+  private cacheHits = 0;
+  private joined = 0;
+
+  constructor(private readonly deps: RoundDeps) {}
+
+  search(book: RoundBook, member: RoundMember): RoundTicket {
+    const condition = askedCondition(member.conditions);
+    const key = `${book.bookKey}|${condition}`;
+    let round = this.rounds.get(key);
+    if (round && round.accepting()) {
+      this.joined += 1;
+    } else {
+      round = new Round(this.deps, book, condition, () => this.rounds.delete(key), this.counters);
+      this.rounds.set(key, round);
+      void round.run();
+    }
+    return round.add(member);
+  }
+
+  /** Rounds running now. */
+  active(): number {
+    return this.rounds.size;
+  }
+
+  /** Totals since start: seller calls made, answers served from cache, requests that joined a running round. */
+  totals(): { calls: number; cacheHits: number; joined: number } {
+    return { calls: this.calls, cacheHits: this.cacheHits, joined: this.joined };
+  }
+
+  private readonly counters = {
+    call: () => {
+      this.calls += 1;
+    },
+    cacheHit: () => {
+      this.cacheHits += 1;
+    },
+  };
+}
+
+interface MemberState {
+  spec: RoundMember;
+  resolve: (r: RoundResult) => void;
+  satisfiedAt: number | null;
+  timer: NodeJS.Timeout | null;
+  decided: boolean;
+}
+
+class Round {
+  private readonly members = new Map<string, MemberState>();
+  private readonly offers: SeenOffer[] = [];
+  private readonly controller = new AbortController();
+  private phase: 'running' | 'done' = 'running';
+  private answered = 0;
+  private failed = 0;
+  private pending = 0;
+  private wakeAllDecided: (() => void) | null = null;
+
+  constructor(
+    private readonly deps: RoundDeps,
+    private readonly book: RoundBook,
+    private readonly condition: 'new' | 'used' | 'any',
+    private readonly onDone: () => void,
+    private readonly counters: { call(): void; cacheHit(): void },
+  ) {}
+
+  accepting(): boolean {
+    return this.phase === 'running';
+  }
+
+  add(spec: RoundMember): RoundTicket {
+    let resolve!: (r: RoundResult) => void;
+    const result = new Promise<RoundResult>((r) => (resolve = r));
+    const m: MemberState = { spec, resolve, satisfiedAt: null, timer: null, decided: false };
+    // A second ticket for the same request replaces nothing: each ticket is its own member.
+    const id = `${spec.requestId}#${this.members.size}`;
+    this.members.set(id, m);
+    if (this.offers.some((o) => isValid(o, spec))) this.satisfy(m);
+    return { result, detach: () => this.decide(m, true) };
+  }
+
+  async run(): Promise<void> {
+    try {
+      const tiers = await this.deps.directory.tiers();
+      for (const tier of tiers) {
+        if (!this.needsMore()) break;
+        const ordered = [...tier].sort((a, b) => this.deps.stats.score(a.id) - this.deps.stats.score(b.id));
+        const allAsked = Promise.allSettled(ordered.map((s) => this.ask(s)));
+        const allDecided = new Promise<void>((resolve) => (this.wakeAllDecided = resolve));
+        await Promise.race([allAsked, allDecided]);
+        this.wakeAllDecided = null;
+      }
+    } catch (e) {
+      this.deps.log.error({ err: e, bookKey: this.book.bookKey }, 'round failed');
+    } finally {
+      this.finish();
+    }
+  }
+
+  private needsMore(): boolean {
+    for (const m of this.members.values()) if (!m.decided && m.satisfiedAt === null) return true;
+    return false;
+  }
+
+  private async ask(seller: SellerRow): Promise<void> {
+    const now = this.deps.clock.now().getTime();
+    const cached = this.deps.cache.get(this.book.bookKey, seller.id, this.condition, now);
+    if (cached) {
+      this.counters.cacheHit();
+      this.answered += 1;
+      this.take(seller.id, cached.offers, cached.quotedAt, true);
+      return;
+    }
+    if (!this.needsMore()) return;
+    await this.deps.globalLimit(() =>
+      this.deps.sellerLimit(seller)(async () => {
+        // Queued behind the caps: by now the call may no longer be needed.
+        if (!this.needsMore() || this.controller.signal.aborted) return;
+        await this.call(seller);
+      }),
+    );
+  }
+
+  private async call(seller: SellerRow): Promise<void> {
+    const { stats, connector, cache, clock } = this.deps;
+    this.counters.call();
+    stats.started(seller.id);
+    const outcome = await connector.quote(
+      seller,
+      {
+        book: { isbn: this.book.isbn, title: this.book.title, author: this.book.author },
+        condition: this.condition,
+        requestId: this.firstRequestId(),
+        quoteRef: `${this.book.bookKey}|${seller.id}`,
+        callbackUrl: this.deps.callbackUrl(seller.id),
+      },
+      this.controller.signal,
+    );
+    const aborted = outcome.kind === 'failed' && outcome.aborted;
+    stats.finished(seller.id, { ok: outcome.kind === 'offers' || outcome.kind === 'not_carried', latencyMs: outcome.latencyMs, aborted });
+    this.deps.onCall?.(seller, outcome);
+    if (this.phase === 'done') return;
+    const quotedAt = clock.now().getTime();
+    switch (outcome.kind) {
+      case 'offers':
+      case 'not_carried': {
+        const offers = outcome.kind === 'offers' ? outcome.offers : [];
+        const changed = cache.set(this.book.bookKey, seller.id, {
+          offers,
+          condition: this.condition,
+          quotedAt,
+          expiresAt: quotedAt + seller.offerTtlSeconds * 1000,
+        });
+        if (changed) this.deps.onOffersChanged(this.book.bookKey);
+        this.answered += 1;
+        this.take(seller.id, offers, quotedAt, false);
+        return;
+      }
+      case 'pending':
+        this.pending += 1;
+        return;
+      case 'failed':
+        if (!aborted) this.failed += 1;
+        return;
+      default: {
+        const never: never = outcome;
+        throw new Error(`unexpected quote outcome ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private take(sellerId: string, offers: readonly ParsedOffer[], quotedAt: number, fromCache: boolean): void {
+    for (const o of offers) {
+      if (!o.available || (o.inventory !== null && o.inventory <= 0)) continue;
+      const seen = toSeenOffer(sellerId, o, quotedAt, fromCache);
+      this.offers.push(seen);
+      for (const m of this.members.values()) {
+        if (!m.decided && m.satisfiedAt === null && isValid(seen, m.spec)) this.satisfy(m);
+      }
+    }
+  }
+
+  private satisfy(m: MemberState): void {
+    m.satisfiedAt = this.deps.clock.now().getTime();
+    if (this.deps.improvementWindowMs <= 0) {
+      this.decide(m, false);
+      return;
+    }
+    m.timer = setTimeout(() => this.decide(m, false), this.deps.improvementWindowMs);
+  }
+
+  private decide(m: MemberState, detached: boolean): void {
+    if (m.decided) return;
+    m.decided = true;
+    if (m.timer) clearTimeout(m.timer);
+    m.resolve({
+      offers: [...this.offers],
+      answered: this.answered,
+      failed: this.failed,
+      pending: this.pending,
+      consulted: this.answered + this.failed + this.pending,
+      detached,
+    });
+    if ([...this.members.values()].every((x) => x.decided)) {
+      this.wakeAllDecided?.();
+      // Nobody needs the calls still in flight: abort them rather than wait.
+      if (this.phase === 'running') this.finish();
+    }
+  }
+
+  private finish(): void {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    this.onDone();
+    for (const m of this.members.values()) this.decide(m, false);
+    this.controller.abort();
+    this.recordPrices();
+  }
+
+  private recordPrices(): void {
+    let best = Infinity;
+    const bySeller = new Map<string, number>();
+    for (const o of this.offers) {
+      if (o.fromCache) continue;
+      best = Math.min(best, o.totalCents);
+      bySeller.set(o.sellerId, Math.min(bySeller.get(o.sellerId) ?? Infinity, o.totalCents));
+    }
+    if (!Number.isFinite(best) || best <= 0) return;
+    for (const [sellerId, total] of bySeller) this.deps.stats.priced(sellerId, total / best);
+  }
+
+  private firstRequestId(): string {
+    for (const m of this.members.values()) if (!m.decided) return m.spec.requestId;
+    return this.members.values().next().value?.spec.requestId ?? '';
+  }
+}
