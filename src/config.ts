@@ -49,6 +49,12 @@ export interface Config {
     orderRetryBackoffMs: number[];
     orderInlineRetries: number;
     orderAttentionAfterTries: number;
+    /** Where each seller's adaptive concurrency limit starts (it grows up to the seller's maxConcurrency). */
+    sellerInitialConcurrency: number;
+    /** Consecutive failed calls that open a seller's circuit breaker. */
+    breakerThreshold: number;
+    /** Wait before an open breaker lets one probe call through (again after each failed probe). */
+    breakerHalfOpenMs: number;
   };
 }
 
@@ -94,6 +100,9 @@ export function loadConfig(env: Env = process.env): Config {
       orderRetryBackoffMs: intList(env, 'ORDER_RETRY_BACKOFF_MS', [250, 1_000, 5_000, 30_000, 120_000]),
       orderInlineRetries: int(env, 'ORDER_INLINE_RETRIES', 2, 0, 20),
       orderAttentionAfterTries: int(env, 'ORDER_ATTENTION_AFTER_TRIES', 10, 1, 10_000),
+      sellerInitialConcurrency: int(env, 'SELLER_INITIAL_CONCURRENCY', 16, 1, 100_000),
+      breakerThreshold: int(env, 'BREAKER_THRESHOLD', 5, 1, 1_000),
+      breakerHalfOpenMs: int(env, 'BREAKER_HALF_OPEN_MS', 2_000, 10, 3_600_000),
     },
   };
 }

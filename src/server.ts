@@ -30,7 +30,8 @@ import { PartnerConnector } from './partners/connector.js';
 import { type EmbeddedSandbox, embedSandbox } from './partners/sandbox/embed.js';
 import type { SandboxFleet } from './partners/sandbox/fleet.js';
 import { SandboxPaymentGateway } from './payments/sandbox-gateway.js';
-import pLimit, { type LimitFunction } from 'p-limit';
+import pLimit from 'p-limit';
+import { SellerGates } from './engine/seller-gate.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -228,7 +229,11 @@ function composeEngine(o: {
   const cache = new MemoryOfferCache();
   const stats = new SellerStats();
   const callbackUrl = (sellerId: string) => `${o.publicUrl}/partners/${sellerId}/callbacks`;
-  const sellerLimits = new Map<string, { max: number; limit: LimitFunction }>();
+  const gates = new SellerGates({
+    initialConcurrency: e.sellerInitialConcurrency,
+    breakerThreshold: e.breakerThreshold,
+    breakerHalfOpenMs: e.breakerHalfOpenMs,
+  });
   let engine: Engine | null = null;
   const rounds = new RoundCoordinator({
     directory,
@@ -238,14 +243,7 @@ function composeEngine(o: {
     clock,
     log,
     globalLimit: pLimit(e.globalConcurrency),
-    sellerLimit: (seller) => {
-      let entry = sellerLimits.get(seller.id);
-      if (!entry || entry.max !== seller.maxConcurrency) {
-        entry = { max: seller.maxConcurrency, limit: pLimit(seller.maxConcurrency) };
-        sellerLimits.set(seller.id, entry);
-      }
-      return entry.limit;
-    },
+    gates,
     improvementWindowMs: e.improvementWindowMs,
     callbackUrl,
     onOffersChanged: (bookKey) => void engine?.offersChanged(bookKey),
@@ -256,6 +254,7 @@ function composeEngine(o: {
     connector,
     gateway: new SandboxPaymentGateway(db, clock),
     inventory: new MemoryInventoryGuard(),
+    gates,
     cache,
     directory,
     clock,

@@ -5,7 +5,7 @@ import { advanceAttempt, type AttemptChanges, findAttempt, insertAttempt, nextAt
 import { findRequestById } from '../db/queries/requests.js';
 import type { AttemptRow, RequestRow, SellerRow } from '../db/schema.js';
 import type { InventoryGuard } from '../infra/inventory.js';
-import type { BookRef, PartnerConnector } from '../partners/connector.js';
+import type { BookRef, OrderOutcome, PartnerConnector } from '../partners/connector.js';
 import type { PaymentGateway } from '../payments/gateway.js';
 import type { Clock } from './clock.js';
 import { toError } from './errors.js';
@@ -13,6 +13,7 @@ import type { OfferCache } from './offer-cache.js';
 import { type SeenOffer, askedCondition, evaluate, isValid, snapshot, toSeenOffer } from './offers.js';
 import type { RequestService } from './requests.js';
 import type { SellerDirectory } from './seller-directory.js';
+import { OpenCircuitError, type SellerGates } from './seller-gate.js';
 import type { AttemptState } from './types.js';
 
 export interface OrderingDeps {
@@ -21,6 +22,7 @@ export interface OrderingDeps {
   connector: Pick<PartnerConnector, 'quote' | 'order' | 'orderStatus'>;
   gateway: PaymentGateway;
   inventory: InventoryGuard;
+  gates: SellerGates;
   cache: OfferCache;
   directory: SellerDirectory;
   clock: Clock;
@@ -75,7 +77,8 @@ export class OrderingService {
     for (const candidate of candidates) {
       if (this.d.clock.now() >= request.expiresAt) break;
       const seller = await this.d.directory.get(candidate.sellerId);
-      if (!seller || !seller.enabled) continue;
+      // A seller whose breaker is open is not offered new orders until a probe succeeds.
+      if (!seller || !seller.enabled || !this.d.gates.get(seller).available()) continue;
       const reservation = `${seller.id}|${request.bookKey}|${candidate.offerId ?? ''}`;
       if (!(await this.d.inventory.reserve(reservation, candidate.inventory, Date.parse(candidate.quotedAt)))) continue;
 
@@ -228,15 +231,26 @@ export class OrderingService {
           break;
         }
         case 'ordering': {
-          const placed = await this.d.connector.order(seller, {
-            book: bookOf(request),
-            requestId: a.requestId,
-            idempotencyKey: a.idempotencyKey,
-            offerId: a.offer.offerId,
-            totalCents: a.offer.totalCents,
-            currency: a.offer.currency,
-            shipping: request.shippingAddress,
-          });
+          let placed: OrderOutcome;
+          try {
+            placed = await this.d.gates.get(seller).run(
+              () =>
+                this.d.connector.order(seller, {
+                  book: bookOf(request),
+                  requestId: a.requestId,
+                  idempotencyKey: a.idempotencyKey,
+                  offerId: a.offer.offerId,
+                  totalCents: a.offer.totalCents,
+                  currency: a.offer.currency,
+                  shipping: request.shippingAddress,
+                }),
+              classifyOrder,
+            );
+          } catch (e) {
+            // Nothing was sent: the attempt stays where it is and is tried again after the backoff.
+            if (e instanceof OpenCircuitError) return this.defer(a, seller, `${seller.name} is unavailable (circuit open)`);
+            throw e;
+          }
           if (placed.kind === 'confirmed') {
             next = await this.advance(a, seller, {
               state: 'capturing',
@@ -421,6 +435,17 @@ export function bookOf(r: Pick<RequestRow, 'isbn' | 'title' | 'author'>): BookRe
 
 export function money(cents: number, currency: string): string {
   return `${currency === 'USD' ? '$' : `${currency} `}${(cents / 100).toFixed(2)}`;
+}
+
+function classifyOrder(o: OrderOutcome) {
+  const failed = o.kind === 'unknown';
+  return {
+    failed,
+    latencyMs: o.latencyMs,
+    aborted: failed && o.aborted,
+    retryAfterMs: failed ? o.retryAfterMs : null,
+    rateLimited: failed && o.status === 429,
+  };
 }
 
 function jitter(ms: number): number {

@@ -7,6 +7,8 @@ import type { Clock } from './clock.js';
 import type { OfferCache } from './offer-cache.js';
 import { type OfferCriteria, type SeenOffer, askedCondition, isValid, toSeenOffer } from './offers.js';
 import type { SellerDirectory } from './seller-directory.js';
+import { retryDecision } from './retry.js';
+import { OpenCircuitError, type SellerGate, type SellerGates } from './seller-gate.js';
 import type { SellerStats } from './seller-stats.js';
 
 export interface RoundBook extends BookRef {
@@ -39,9 +41,10 @@ export interface RoundDeps {
   stats: SellerStats;
   clock: Clock;
   log: Logger;
-  /** Caps on seller calls in flight: all sellers together, and each seller. */
+  /** Cap on seller calls in flight across all sellers. */
   globalLimit: LimitFunction;
-  sellerLimit: (seller: SellerRow) => LimitFunction;
+  /** Per seller: breaker, adaptive concurrency, Retry-After pauses. */
+  gates: SellerGates;
   /** After the first valid offer, how long calls in flight may still beat it. 0 = decide at once. */
   improvementWindowMs: number;
   callbackUrl: (sellerId: string) => string;
@@ -177,34 +180,49 @@ class Round {
       return;
     }
     if (!this.needsMore()) return;
-    await this.deps.globalLimit(() =>
-      this.deps.sellerLimit(seller)(async () => {
-        // Queued behind the caps: by now the call may no longer be needed.
-        if (!this.needsMore() || this.controller.signal.aborted) return;
-        await this.call(seller);
-      }),
-    );
+    const gate = this.deps.gates.get(seller);
+    if (!gate.available()) {
+      // Breaker open or the seller asked us to back off: skip it this round instead of piling on.
+      this.failed += 1;
+      return;
+    }
+    await this.call(seller, gate);
   }
 
-  private async call(seller: SellerRow): Promise<void> {
+  private async call(seller: SellerRow, gate: SellerGate): Promise<void> {
     const { stats, connector, cache, clock } = this.deps;
-    this.counters.call();
-    stats.started(seller.id);
-    const outcome = await connector.quote(
-      seller,
-      {
-        book: { isbn: this.book.isbn, title: this.book.title, author: this.book.author },
-        condition: this.condition,
-        requestId: this.firstRequestId(),
-        quoteRef: `${this.book.bookKey}|${seller.id}`,
-        callbackUrl: this.deps.callbackUrl(seller.id),
-      },
-      this.controller.signal,
-    );
-    const aborted = outcome.kind === 'failed' && outcome.aborted;
-    stats.finished(seller.id, { ok: outcome.kind === 'offers' || outcome.kind === 'not_carried', latencyMs: outcome.latencyMs, aborted });
-    this.deps.onCall?.(seller, outcome);
-    if (this.phase === 'done') return;
+    const signal = this.controller.signal;
+    let outcome: QuoteOutcome | null = null;
+    for (let retry = 1; ; retry++) {
+      try {
+        outcome = await gate.run(
+          () =>
+            this.deps.globalLimit(async (): Promise<QuoteOutcome | null> => {
+              // Queued behind the caps: by now the call may no longer be needed.
+              if (!this.needsMore() || signal.aborted) return null;
+              this.counters.call();
+              stats.started(seller.id);
+              const o = await connector.quote(seller, this.quoteParams(seller), signal);
+              const aborted = o.kind === 'failed' && o.aborted;
+              stats.finished(seller.id, { ok: o.kind !== 'failed', latencyMs: o.latencyMs, aborted });
+              this.deps.onCall?.(seller, o);
+              return o;
+            }),
+          classifyQuote,
+        );
+      } catch (e) {
+        if (!(e instanceof OpenCircuitError)) throw e;
+        outcome = null;
+        this.failed += 1;
+        return;
+      }
+      if (outcome === null || this.phase === 'done') return;
+      if (outcome.kind !== 'failed' || outcome.aborted) break;
+      const next = retryDecision(outcome, retry, Math.min(1_000, seller.timeoutMs));
+      if (!next.retry || !this.needsMore()) break;
+      await sleep(next.delayMs, signal);
+      if (signal.aborted) return;
+    }
     const quotedAt = clock.now().getTime();
     switch (outcome.kind) {
       case 'offers':
@@ -225,7 +243,7 @@ class Round {
         this.pending += 1;
         return;
       case 'failed':
-        if (!aborted) this.failed += 1;
+        if (!outcome.aborted) this.failed += 1;
         return;
       default: {
         const never: never = outcome;
@@ -294,8 +312,38 @@ class Round {
     for (const [sellerId, total] of bySeller) this.deps.stats.priced(sellerId, total / best);
   }
 
+  private quoteParams(seller: SellerRow) {
+    return {
+      book: { isbn: this.book.isbn, title: this.book.title, author: this.book.author },
+      condition: this.condition,
+      requestId: this.firstRequestId(),
+      quoteRef: `${this.book.bookKey}|${seller.id}`,
+      callbackUrl: this.deps.callbackUrl(seller.id),
+    };
+  }
+
   private firstRequestId(): string {
     for (const m of this.members.values()) if (!m.decided) return m.spec.requestId;
     return this.members.values().next().value?.spec.requestId ?? '';
   }
+}
+
+function classifyQuote(o: QuoteOutcome | null) {
+  if (o === null) return { failed: false, latencyMs: 0, aborted: true };
+  if (o.kind !== 'failed') return { failed: false, latencyMs: o.latencyMs, aborted: false };
+  return { failed: true, latencyMs: o.latencyMs, aborted: o.aborted, retryAfterMs: o.retryAfterMs, rateLimited: o.status === 429 };
+}
+
+/** Waits, or stops waiting as soon as the signal aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -1,0 +1,125 @@
+import { GET, createInput } from './fixtures.js';
+import { type SandboxProcess, startSandboxProcess } from './sandbox.js';
+import { type TestServer, eventually, startTestServer } from './server.js';
+
+/** Engine settings that keep end-to-end engine tests quick; suites override what they test. */
+export const FAST_ENGINE_ENV: Record<string, string> = {
+  ENGINE: 'true',
+  SANDBOX: 'off',
+  ENGINE_POLL_MS: '50',
+  ENGINE_LEASE_MS: '3000',
+  RECONCILE_INTERVAL_MS: '200',
+  ORDER_RETRY_BACKOFF_MS: '50,100,200',
+  IMPROVEMENT_WINDOW_MS: '0',
+};
+
+export interface WorldSeller {
+  /** Sandbox seller key: pageturner, inkwell, novella (tier 1), dogear, chapterhouse, foliofox (2), oldbindery, remainders (3). */
+  key: string;
+  tier?: number;
+  offerTtlSeconds?: number;
+  timeoutMs?: number;
+  maxConcurrency?: number;
+}
+
+export interface World {
+  server: TestServer;
+  sandbox: SandboxProcess;
+  /** Broker seller id per sandbox key, for the sellers registered. */
+  sellerIds: Record<string, string>;
+  /** Creates a request (alice by default) and returns its id; fails the test on userErrors. */
+  create(overrides?: Record<string, unknown>, token?: string): Promise<string>;
+  /** The request as the API shows it (REQUEST_FIELDS plus attempts). */
+  get(id: string, token?: string): Promise<any>;
+  /** Polls the request until `predicate` holds, failing with its last state after the deadline. */
+  until(id: string, predicate: (r: any) => boolean, timeoutMs?: number): Promise<any>;
+  close(): Promise<void>;
+}
+
+const GET_WITH_ATTEMPTS = GET.replace(
+  'purchaseRequest(id: $id) {',
+  'purchaseRequest(id: $id) { attempts { attemptNo state paymentState sellerOrderId failure needsAttention seller { id name } offer { total { cents } } }',
+);
+
+/**
+ * A broker with its engine on, and a sandbox fleet in its own process whose chosen sellers are
+ * registered through upsertSeller like any partner. Everything the engine does is observable
+ * through the API, the sandbox's counters and ledger, and the payment ledger.
+ */
+export async function startWorld(
+  o: { sellers?: WorldSeller[]; env?: Record<string, string>; latencyScale?: number; seed?: number } = {},
+): Promise<World> {
+  const sandbox = await startSandboxProcess({ seed: o.seed ?? 1, latencyScale: o.latencyScale ?? 0 });
+  let server: TestServer;
+  try {
+    server = await startTestServer({ ...FAST_ENGINE_ENV, ...o.env });
+  } catch (e) {
+    await sandbox.stop();
+    throw e;
+  }
+  const wanted: WorldSeller[] = o.sellers ?? sandbox.sellers.map((s) => ({ key: s.baseUrl.split('/').pop()! }));
+  const sellerIds: Record<string, string> = {};
+  for (const w of wanted) {
+    const input = sandbox.sellers.find((s) => s.baseUrl.endsWith(`/${w.key}`));
+    if (!input) throw new Error(`no sandbox seller ${w.key}`);
+    const res = await server.gql(
+      `mutation($input: SellerInput!) { upsertSeller(input: $input) { seller { id } userErrors { field code message } } }`,
+      {
+        input: {
+          ...input,
+          ...(w.tier !== undefined ? { tier: w.tier } : {}),
+          ...(w.offerTtlSeconds !== undefined ? { offerTtlSeconds: w.offerTtlSeconds } : {}),
+          ...(w.timeoutMs !== undefined ? { timeoutMs: w.timeoutMs } : {}),
+          ...(w.maxConcurrency !== undefined ? { maxConcurrency: w.maxConcurrency } : {}),
+        },
+      },
+      server.tokens.admin,
+    );
+    const payload = res.data?.upsertSeller;
+    if (!payload?.seller) throw new Error(`upsertSeller ${w.key} failed: ${JSON.stringify(res.errors ?? payload?.userErrors)}`);
+    sellerIds[w.key] = payload.seller.id;
+  }
+
+  const world: World = {
+    server,
+    sandbox,
+    sellerIds,
+    async create(overrides = {}, token = server.tokens.alice) {
+      const res = await server.gql(
+        `mutation($input: CreatePurchaseRequestInput!) { createPurchaseRequest(input: $input) { purchaseRequest { id } userErrors { field code message } } }`,
+        { input: createInput(overrides) },
+        token,
+      );
+      const p = res.data?.createPurchaseRequest;
+      if (!p?.purchaseRequest) throw new Error(`create failed: ${JSON.stringify(res.errors ?? p?.userErrors)}`);
+      return p.purchaseRequest.id as string;
+    },
+    async get(id, token = server.tokens.alice) {
+      const res = await server.gql(GET_WITH_ATTEMPTS, { id }, token);
+      if (res.errors) throw new Error(JSON.stringify(res.errors));
+      return res.data.purchaseRequest;
+    },
+    async until(id, predicate, timeoutMs = 15_000) {
+      let last: any = null;
+      try {
+        return await eventually(async () => {
+          last = await world.get(id);
+          return predicate(last) ? last : null;
+        }, timeoutMs);
+      } catch {
+        throw new Error(`request ${id} did not reach the expected state within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+      }
+    },
+    async close() {
+      await server.close();
+      await sandbox.stop();
+    },
+  };
+  return world;
+}
+
+/** Total quote calls per sandbox seller key. */
+export async function quoteCalls(sandbox: SandboxProcess): Promise<Record<string, number>> {
+  const stats = await sandbox.stats();
+  return Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, v.quote]));
+}
