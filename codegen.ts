@@ -23,6 +23,7 @@ const config: CodegenConfig = {
           Order: '../../engine/types.js#OrderDetails',
           OrderAttempt: '../../db/schema.js#AttemptRow',
           PaymentCall: '../../db/schema.js#PaymentCallRow',
+          SellerHealth: '../context.js#SellerHealthView',
         },
         scalars: {
           DateTime: { input: 'Date', output: 'Date | string' },

@@ -27,6 +27,13 @@ export interface Config {
   dbPoolSize: number;
   /** Serve schema introspection (the playground needs it). */
   introspection: boolean;
+  /** PENDING requests beyond which new ones are refused with OVERLOADED. */
+  maxBacklog: number;
+  /** The retry hint given with OVERLOADED. */
+  overloadedRetryAfterMs: number;
+  /** Mutations per user: sustained rate and burst (each root mutation field costs one). */
+  rateLimitPerMinute: number;
+  rateLimitBurst: number;
   /** Where partners reach this server (callback URLs); defaults to the listen address. */
   publicUrl: string | undefined;
   sandboxPort: number;
@@ -83,6 +90,10 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 300_000),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     introspection: bool(env, 'INTROSPECTION', !production),
+    maxBacklog: int(env, 'MAX_BACKLOG', 10_000, 1, 10_000_000),
+    overloadedRetryAfterMs: int(env, 'OVERLOADED_RETRY_AFTER_MS', 2_000, 1, 3_600_000),
+    rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
+    rateLimitBurst: int(env, 'RATE_LIMIT_BURST', 120, 1, 10_000_000),
     publicUrl: env.PUBLIC_URL || undefined,
     sandboxPort: int(env, 'SANDBOX_PORT', 0, 0, 65535),
     sandboxSeed: int(env, 'SANDBOX_SEED', 1, 0, 2 ** 31),

@@ -32,6 +32,9 @@ import type { SandboxFleet } from './partners/sandbox/fleet.js';
 import { SandboxPaymentGateway } from './payments/sandbox-gateway.js';
 import pLimit from 'p-limit';
 import { SellerGates } from './engine/seller-gate.js';
+import { Admission } from './engine/admission.js';
+import { MemoryRateLimiter } from './infra/rate-limit.js';
+import { mutationRateLimit } from './http/limits.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -97,9 +100,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       clock,
       limits: { maxHorizonMs: config.maxExpiryHorizonMs },
       onCommitted: (row, change) => engine?.onCommitted(row, change),
+      admission: new Admission(db, config.maxBacklog, config.overloadedRetryAfterMs),
     });
     const sellers = new SellerService({ db, clock, sellerUrls: config.sellerUrls, onChanged: () => directory.invalidate() });
-    const services: Services = { db, pubsub: bus, requests, sellers };
+    const gates = config.engine.enabled
+      ? new SellerGates({
+          initialConcurrency: config.engine.sellerInitialConcurrency,
+          breakerThreshold: config.engine.breakerThreshold,
+          breakerHalfOpenMs: config.engine.breakerHalfOpenMs,
+        })
+      : null;
+    const services: Services = { db, pubsub: bus, requests, sellers, gates };
     const auth = new Auth(config.jwtSecret);
     const schema = buildSchema();
     const formatError = makeErrorFormatter(log);
@@ -110,7 +121,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       includeStacktraceInErrorResponses: false,
       introspection: config.introspection,
       csrfPrevention: true,
-      plugins: [ApolloServerPluginLandingPageDisabled()],
+      plugins: [
+        ApolloServerPluginLandingPageDisabled(),
+        mutationRateLimit(new MemoryRateLimiter(config.rateLimitPerMinute, config.rateLimitBurst)),
+      ],
       logger: log.child({ component: 'apollo' }),
     });
     await apollo.start();
@@ -158,8 +172,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       seed: config.sandboxSeed,
       latencyScale: config.sandboxLatencyScale,
     });
-    if (config.engine.enabled) {
-      engine = composeEngine({ config, db, requests, directory, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
+    if (gates) {
+      engine = composeEngine({ config, db, requests, directory, gates, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
       await engine.start();
     }
     log.info(
@@ -216,24 +230,20 @@ function composeEngine(o: {
   db: Db;
   requests: RequestService;
   directory: SellerDirectory;
+  gates: SellerGates;
   pubsub: PubSub;
   clock: Clock;
   log: Logger;
   connector: PartnerConnector;
   publicUrl: string;
 }): Engine {
-  const { config, db, requests, directory, pubsub, clock, connector } = o;
+  const { config, db, requests, directory, gates, pubsub, clock, connector } = o;
   const e = config.engine;
   const log = o.log.child({ component: 'engine' });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const cache = new MemoryOfferCache();
   const stats = new SellerStats();
   const callbackUrl = (sellerId: string) => `${o.publicUrl}/partners/${sellerId}/callbacks`;
-  const gates = new SellerGates({
-    initialConcurrency: e.sellerInitialConcurrency,
-    breakerThreshold: e.breakerThreshold,
-    breakerHalfOpenMs: e.breakerHalfOpenMs,
-  });
   let engine: Engine | null = null;
   const rounds = new RoundCoordinator({
     directory,

@@ -55,6 +55,8 @@ export interface RequestServiceDeps {
   limits: ValidationLimits;
   /** Called after every committed change (engine wake-ups, metrics). Must not throw. */
   onCommitted?: (row: RequestRow, change: Change) => void;
+  /** Refuses new requests (throws OVERLOADED) when the backlog is full. */
+  admission?: { check(): Promise<void> };
 }
 
 const MAX_CAS_ATTEMPTS = 8;
@@ -79,6 +81,8 @@ export class RequestService {
 
     const replay = await this.replayIdempotent(db, viewer.id, req.idempotencyKey, hash);
     if (replay) return replay;
+    // After the replay check: a client retrying a request it already made is never refused.
+    await this.deps.admission?.check();
 
     const id = randomUUID();
     try {

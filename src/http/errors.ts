@@ -1,6 +1,7 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
+import { AppError } from '../engine/errors.js';
 
 /** Codes whose messages were written for clients; anything else is masked. */
 const PUBLIC_CODES = new Set([
@@ -28,6 +29,9 @@ export function makeErrorFormatter(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const code = formatted.extensions?.code;
     const original = unwrapResolverError(error);
+    if (original instanceof AppError) {
+      return { message: original.message, ...(formatted.path ? { path: formatted.path } : {}), extensions: { ...original.extensions, code: original.code } };
+    }
     if (typeof code === 'string' && PUBLIC_CODES.has(code) && original instanceof GraphQLError) {
       const { stacktrace: _drop, ...extensions } = formatted.extensions ?? {};
       return { ...formatted, extensions };

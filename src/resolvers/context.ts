@@ -7,6 +7,8 @@ import type { PubSub } from '../infra/pubsub.js';
 import type { RequestService } from '../engine/requests.js';
 import type { SellerService } from '../engine/sellers.js';
 import type { Viewer } from '../engine/types.js';
+import { queuePositions } from '../db/queries/work.js';
+import type { GateHealth, SellerGates } from '../engine/seller-gate.js';
 
 /** The parts of the system resolvers may call; composed once in server.ts. */
 export interface Services {
@@ -14,6 +16,13 @@ export interface Services {
   pubsub: PubSub;
   requests: RequestService;
   sellers: SellerService;
+  /** Seller gates of this instance's engine; null when the engine is off. */
+  gates: SellerGates | null;
+}
+
+export interface SellerHealthView {
+  seller: SellerRow;
+  health: GateHealth;
 }
 
 export interface Context {
@@ -32,10 +41,15 @@ export class Loaders {
   readonly events: DataLoader<string, EventRow[]>;
   readonly sellers: DataLoader<string, SellerRow | null>;
   readonly attempts: DataLoader<string, AttemptRow[]>;
+  readonly queuePositions: DataLoader<string, number | null>;
 
   constructor(services: Services) {
     this.events = new DataLoader(async (ids) => groupBy(ids, await eventsForRequests(services.db, ids), (e) => e.requestId));
     this.attempts = new DataLoader(async (ids) => groupBy(ids, await attemptsForRequests(services.db, ids), (a) => a.requestId));
+    this.queuePositions = new DataLoader(async (ids) => {
+      const positions = await queuePositions(services.db, ids);
+      return ids.map((id) => positions.get(id) ?? null);
+    });
     this.sellers = new DataLoader(async (ids) => {
       const rows = await services.sellers.byIds(ids);
       const byId = new Map(rows.map((r) => [r.id, r]));
@@ -46,6 +60,7 @@ export class Loaders {
   clearAll(): void {
     this.events.clearAll();
     this.attempts.clearAll();
+    this.queuePositions.clearAll();
     this.sellers.clearAll();
   }
 }

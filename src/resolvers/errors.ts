@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import { AppError, type ErrorCode, type UserError } from '../engine/errors.js';
+import type { ErrorCode, UserError } from '../engine/errors.js';
 import type { Viewer } from '../engine/types.js';
 import type { Context } from './context.js';
 
@@ -29,9 +29,4 @@ export function payload<K extends string, T>(
     K,
     T | null
   > & { userErrors: UserError[] };
-}
-
-/** Turns classified internal errors into their public GraphQL form; others pass through to masking. */
-export function fromAppError(e: unknown): unknown {
-  return e instanceof AppError ? gqlError(e.code, e.message, e.extensions) : e;
 }

@@ -56,6 +56,7 @@ export const requestResolvers: Resolvers = {
     bestOffer: (r) => r.bestOffer,
     order: (r) => r.orderDetails,
     events: (r, _, ctx) => ctx.loaders.events.load(r.id),
+    queuePosition: (r, _, ctx) => (r.status === 'PENDING' ? ctx.loaders.queuePositions.load(r.id) : null),
   },
 
   RequestEvent: {

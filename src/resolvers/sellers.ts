@@ -1,5 +1,6 @@
 import { sellerConfigView } from '../engine/sellers.js';
 import type { Resolvers } from './__generated__/types.js';
+import { userError } from '../engine/errors.js';
 import { payload, requireAdmin, requireViewer } from './errors.js';
 
 export const sellerResolvers: Resolvers = {
@@ -8,11 +9,37 @@ export const sellerResolvers: Resolvers = {
       requireViewer(ctx);
       return ctx.services.sellers.list();
     },
+    sellerHealth: async (_, __, ctx) => {
+      requireAdmin(ctx);
+      const gates = ctx.services.gates;
+      if (!gates) return [];
+      return (await ctx.services.sellers.list()).map((seller) => ({ seller, health: gates.get(seller).health() }));
+    },
+  },
+  SellerHealth: {
+    breaker: (v) => v.health.breaker,
+    concurrencyLimit: (v) => v.health.concurrencyLimit,
+    inFlight: (v) => v.health.inFlight,
+    queued: (v) => v.health.queued,
+    latencyP50Ms: (v) => v.health.latencyMs.p50,
+    latencyP90Ms: (v) => v.health.latencyMs.p90,
+    latencyP99Ms: (v) => v.health.latencyMs.p99,
+    errorRate: (v) => v.health.errorRate,
+    recentCalls: (v) => v.health.recentCalls,
+    pausedUntil: (v) => v.health.pausedUntil,
   },
   Mutation: {
     upsertSeller: async (_, { input }, ctx) => {
       requireAdmin(ctx);
       return payload('seller', await ctx.services.sellers.upsert(input));
+    },
+    resetSellerBreaker: async (_, { sellerId }, ctx) => {
+      requireAdmin(ctx);
+      const [seller] = await ctx.services.sellers.byIds([sellerId]);
+      if (!seller) return { health: null, userErrors: [userError('NOT_FOUND', 'no such seller', ['sellerId'])] };
+      const gate = ctx.services.gates?.get(seller);
+      gate?.reset();
+      return { health: gate ? { seller, health: gate.health() } : null, userErrors: [] };
     },
   },
   Seller: {

@@ -112,3 +112,20 @@ export async function wakeWatchers(ex: Executor, bookKey: string, now: Date): Pr
     .returning({ id: purchaseRequests.id });
   return rows.length;
 }
+
+/** Requests waiting for the engine. */
+export async function countPending(ex: Executor): Promise<number> {
+  const [row] = await ex.select({ n: sql<number>`count(*)::int` }).from(purchaseRequests).where(eq(purchaseRequests.status, 'PENDING'));
+  return row?.n ?? 0;
+}
+
+/** For PENDING requests: how many PENDING requests are ahead of each (0 = next). */
+export async function queuePositions(ex: Executor, ids: readonly string[]): Promise<Map<string, number>> {
+  if (ids.length === 0) return new Map();
+  const ahead = sql<number>`(select count(*)::int from ${purchaseRequests} as ahead where ahead.status = 'PENDING' and ahead.seq < ${purchaseRequests.seq})`;
+  const rows = await ex
+    .select({ id: purchaseRequests.id, ahead })
+    .from(purchaseRequests)
+    .where(and(inArray(purchaseRequests.id, [...ids]), eq(purchaseRequests.status, 'PENDING')));
+  return new Map(rows.map((r) => [r.id, Number(r.ahead)]));
+}

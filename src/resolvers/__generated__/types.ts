@@ -3,7 +3,7 @@ import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } f
 import type { RequestSnapshot } from '../../engine/snapshot.js';
 import type { EventRow, SellerRow, AttemptRow, PaymentCallRow } from '../../db/schema.js';
 import type { OfferSnapshot, OrderDetails } from '../../engine/types.js';
-import type { Context } from '../context.js';
+import type { SellerHealthView, Context } from '../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = T | null | undefined;
 export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
@@ -62,6 +62,11 @@ export type BookInput = {
   title?: InputMaybe<Scalars['String']['input']>;
 };
 
+export type BreakerState =
+  | 'CLOSED'
+  | 'HALF_OPEN'
+  | 'OPEN';
+
 export type CreatePurchaseRequestInput = {
   book: BookInput;
   /** Acceptable conditions; defaults to [NEW]. */
@@ -105,6 +110,8 @@ export type Mutation = {
   __typename?: 'Mutation';
   cancelPurchaseRequest: PurchaseRequestPayload;
   createPurchaseRequest: PurchaseRequestPayload;
+  /** Admin only: close a seller's circuit breaker and lift any back-off by hand. */
+  resetSellerBreaker: SellerHealthPayload;
   updatePurchaseRequest: PurchaseRequestPayload;
   /** Admin only. */
   upsertSeller: SellerPayload;
@@ -118,6 +125,11 @@ export type MutationCancelPurchaseRequestArgs = {
 
 export type MutationCreatePurchaseRequestArgs = {
   input: CreatePurchaseRequestInput;
+};
+
+
+export type MutationResetSellerBreakerArgs = {
+  sellerId: Scalars['ID']['input'];
 };
 
 
@@ -215,6 +227,8 @@ export type PurchaseRequest = {
   maxTotalPrice: Money;
   /** Set once status is ORDERED. */
   order?: Maybe<Order>;
+  /** While PENDING: how many requests are ahead of this one in the queue (0 = next). Null otherwise. */
+  queuePosition?: Maybe<Scalars['Int']['output']>;
   /**
    * Beyond the contract: grows by one with every change to the request. A client that reconnects
    * passes the last revision it saw to purchaseRequestUpdated(afterRevision:) to resume without a gap.
@@ -252,6 +266,8 @@ export type Query = {
   purchaseRequest?: Maybe<PurchaseRequest>;
   /** The caller's requests, newest first. */
   purchaseRequests: PurchaseRequestConnection;
+  /** Admin only: every seller's health on this instance. */
+  sellerHealth: Array<SellerHealth>;
   sellers: Array<Seller>;
 };
 
@@ -306,6 +322,31 @@ export type Seller = {
   id: Scalars['ID']['output'];
   name: Scalars['String']['output'];
   tier: Scalars['Int']['output'];
+};
+
+/** A seller's health as this server instance sees it (each instance keeps its own). */
+export type SellerHealth = {
+  __typename?: 'SellerHealth';
+  breaker: BreakerState;
+  /** Calls allowed in flight now: adapts between 1 and the seller's maxConcurrency. */
+  concurrencyLimit: Scalars['Int']['output'];
+  /** Share of the recent calls that failed (0 to 1). */
+  errorRate: Scalars['Float']['output'];
+  inFlight: Scalars['Int']['output'];
+  latencyP50Ms?: Maybe<Scalars['Float']['output']>;
+  latencyP90Ms?: Maybe<Scalars['Float']['output']>;
+  latencyP99Ms?: Maybe<Scalars['Float']['output']>;
+  /** Set while the seller asked us to back off (429 with Retry-After). */
+  pausedUntil?: Maybe<Scalars['DateTime']['output']>;
+  queued: Scalars['Int']['output'];
+  recentCalls: Scalars['Int']['output'];
+  seller: Seller;
+};
+
+export type SellerHealthPayload = {
+  __typename?: 'SellerHealthPayload';
+  health?: Maybe<SellerHealth>;
+  userErrors: Array<UserError>;
 };
 
 export type SellerInput = {
@@ -443,9 +484,11 @@ export type ResolversTypes = {
   BookCondition: BookCondition;
   BookInput: BookInput;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  BreakerState: BreakerState;
   CreatePurchaseRequestInput: CreatePurchaseRequestInput;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   EndpointInput: EndpointInput;
+  Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
@@ -466,6 +509,8 @@ export type ResolversTypes = {
   RequestEvent: ResolverTypeWrapper<EventRow>;
   RequestStatus: RequestStatus;
   Seller: ResolverTypeWrapper<SellerRow>;
+  SellerHealth: ResolverTypeWrapper<SellerHealthView>;
+  SellerHealthPayload: ResolverTypeWrapper<Omit<SellerHealthPayload, 'health'> & { health?: Maybe<ResolversTypes['SellerHealth']> }>;
   SellerInput: SellerInput;
   SellerPayload: ResolverTypeWrapper<Omit<SellerPayload, 'seller'> & { seller?: Maybe<ResolversTypes['Seller']> }>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
@@ -483,6 +528,7 @@ export type ResolversParentTypes = {
   CreatePurchaseRequestInput: CreatePurchaseRequestInput;
   DateTime: Scalars['DateTime']['output'];
   EndpointInput: EndpointInput;
+  Float: Scalars['Float']['output'];
   ID: Scalars['ID']['output'];
   Int: Scalars['Int']['output'];
   JSON: Scalars['JSON']['output'];
@@ -501,6 +547,8 @@ export type ResolversParentTypes = {
   Query: Record<PropertyKey, never>;
   RequestEvent: EventRow;
   Seller: SellerRow;
+  SellerHealth: SellerHealthView;
+  SellerHealthPayload: Omit<SellerHealthPayload, 'health'> & { health?: Maybe<ResolversParentTypes['SellerHealth']> };
   SellerInput: SellerInput;
   SellerPayload: Omit<SellerPayload, 'seller'> & { seller?: Maybe<ResolversParentTypes['Seller']> };
   String: Scalars['String']['output'];
@@ -531,6 +579,7 @@ export type MoneyResolvers<ContextType = Context, ParentType extends ResolversPa
 export type MutationResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   cancelPurchaseRequest?: Resolver<ResolversTypes['PurchaseRequestPayload'], ParentType, ContextType, RequireFields<MutationCancelPurchaseRequestArgs, 'id'>>;
   createPurchaseRequest?: Resolver<ResolversTypes['PurchaseRequestPayload'], ParentType, ContextType, RequireFields<MutationCreatePurchaseRequestArgs, 'input'>>;
+  resetSellerBreaker?: Resolver<ResolversTypes['SellerHealthPayload'], ParentType, ContextType, RequireFields<MutationResetSellerBreakerArgs, 'sellerId'>>;
   updatePurchaseRequest?: Resolver<ResolversTypes['PurchaseRequestPayload'], ParentType, ContextType, RequireFields<MutationUpdatePurchaseRequestArgs, 'id' | 'input'>>;
   upsertSeller?: Resolver<ResolversTypes['SellerPayload'], ParentType, ContextType, RequireFields<MutationUpsertSellerArgs, 'input'>>;
 };
@@ -596,6 +645,7 @@ export type PurchaseRequestResolvers<ContextType = Context, ParentType extends R
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   maxTotalPrice?: Resolver<ResolversTypes['Money'], ParentType, ContextType>;
   order?: Resolver<Maybe<ResolversTypes['Order']>, ParentType, ContextType>;
+  queuePosition?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   revision?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['RequestStatus'], ParentType, ContextType>;
   updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
@@ -621,6 +671,7 @@ export type QueryResolvers<ContextType = Context, ParentType extends ResolversPa
   paymentLedger?: Resolver<Array<ResolversTypes['PaymentCall']>, ParentType, ContextType, RequireFields<QueryPaymentLedgerArgs, 'requestId'>>;
   purchaseRequest?: Resolver<Maybe<ResolversTypes['PurchaseRequest']>, ParentType, ContextType, RequireFields<QueryPurchaseRequestArgs, 'id'>>;
   purchaseRequests?: Resolver<ResolversTypes['PurchaseRequestConnection'], ParentType, ContextType, Partial<QueryPurchaseRequestsArgs>>;
+  sellerHealth?: Resolver<Array<ResolversTypes['SellerHealth']>, ParentType, ContextType>;
   sellers?: Resolver<Array<ResolversTypes['Seller']>, ParentType, ContextType>;
 };
 
@@ -639,6 +690,25 @@ export type SellerResolvers<ContextType = Context, ParentType extends ResolversP
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   tier?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type SellerHealthResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SellerHealth'] = ResolversParentTypes['SellerHealth']> = {
+  breaker?: Resolver<ResolversTypes['BreakerState'], ParentType, ContextType>;
+  concurrencyLimit?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  errorRate?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  inFlight?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  latencyP50Ms?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  latencyP90Ms?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  latencyP99Ms?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  pausedUntil?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  queued?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  recentCalls?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  seller?: Resolver<ResolversTypes['Seller'], ParentType, ContextType>;
+};
+
+export type SellerHealthPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SellerHealthPayload'] = ResolversParentTypes['SellerHealthPayload']> = {
+  health?: Resolver<Maybe<ResolversTypes['SellerHealth']>, ParentType, ContextType>;
+  userErrors?: Resolver<Array<ResolversTypes['UserError']>, ParentType, ContextType>;
 };
 
 export type SellerPayloadResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SellerPayload'] = ResolversParentTypes['SellerPayload']> = {
@@ -674,6 +744,8 @@ export type Resolvers<ContextType = Context> = {
   Query?: QueryResolvers<ContextType>;
   RequestEvent?: RequestEventResolvers<ContextType>;
   Seller?: SellerResolvers<ContextType>;
+  SellerHealth?: SellerHealthResolvers<ContextType>;
+  SellerHealthPayload?: SellerHealthPayloadResolvers<ContextType>;
   SellerPayload?: SellerPayloadResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   UserError?: UserErrorResolvers<ContextType>;
