@@ -24,6 +24,7 @@ const config: CodegenConfig = {
           OrderAttempt: '../../db/schema.js#AttemptRow',
           PaymentCall: '../../db/schema.js#PaymentCallRow',
           SellerHealth: '../context.js#SellerHealthView',
+          DeadLetter: '../../db/schema.js#DeadLetterRow',
         },
         scalars: {
           DateTime: { input: 'Date', output: 'Date | string' },

@@ -32,6 +32,8 @@ import type { SandboxFleet } from './partners/sandbox/fleet.js';
 import { SandboxPaymentGateway } from './payments/sandbox-gateway.js';
 import pLimit from 'p-limit';
 import { SellerGates } from './engine/seller-gate.js';
+import { CallbackReceiver } from './partners/callbacks.js';
+import { DeadLetterService } from './engine/dead-letters.js';
 import { Admission } from './engine/admission.js';
 import { MemoryRateLimiter } from './infra/rate-limit.js';
 import { mutationRateLimit } from './http/limits.js';
@@ -110,8 +112,26 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           breakerHalfOpenMs: config.engine.breakerHalfOpenMs,
         })
       : null;
-    const services: Services = { db, pubsub: bus, requests, sellers, gates };
     const auth = new Auth(config.jwtSecret);
+    const callbacks = new CallbackReceiver({
+      db,
+      clock,
+      log: log.child({ component: 'callbacks' }),
+      findSeller: async (id) => (await sellers.byIds([id]))[0] ?? null,
+      handlers: () =>
+        engine && {
+          quote: (seller, ref, body) => engine!.quoteCallback(seller, ref, body),
+          order: (seller, key, status, body) => engine!.orderCallback(seller, key, status, body),
+        },
+    });
+    const deadLetters = new DeadLetterService({
+      db,
+      clock,
+      callbacks,
+      findSeller: async (id) => (await sellers.byIds([id]))[0] ?? null,
+      wake: () => void engine?.reconcile(),
+    });
+    const services: Services = { db, pubsub: bus, requests, sellers, gates, deadLetters };
     const schema = buildSchema();
     const formatError = makeErrorFormatter(log);
 
@@ -138,6 +158,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         auth,
         log,
         bodyLimitBytes: config.bodyLimitBytes,
+        callbacks,
       }),
     );
     httpServer = server;
@@ -282,6 +303,7 @@ function composeEngine(o: {
     rounds,
     ordering,
     directory,
+    cache,
     pubsub,
     clock,
     log,

@@ -171,10 +171,9 @@ export const orderAttempts = pgTable(
   (t) => [
     uniqueIndex('order_attempts_key_idx').on(t.idempotencyKey),
     uniqueIndex('order_attempts_request_no_idx').on(t.requestId, t.attemptNo),
-    // The exactly-once guard: at most one attempt per request that is not finished.
-    uniqueIndex('order_attempts_one_live_idx')
-      .on(t.requestId)
-      .where(sql`${t.state} not in ('succeeded','failed')`),
+    // The exactly-once guard: at most one attempt per request that has not failed — so never a
+    // second one while one is live, nor any after one succeeded.
+    uniqueIndex('order_attempts_one_live_idx').on(t.requestId).where(sql`${t.state} <> 'failed'`),
     index('order_attempts_due_idx').on(t.nextCheckAt).where(sql`${t.state} not in ('succeeded','failed')`),
     check(
       'order_attempts_state_check',
@@ -214,7 +213,30 @@ export const sandboxPaymentCalls = pgTable(
   (t) => [index('sandbox_payment_calls_key_idx').on(t.key)],
 );
 
+/**
+ * Work that kept failing (SPEC §6): an order attempt the reconciler could not resolve, a partner
+ * callback that could not be processed. Kept with its last error for admins to see and re-drive.
+ */
+export const deadLetters = pgTable(
+  'dead_letters',
+  {
+    id: uuid('id').primaryKey(),
+    kind: text('kind').$type<'attempt' | 'callback'>().notNull(),
+    /** The attempt id, or the seller id a callback came from. */
+    ref: text('ref').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    lastError: text('last_error').notNull(),
+    failures: integer('failures').notNull().default(1),
+    createdAt: tstz('created_at').notNull(),
+    updatedAt: tstz('updated_at').notNull(),
+    /** When it was re-driven successfully or resolved; null while it waits. */
+    resolvedAt: tstz('resolved_at'),
+  },
+  (t) => [index('dead_letters_open_idx').on(t.createdAt).where(sql`${t.resolvedAt} is null`)],
+);
+
 export type RequestRow = typeof purchaseRequests.$inferSelect;
+export type DeadLetterRow = typeof deadLetters.$inferSelect;
 export type AttemptRow = typeof orderAttempts.$inferSelect;
 export type PaymentCallRow = typeof sandboxPaymentCalls.$inferSelect;
 export type EventRow = typeof requestEvents.$inferSelect;

@@ -3,7 +3,7 @@ import type { Db } from '../db/client.js';
 import { claimDueAttempts, orphanedOrdering } from '../db/queries/attempts.js';
 import { findRequestById } from '../db/queries/requests.js';
 import { SEARCHABLE, claimDueRequests, extendLeases, findExpiredActive, nextDueAt, releaseRequest, wakeWatchers } from '../db/queries/work.js';
-import type { RequestRow } from '../db/schema.js';
+import type { RequestRow, SellerRow } from '../db/schema.js';
 import type { Channel } from '../infra/channel.js';
 import type { PubSub } from '../infra/pubsub.js';
 import type { Clock } from './clock.js';
@@ -13,6 +13,9 @@ import { type OrderingService, bookOf, money } from './ordering.js';
 import type { Change, RequestService } from './requests.js';
 import type { RoundCoordinator, RoundResult, RoundTicket } from './round.js';
 import type { SellerDirectory } from './seller-directory.js';
+import type { OfferCache } from './offer-cache.js';
+import { parseQuoteRef } from './round.js';
+import { type ParsedOffer, type QuoteMapping, parseQuoteResponse } from '../partners/mapping.js';
 import type { OfferSnapshot, RequestStatus } from './types.js';
 
 export interface EngineConfig {
@@ -35,6 +38,7 @@ export interface EngineDeps {
   rounds: RoundCoordinator;
   ordering: OrderingService;
   directory: SellerDirectory;
+  cache: OfferCache;
   pubsub: PubSub;
   clock: Clock;
   log: Logger;
@@ -45,6 +49,17 @@ export interface EngineDeps {
 /** Cross-instance nudges: new or changed work is due, or a request no longer needs offers. */
 type Signal = { type: 'wake' } | { type: 'closed'; id: string };
 const SIGNALS = 'engine:signals';
+/** Asynchronous quotes received by any instance, for every instance's cache and waiting rounds. */
+interface QuoteArrival {
+  ref: string;
+  sellerId: string;
+  condition: 'new' | 'used' | 'any';
+  bookKey: string;
+  quotedAt: number;
+  ttlMs: number;
+  offers: ParsedOffer[];
+}
+const QUOTES = 'engine:quotes';
 
 interface Active {
   ticket: RoundTicket | null;
@@ -68,6 +83,7 @@ export class Engine {
   private again = false;
   private reconciling = false;
   private signals: Channel<Signal> | null = null;
+  private quotes: Channel<QuoteArrival> | null = null;
 
   constructor(private readonly d: EngineDeps) {}
 
@@ -76,6 +92,8 @@ export class Engine {
     this.phase = 'running';
     this.signals = await this.d.pubsub.subscribe<Signal>(SIGNALS);
     void this.listen(this.signals);
+    this.quotes = await this.d.pubsub.subscribe<QuoteArrival>(QUOTES);
+    void this.listenQuotes(this.quotes);
     this.heartbeat = setInterval(() => void this.beat(), Math.max(100, Math.floor(this.d.config.leaseMs / 3)));
     this.reconcileTimer = setInterval(() => void this.reconcile(), this.d.config.reconcileIntervalMs);
     this.heartbeat.unref();
@@ -90,6 +108,7 @@ export class Engine {
     this.phase = 'stopping';
     for (const t of [this.timer, this.heartbeat, this.reconcileTimer]) if (t) clearTimeout(t);
     this.signals?.close();
+    this.quotes?.close();
     for (const a of this.active.values()) a.ticket?.detach();
     const settled = Promise.allSettled([...this.running]);
     await Promise.race([settled, new Promise((r) => setTimeout(r, graceMs).unref())]);
@@ -133,6 +152,47 @@ export class Engine {
     }
   }
 
+  private async listenQuotes(ch: Channel<QuoteArrival>): Promise<void> {
+    for await (const q of ch) {
+      const changed = this.d.cache.set(q.bookKey, q.sellerId, {
+        offers: q.offers,
+        condition: q.condition,
+        quotedAt: q.quotedAt,
+        expiresAt: q.quotedAt + q.ttlMs,
+      });
+      this.d.rounds.deliver(q.ref, q.offers);
+      if (changed) void this.offersChanged(q.bookKey);
+    }
+  }
+
+  /**
+   * A partner's asynchronous quote (callback). It fills the cache and any round waiting for it,
+   * on every instance; late ones still update the cache and wake watchers of the book, but
+   * never start anything for a closed or expired request (only active requests are woken).
+   */
+  async quoteCallback(seller: SellerRow, ref: string, body: unknown): Promise<'applied' | 'ignored'> {
+    const parsed = parseQuoteRef(ref);
+    if (!parsed || parsed.sellerId !== seller.id) return 'ignored';
+    const result = parseQuoteResponse(body, seller.quote.response as unknown as QuoteMapping);
+    if (!result.ok) throw new Error(`unreadable quote callback: ${result.reason}`);
+    const arrival: QuoteArrival = {
+      ref,
+      ...parsed,
+      quotedAt: this.d.clock.now().getTime(),
+      ttlMs: seller.offerTtlSeconds * 1000,
+      offers: result.offers,
+    };
+    await this.d.pubsub.publish(QUOTES, arrival);
+    return 'applied';
+  }
+
+  /** A partner's asynchronous order result: settles the attempt, then the reconciler finishes it. */
+  async orderCallback(seller: SellerRow, idempotencyKey: string, status: number, body: unknown): Promise<'applied' | 'ignored'> {
+    const result = await this.d.ordering.orderCallback(seller, idempotencyKey, status, body);
+    if (result === 'applied') setImmediate(() => void this.reconcile());
+    return result;
+  }
+
   private schedule(delayMs: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.tick(), Math.max(0, delayMs));
@@ -154,11 +214,11 @@ export class Engine {
           leaseUntil: new Date(now.getTime() + this.d.config.leaseMs),
           limit: Math.min(capacity, 100),
         });
-        for (const row of rows) this.launch(row);
+        for (const row of rows) if (!this.active.has(row.id)) this.launch(row);
         if (rows.length === Math.min(capacity, 100)) this.again = true;
       }
       if (this.active.size < this.d.config.maxActive) {
-        const next = await nextDueAt(this.d.db);
+        const next = await nextDueAt(this.d.db, now);
         if (next) delay = Math.min(delay, next.getTime() - this.d.clock.now().getTime());
       }
     } catch (err) {
@@ -180,10 +240,11 @@ export class Engine {
           owner: this.d.owner,
           seenRevision: row.revision,
           nextRunAt: new Date(this.d.clock.now().getTime() + this.d.config.recheckBaseMs),
+          force: true,
         }).catch(() => {});
       })
       .finally(() => {
-        this.active.delete(row.id);
+        if (this.active.get(row.id) === entry) this.active.delete(row.id);
         this.running.delete(work);
         // A slot freed up: more due work may be waiting for it.
         this.wake();
@@ -225,6 +286,14 @@ export class Engine {
 
     const { valid, best } = evaluate(result.offers, fresh);
     if (valid.length > 0) {
+      if (fresh.status === 'OUT_OF_STOCK') {
+        // Back in stock within budget: the lifecycle goes through SEARCHING to ORDERING.
+        const seen = fresh;
+        fresh = await requests.commit(id, (cur) =>
+          cur.revision === seen.revision ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'The book is available again; checking offers' } : null,
+        );
+        if (!fresh) return this.release(await findRequestById(this.d.db, id), null);
+      }
       const outcome = await ordering.orderFirst(fresh, valid);
       if (outcome !== 'not_started') return this.release(fresh, null);
       // No valid offer could be taken (last copies reserved, prices moved): keep watching, soon.
@@ -246,13 +315,17 @@ export class Engine {
       // QUOTED ⇄ OUT_OF_STOCK goes through SEARCHING, as the lifecycle table says.
       await requests.commit(id, (cur) => (cur.status === fresh!.status ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'Offers changed; checking again' } : null));
     }
+    const seenRevision = fresh.revision;
     const committed = await requests.commit(id, (cur) => {
       if (!SEARCHABLE.includes(cur.status) || (cur.status !== target && !canTransition(cur.status, target))) return null;
+      // Another instance took the request over after our lease lapsed: its decision stands.
+      if (cur.leaseOwner !== null && cur.leaseOwner !== this.d.owner) return null;
       return {
         to: target,
         type: target === 'QUOTED' && cur.status === 'QUOTED' ? 'BEST_OFFER_CHANGED' : target,
         message,
-        changes: { bestOffer, nextRunAt, watchCount: 0, leaseOwner: null, leaseExpiresAt: null },
+        // A change by the user meanwhile (a raised budget) asked for prompt work: keep its due time.
+        changes: { bestOffer, nextRunAt: cur.revision <= seenRevision + 1 ? nextRunAt : cur.nextRunAt, watchCount: 0, leaseOwner: null, leaseExpiresAt: null },
         data: { answered: result.answered, failed: result.failed, offers: result.offers.length },
       };
     });
@@ -298,7 +371,12 @@ export class Engine {
   private async expireDue(now: Date): Promise<void> {
     const ids = await findExpiredActive(this.d.db, now, 200);
     for (const id of ids) {
-      await this.expire(id);
+      try {
+        await this.expire(id);
+      } catch (err) {
+        this.d.log.error({ err, requestId: id }, 'could not expire a request');
+        continue;
+      }
       const a = this.active.get(id);
       if (a) {
         a.closed = true;
@@ -343,7 +421,7 @@ export class Engine {
         }),
       );
       const orphans = await orphanedOrdering(this.d.db, now, new Date(now.getTime() - this.d.config.leaseMs), 50);
-      for (const id of orphans) await this.d.ordering.afterRefusals(id);
+      for (const id of orphans) await this.d.ordering.recover(id);
     } catch (err) {
       this.d.log.error({ err }, 'reconciliation pass failed');
     } finally {

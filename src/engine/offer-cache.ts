@@ -28,13 +28,20 @@ export class MemoryOfferCache implements OfferCache {
   constructor(private readonly maxEntries = 100_000) {}
 
   get(bookKey: string, sellerId: string, condition: 'new' | 'used' | 'any', now: number): CachedQuote | null {
-    const entry = this.entries.get(`${bookKey}|${sellerId}`);
-    if (!entry || entry.expiresAt <= now) return null;
-    return entry.condition === 'any' || entry.condition === condition ? entry : null;
+    // An answer to exactly this question, or to 'any' (which covers new and used alike).
+    for (const asked of condition === 'any' ? (['any'] as const) : ([condition, 'any'] as const)) {
+      const entry = this.entries.get(`${bookKey}|${sellerId}|${asked}`);
+      if (entry && entry.expiresAt > now) return entry;
+    }
+    return null;
   }
 
+  /**
+   * Answers are kept per asked condition, so requests for new and for used copies of one book
+   * never overwrite each other's entries (and never wake each other as a "change").
+   */
   set(bookKey: string, sellerId: string, quote: CachedQuote): boolean {
-    const key = `${bookKey}|${sellerId}`;
+    const key = `${bookKey}|${sellerId}|${quote.condition}`;
     const previous = this.entries.get(key);
     this.entries.delete(key);
     if (quote.expiresAt > quote.quotedAt) this.entries.set(key, quote);
@@ -47,7 +54,7 @@ export class MemoryOfferCache implements OfferCache {
   }
 
   invalidate(bookKey: string, sellerId: string): void {
-    this.entries.delete(`${bookKey}|${sellerId}`);
+    for (const asked of ['new', 'used', 'any']) this.entries.delete(`${bookKey}|${sellerId}|${asked}`);
   }
 
   size(): number {

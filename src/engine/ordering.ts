@@ -1,8 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
-import { advanceAttempt, type AttemptChanges, findAttempt, insertAttempt, nextAttemptNo } from '../db/queries/attempts.js';
+import {
+  advanceAttempt,
+  type AttemptChanges,
+  attemptsForRequests,
+  findAttempt,
+  findAttemptByKey,
+  insertAttempt,
+  nextAttemptNo,
+} from '../db/queries/attempts.js';
+import { type OrderMapping, parseOrderResponse } from '../partners/mapping.js';
 import { findRequestById } from '../db/queries/requests.js';
+import { findOpenDeadLetter, insertDeadLetter } from '../db/queries/dead-letters.js';
 import type { AttemptRow, RequestRow, SellerRow } from '../db/schema.js';
 import type { InventoryGuard } from '../infra/inventory.js';
 import type { BookRef, OrderOutcome, PartnerConnector } from '../partners/connector.js';
@@ -12,6 +22,7 @@ import { toError } from './errors.js';
 import type { OfferCache } from './offer-cache.js';
 import { type SeenOffer, askedCondition, evaluate, isValid, snapshot, toSeenOffer } from './offers.js';
 import type { RequestService } from './requests.js';
+import { quoteRef } from './round.js';
 import type { SellerDirectory } from './seller-directory.js';
 import { OpenCircuitError, type SellerGates } from './seller-gate.js';
 import type { AttemptState } from './types.js';
@@ -66,51 +77,47 @@ const LIVE_TARGETS = new Set(['SEARCHING', 'QUOTED', 'ORDERING']);
  * step never orders or charges twice.
  */
 export class OrderingService {
-  private readonly reservations = new Map<string, string>();
-
   constructor(private readonly d: OrderingDeps) {}
 
-  /** Tries the candidates, cheapest first, until one is ordered or none is left. */
+  /**
+   * Tries the candidates, cheapest first, until one is ordered or none is left. Offers this
+   * request's attempts were already refused on (same seller, offer and total) are not tried again.
+   */
   async orderFirst(request: RequestRow, candidates: readonly SeenOffer[]): Promise<OrderingResult> {
-    const book = bookOf(request);
+    const refusedBefore = new Set(
+      (await attemptsForRequests(this.d.db, [request.id]))
+        .filter((a) => a.state === 'failed')
+        .map((a) => offerKey(a.sellerId, a.offer.offerId, a.offer.totalCents)),
+    );
     let attempted = false;
     for (const candidate of candidates) {
       if (this.d.clock.now() >= request.expiresAt) break;
+      if (refusedBefore.has(offerKey(candidate.sellerId, candidate.offerId, candidate.totalCents))) continue;
       const seller = await this.d.directory.get(candidate.sellerId);
       // A seller whose breaker is open is not offered new orders until a probe succeeds.
       if (!seller || !seller.enabled || !this.d.gates.get(seller).available()) continue;
-      const reservation = `${seller.id}|${request.bookKey}|${candidate.offerId ?? ''}`;
+      const reservation = `${seller.id}|${request.bookKey}|${candidate.condition}|${candidate.offerId ?? ''}`;
       if (!(await this.d.inventory.reserve(reservation, candidate.inventory, Date.parse(candidate.quotedAt)))) continue;
 
-      let offer: SeenOffer | null = candidate;
-      if (candidate.fromCache) offer = await this.revalidate(seller, request, candidate);
-      if (!offer) {
-        await this.d.inventory.release(reservation, false);
-        continue;
-      }
-      const attempt = await this.start(request.id, seller, offer);
-      if (!attempt) {
-        await this.d.inventory.release(reservation, false);
-        // The request moved on (canceled, budget lowered, deadline) or another attempt is live.
-        return attempted ? 'refused' : 'not_started';
-      }
-      attempted = true;
-      this.reservations.set(attempt.id, reservation);
-      const outcome = await this.drive(attempt);
-      switch (outcome) {
-        case 'succeeded':
-          return 'ordered';
-        case 'declined':
-          return 'failed';
-        case 'unknown':
-          return 'in_doubt';
-        case 'rejected':
-          continue;
-        default: {
-          const never: never = outcome;
-          throw new Error(`unexpected attempt outcome ${String(never)}`);
+      let outcome: AttemptOutcome | 'not_started' = 'not_started';
+      try {
+        const offer = candidate.fromCache ? await this.revalidate(seller, request, candidate) : candidate;
+        const attempt = offer && (await this.start(request.id, seller, offer));
+        if (attempt) {
+          attempted = true;
+          outcome = await this.drive(attempt);
+        } else if (offer) {
+          // The request moved on (canceled, budget lowered, deadline) or another attempt exists.
+          break;
         }
+      } finally {
+        // An order in doubt keeps its unit: it may well have been placed. A newer quote resets the count.
+        await this.d.inventory.release(reservation, outcome === 'succeeded' || outcome === 'unknown');
       }
+      if (outcome === 'succeeded') return 'ordered';
+      if (outcome === 'declined') return 'failed';
+      if (outcome === 'unknown') return 'in_doubt';
+      if (outcome === 'rejected') refusedBefore.add(offerKey(candidate.sellerId, candidate.offerId, candidate.totalCents));
     }
     if (!attempted) return 'not_started';
     await this.afterRefusals(request.id);
@@ -122,15 +129,15 @@ export class OrderingService {
    * same condition if it still fits the request.
    */
   private async revalidate(seller: SellerRow, request: RequestRow, cached: SeenOffer): Promise<SeenOffer | null> {
+    const now = this.d.clock.now().getTime();
     const outcome = await this.d.connector.quote(seller, {
       book: bookOf(request),
       condition: askedCondition(request.conditions),
       requestId: request.id,
-      quoteRef: `${request.bookKey}|${seller.id}|revalidate`,
+      quoteRef: quoteRef(seller.id, askedCondition(request.conditions), request.bookKey),
       callbackUrl: this.d.callbackUrl(seller.id),
     });
     if (outcome.kind !== 'offers' && outcome.kind !== 'not_carried') return null;
-    const now = this.d.clock.now().getTime();
     const offers = outcome.kind === 'offers' ? outcome.offers : [];
     this.d.cache.set(request.bookKey, seller.id, {
       offers,
@@ -153,9 +160,9 @@ export class OrderingService {
    */
   private async start(requestId: string, seller: SellerRow, offer: SeenOffer): Promise<AttemptRow | null> {
     let attempt: AttemptRow | null = null;
-    const now = this.d.clock.now();
     try {
       await this.d.requests.commit(requestId, (cur) => {
+        const now = this.d.clock.now();
         if (!LIVE_TARGETS.has(cur.status) || now >= cur.expiresAt || !isValid(offer, cur)) return null;
         return {
           to: 'ORDERING',
@@ -201,6 +208,10 @@ export class OrderingService {
     const seller = await this.d.directory.get(a.sellerId);
     const request = await findRequestById(this.d.db, a.requestId);
     if (!seller || !request) throw new Error(`attempt ${a.id} names a missing seller or request`);
+    if (a.state !== 'succeeded' && a.state !== 'failed') {
+      // Hold the attempt for as long as this seller's calls can take before the first one.
+      a = (await this.advance(a, seller, {})) ?? (await this.reload(a));
+    }
     let inline = 0;
     for (;;) {
       const state: AttemptState = a.state;
@@ -215,16 +226,6 @@ export class OrderingService {
           }
           if (auth.status === 'declined') {
             next = await this.advance(a, seller, { state: 'failed', paymentState: 'declined', failure: `payment declined: ${auth.reason}` });
-            if (next) {
-              await this.finishReservation(a, false);
-              await this.d.requests.commit(a.requestId, (cur) =>
-                cur.status === 'ORDERING'
-                  ? { to: 'FAILED', type: 'PAYMENT_DECLINED', message: `Payment declined: ${auth.reason}`, changes: { failureReason: `Payment declined: ${auth.reason}`, nextRunAt: null } }
-                  : null,
-              );
-              this.d.onAttemptFinished?.(next);
-              return 'declined';
-            }
           } else {
             next = await this.advance(a, seller, { state: 'ordering', paymentState: 'authorized', authorizationId: auth.authorizationId });
           }
@@ -257,14 +258,13 @@ export class OrderingService {
               sellerOrderId: placed.orderId,
               orderTotalCents: placed.totalCents,
               deliveryEta: placed.deliveryEta,
-              tries: a.tries + 1,
             });
           } else if (placed.kind === 'rejected') {
             this.d.cache.invalidate(request.bookKey, seller.id);
-            next = await this.advance(a, seller, { state: 'voiding', failure: `${seller.name} refused the order (${placed.status}): ${placed.reason}`, tries: a.tries + 1 });
+            next = await this.advance(a, seller, { state: 'voiding', failure: `${seller.name} refused the order (${placed.status}): ${placed.reason}` });
           } else {
             const why = placed.kind === 'pending' ? 'the seller will confirm later' : `${placed.reason}${placed.status ? ` (HTTP ${placed.status})` : ''}`;
-            next = await this.advance(a, seller, { state: 'unknown', lastError: why, tries: a.tries + 1 });
+            next = await this.advance(a, seller, { state: 'unknown', lastError: why });
             if (next && (placed.kind === 'pending' || inline >= this.d.inlineRetries)) return this.defer(next, seller, why);
             inline += 1;
           }
@@ -299,32 +299,6 @@ export class OrderingService {
             return this.defer(a, seller, `capture: ${toError(e).message}`);
           }
           next = await this.advance(a, seller, { state: 'succeeded', paymentState: 'captured', nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null });
-          if (next) {
-            const done = next;
-            await this.finishReservation(a, true);
-            await this.d.requests.commit(a.requestId, (cur) =>
-              cur.status === 'ORDERING'
-                ? {
-                    to: 'ORDERED',
-                    type: 'ORDERED',
-                    message: `Ordered from ${seller.name} for ${money(done.orderTotalCents ?? done.offer.totalCents, done.offer.currency)} (order ${done.sellerOrderId})`,
-                    changes: {
-                      nextRunAt: null,
-                      orderDetails: {
-                        sellerId: seller.id,
-                        sellerOrderId: done.sellerOrderId ?? '',
-                        totalCents: done.orderTotalCents ?? done.offer.totalCents,
-                        currency: done.offer.currency,
-                        deliveryEta: done.deliveryEta?.toISOString() ?? null,
-                        placedAt: done.updatedAt.toISOString(),
-                      },
-                    },
-                  }
-                : null,
-            );
-            this.d.onAttemptFinished?.(done);
-            return 'succeeded';
-          }
           break;
         }
         case 'voiding': {
@@ -334,21 +308,12 @@ export class OrderingService {
             return this.defer(a, seller, `void: ${toError(e).message}`);
           }
           next = await this.advance(a, seller, { state: 'failed', paymentState: a.paymentState === 'authorized' ? 'voided' : a.paymentState, nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null });
-          if (next) {
-            const failed = next;
-            await this.finishReservation(a, false);
-            await this.d.requests.commit(a.requestId, (cur) =>
-              cur.status === 'ORDERING' ? { type: 'ORDER_REFUSED', message: failed.failure ?? 'the seller refused the order' } : null,
-            );
-            this.d.onAttemptFinished?.(failed);
-            return 'rejected';
-          }
           break;
         }
         case 'succeeded':
-          return 'succeeded';
         case 'failed':
-          return a.paymentState === 'declined' ? 'declined' : 'rejected';
+          // Finished: make sure the request says so too (a crash may have come in between).
+          return this.settle(a, seller);
         default: {
           const never: never = state;
           throw new Error(`unknown attempt state ${String(never)}`);
@@ -357,6 +322,102 @@ export class OrderingService {
       // Another driver moved the attempt first: continue from what it wrote.
       a = next ?? (await this.reload(a));
     }
+  }
+
+  /**
+   * Brings the request in line with a finished attempt: ORDERED for a success, FAILED for a
+   * declined payment, a note for a refusal (the caller decides what comes next). Idempotent.
+   */
+  private async settle(a: AttemptRow, seller: SellerRow): Promise<AttemptOutcome> {
+    if (a.state === 'succeeded') {
+      await this.d.requests.commit(a.requestId, (cur) =>
+        cur.status === 'ORDERING'
+          ? {
+              to: 'ORDERED',
+              type: 'ORDERED',
+              message: `Ordered from ${seller.name} for ${money(a.orderTotalCents ?? a.offer.totalCents, a.offer.currency)} (order ${a.sellerOrderId})`,
+              changes: {
+                nextRunAt: null,
+                orderDetails: {
+                  sellerId: seller.id,
+                  sellerOrderId: a.sellerOrderId ?? '',
+                  totalCents: a.orderTotalCents ?? a.offer.totalCents,
+                  currency: a.offer.currency,
+                  deliveryEta: a.deliveryEta?.toISOString() ?? null,
+                  placedAt: a.updatedAt.toISOString(),
+                },
+              },
+            }
+          : null,
+      );
+      this.d.onAttemptFinished?.(a);
+      return 'succeeded';
+    }
+    if (a.paymentState === 'declined') {
+      const reason = a.failure ?? 'payment declined';
+      await this.d.requests.commit(a.requestId, (cur) =>
+        cur.status === 'ORDERING'
+          ? { to: 'FAILED', type: 'PAYMENT_DECLINED', message: `Payment declined: ${reason}`, changes: { failureReason: reason, nextRunAt: null } }
+          : null,
+      );
+      this.d.onAttemptFinished?.(a);
+      return 'declined';
+    }
+    await this.d.requests.commit(a.requestId, (cur) =>
+      cur.status === 'ORDERING'
+        ? { type: 'ORDER_REFUSED', message: a.failure ?? 'the seller refused the order', data: { attemptNo: a.attemptNo } }
+        : null,
+    );
+    this.d.onAttemptFinished?.(a);
+    return 'rejected';
+  }
+
+  /**
+   * A request left in ORDERING with no live attempt (a crash between two steps): finish it from
+   * its attempts — ORDERED if one succeeded, FAILED if payment was declined — else search again.
+   */
+  async recover(requestId: string): Promise<void> {
+    const attempts = await attemptsForRequests(this.d.db, [requestId]);
+    const last = attempts.at(-1);
+    const succeeded = attempts.find((a) => a.state === 'succeeded');
+    const finished = succeeded ?? (last?.paymentState === 'declined' ? last : null);
+    if (finished) {
+      const seller = await this.d.directory.get(finished.sellerId);
+      if (seller) {
+        await this.settle(finished, seller);
+        return;
+      }
+    }
+    await this.afterRefusals(requestId);
+  }
+
+  /**
+   * A seller's asynchronous order result (callback). It only settles an attempt whose outcome we
+   * do not know yet; for any other attempt (finished, or already resolved by a retry or a status
+   * check) it is a duplicate or late, and changes nothing. Returns whether it changed anything.
+   */
+  async orderCallback(seller: SellerRow, idempotencyKey: string, status: number, body: unknown): Promise<'applied' | 'ignored'> {
+    const a = await findAttemptByKey(this.d.db, idempotencyKey);
+    if (!a || a.sellerId !== seller.id || a.state !== 'unknown') return 'ignored';
+    const now = this.d.clock.now();
+    const due = { nextCheckAt: now, leaseOwner: null, leaseExpiresAt: null, updatedAt: now };
+    let moved: AttemptRow | null = null;
+    if (status >= 200 && status <= 299) {
+      const parsed = parseOrderResponse(body, seller.order.response as OrderMapping);
+      if (!parsed.orderId) return 'ignored';
+      moved = await advanceAttempt(this.d.db, a.id, 'unknown', {
+        ...due,
+        state: 'capturing',
+        sellerOrderId: parsed.orderId,
+        orderTotalCents: parsed.totalCents,
+        deliveryEta: parsed.deliveryEta,
+      });
+    } else if (status === 409 || status === 410 || status === 422) {
+      const request = await findRequestById(this.d.db, a.requestId);
+      if (request) this.d.cache.invalidate(request.bookKey, seller.id);
+      moved = await advanceAttempt(this.d.db, a.id, 'unknown', { ...due, state: 'voiding', failure: `${seller.name} refused the order (${status})` });
+    }
+    return moved ? 'applied' : 'ignored';
   }
 
   /**
@@ -387,7 +448,7 @@ export class OrderingService {
   /** Leaves the attempt for the reconciler: due again after a backoff, flagged after many tries. */
   private async defer(a: AttemptRow, seller: SellerRow, why: string): Promise<AttemptOutcome> {
     const now = this.d.clock.now();
-    const tries = Math.max(a.tries, 1);
+    const tries = a.tries + 1;
     const backoff = this.d.unknownBackoffMs[Math.min(tries - 1, this.d.unknownBackoffMs.length - 1)] ?? 1000;
     const needsAttention = tries >= this.d.attentionAfterTries;
     const moved = await advanceAttempt(this.d.db, a.id, a.state, {
@@ -395,15 +456,26 @@ export class OrderingService {
       leaseOwner: null,
       leaseExpiresAt: null,
       lastError: why,
-      needsAttention,
+      tries,
+      needsAttention: a.needsAttention || needsAttention,
       updatedAt: now,
     });
     if (moved && needsAttention && !a.needsAttention) {
       this.d.log.error({ requestId: a.requestId, attemptId: a.id, sellerId: seller.id, tries }, 'order attempt unresolved: needs attention');
+      if (!(await findOpenDeadLetter(this.d.db, 'attempt', a.id))) {
+        await insertDeadLetter(this.d.db, {
+          id: randomUUID(),
+          kind: 'attempt',
+          ref: a.id,
+          payload: { requestId: a.requestId, sellerId: seller.id, state: a.state, tries, idempotencyKey: a.idempotencyKey },
+          lastError: why,
+          createdAt: now,
+        });
+      }
       await this.d.requests.commit(a.requestId, (cur) =>
         cur.status === 'ORDERING' ? { type: 'ORDER_UNRESOLVED', message: `Still confirming the order with ${seller.name} after ${tries} tries: ${why}` } : null,
       );
-    } else if (moved && a.tries <= 1 && a.lastError === null) {
+    } else if (moved && a.tries === 0) {
       await this.d.requests.commit(a.requestId, (cur) =>
         cur.status === 'ORDERING' ? { type: 'ORDER_IN_DOUBT', message: `Confirming the order with ${seller.name}: ${why}` } : null,
       );
@@ -415,13 +487,6 @@ export class OrderingService {
     const fresh = await findAttempt(this.d.db, a.id);
     if (!fresh) throw new Error(`attempt ${a.id} vanished`);
     return fresh;
-  }
-
-  private async finishReservation(a: AttemptRow, ordered: boolean): Promise<void> {
-    const key = this.reservations.get(a.id);
-    if (!key) return;
-    this.reservations.delete(a.id);
-    await this.d.inventory.release(key, ordered);
   }
 
   private leaseFor(seller: SellerRow): number {
@@ -446,6 +511,10 @@ function classifyOrder(o: OrderOutcome) {
     retryAfterMs: failed ? o.retryAfterMs : null,
     rateLimited: failed && o.status === 429,
   };
+}
+
+function offerKey(sellerId: string, offerId: string | null, totalCents: number): string {
+  return `${sellerId}|${offerId ?? ''}|${totalCents}`;
 }
 
 function jitter(ms: number): number {

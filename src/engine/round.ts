@@ -70,7 +70,40 @@ export class RoundCoordinator {
   private cacheHits = 0;
   private joined = 0;
 
+  /** Rounds waiting for asynchronous quotes, by quote reference. */
+  private readonly awaiting = new Map<string, Set<(offers: readonly ParsedOffer[]) => void>>();
+
   constructor(private readonly deps: RoundDeps) {}
+
+  /** An asynchronous quote arrived (on this instance or another): wake the rounds waiting for it. */
+  deliver(ref: string, offers: readonly ParsedOffer[]): void {
+    const waiters = this.awaiting.get(ref);
+    if (!waiters) return;
+    this.awaiting.delete(ref);
+    for (const w of waiters) w(offers);
+  }
+
+  private readonly waitForQuote = (ref: string, ms: number, signal: AbortSignal): Promise<readonly ParsedOffer[] | null> =>
+    new Promise((resolve) => {
+      let set = this.awaiting.get(ref);
+      if (!set) {
+        set = new Set();
+        this.awaiting.set(ref, set);
+      }
+      const waiters = set;
+      const done = (offers: readonly ParsedOffer[] | null) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        waiters.delete(got);
+        if (waiters.size === 0 && this.awaiting.get(ref) === waiters) this.awaiting.delete(ref);
+        resolve(offers);
+      };
+      const got = (offers: readonly ParsedOffer[]) => done(offers);
+      const onAbort = () => done(null);
+      const timer = setTimeout(() => done(null), ms);
+      waiters.add(got);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
 
   search(book: RoundBook, member: RoundMember): RoundTicket {
     const condition = askedCondition(member.conditions);
@@ -79,7 +112,7 @@ export class RoundCoordinator {
     if (round && round.accepting()) {
       this.joined += 1;
     } else {
-      round = new Round(this.deps, book, condition, () => this.rounds.delete(key), this.counters);
+      round = new Round(this.deps, book, condition, () => this.rounds.delete(key), this.counters, this.waitForQuote);
       this.rounds.set(key, round);
       void round.run();
     }
@@ -119,6 +152,11 @@ class Round {
   private readonly offers: SeenOffer[] = [];
   private readonly controller = new AbortController();
   private phase: 'running' | 'done' = 'running';
+  private undecided = 0;
+  /** While true, offers are collected without deciding anyone (a batch of cached answers). */
+  private batching = false;
+  /** Set once a seller was passed over because nobody needed it: a newcomer could not rely on the round. */
+  private skippedAny = false;
   private answered = 0;
   private failed = 0;
   private pending = 0;
@@ -130,10 +168,20 @@ class Round {
     private readonly condition: 'new' | 'used' | 'any',
     private readonly onDone: () => void,
     private readonly counters: { call(): void; cacheHit(): void },
+    private readonly waitForQuote: (ref: string, ms: number, signal: AbortSignal) => Promise<readonly ParsedOffer[] | null>,
   ) {}
 
+  /**
+   * A request may join while the round is running and has not passed over any seller: offers
+   * already seen are replayed to it, and it hears every answer still to come.
+   */
   accepting(): boolean {
-    return this.phase === 'running';
+    return this.phase === 'running' && !this.skippedAny;
+  }
+
+  /** A method, not a field read, so checks after an await are not narrowed away by the compiler. */
+  private isDone(): boolean {
+    return this.phase === 'done';
   }
 
   add(spec: RoundMember): RoundTicket {
@@ -143,6 +191,7 @@ class Round {
     // A second ticket for the same request replaces nothing: each ticket is its own member.
     const id = `${spec.requestId}#${this.members.size}`;
     this.members.set(id, m);
+    this.undecided += 1;
     if (this.offers.some((o) => isValid(o, spec))) this.satisfy(m);
     return { result, detach: () => this.decide(m, true) };
   }
@@ -153,7 +202,13 @@ class Round {
       for (const tier of tiers) {
         if (!this.needsMore()) break;
         const ordered = [...tier].sort((a, b) => this.deps.stats.score(a.id) - this.deps.stats.score(b.id));
-        const allAsked = Promise.allSettled(ordered.map((s) => this.ask(s)));
+        // Cached answers are all here at once: take every one before anyone decides, so early
+        // exit never picks a dearer cached offer over a cheaper one that was equally at hand.
+        this.batching = true;
+        const uncached = ordered.filter((s) => !this.fromCache(s));
+        this.batching = false;
+        this.satisfyFromSeen();
+        const allAsked = Promise.allSettled(uncached.map((s) => this.ask(s)));
         const allDecided = new Promise<void>((resolve) => (this.wakeAllDecided = resolve));
         await Promise.race([allAsked, allDecided]);
         this.wakeAllDecided = null;
@@ -170,16 +225,21 @@ class Round {
     return false;
   }
 
+  /** Takes the seller's cached answer if there is a fresh one. */
+  private fromCache(seller: SellerRow): boolean {
+    const cached = this.deps.cache.get(this.book.bookKey, seller.id, this.condition, this.deps.clock.now().getTime());
+    if (!cached) return false;
+    this.counters.cacheHit();
+    this.answered += 1;
+    this.take(seller.id, cached.offers, cached.quotedAt, true);
+    return true;
+  }
+
   private async ask(seller: SellerRow): Promise<void> {
-    const now = this.deps.clock.now().getTime();
-    const cached = this.deps.cache.get(this.book.bookKey, seller.id, this.condition, now);
-    if (cached) {
-      this.counters.cacheHit();
-      this.answered += 1;
-      this.take(seller.id, cached.offers, cached.quotedAt, true);
+    if (!this.needsMore()) {
+      this.skippedAny = true;
       return;
     }
-    if (!this.needsMore()) return;
     const gate = this.deps.gates.get(seller);
     if (!gate.available()) {
       // Breaker open or the seller asked us to back off: skip it this round instead of piling on.
@@ -190,18 +250,23 @@ class Round {
   }
 
   private async call(seller: SellerRow, gate: SellerGate): Promise<void> {
-    const { stats, connector, cache, clock } = this.deps;
+    const { stats, connector, clock } = this.deps;
     const signal = this.controller.signal;
     let outcome: QuoteOutcome | null = null;
+    let askedAt = 0;
     for (let retry = 1; ; retry++) {
       try {
         outcome = await gate.run(
           () =>
             this.deps.globalLimit(async (): Promise<QuoteOutcome | null> => {
               // Queued behind the caps: by now the call may no longer be needed.
-              if (!this.needsMore() || signal.aborted) return null;
+              if (!this.needsMore() || signal.aborted) {
+                this.skippedAny = true;
+                return null;
+              }
               this.counters.call();
               stats.started(seller.id);
+              askedAt = clock.now().getTime();
               const o = await connector.quote(seller, this.quoteParams(seller), signal);
               const aborted = o.kind === 'failed' && o.aborted;
               stats.finished(seller.id, { ok: o.kind !== 'failed', latencyMs: o.latencyMs, aborted });
@@ -216,32 +281,38 @@ class Round {
         this.failed += 1;
         return;
       }
-      if (outcome === null || this.phase === 'done') return;
+      if (outcome === null) return;
+      if (this.isDone()) {
+        // Nobody waits for this answer any more, but it is still a fresh quote: keep it.
+        this.remember(seller, outcome, askedAt);
+        return;
+      }
       if (outcome.kind !== 'failed' || outcome.aborted) break;
       const next = retryDecision(outcome, retry, Math.min(1_000, seller.timeoutMs));
       if (!next.retry || !this.needsMore()) break;
       await sleep(next.delayMs, signal);
       if (signal.aborted) return;
     }
-    const quotedAt = clock.now().getTime();
+    if (outcome.kind === 'pending') {
+      // The seller answers through a callback: wait for it as long as for a direct answer.
+      const offers = await this.waitForQuote(quoteRef(seller.id, this.condition, this.book.bookKey), seller.timeoutMs, signal);
+      if (this.isDone()) return;
+      if (offers === null) {
+        this.pending += 1;
+        return;
+      }
+      this.answered += 1;
+      this.take(seller.id, offers, clock.now().getTime(), false);
+      return;
+    }
     switch (outcome.kind) {
       case 'offers':
       case 'not_carried': {
-        const offers = outcome.kind === 'offers' ? outcome.offers : [];
-        const changed = cache.set(this.book.bookKey, seller.id, {
-          offers,
-          condition: this.condition,
-          quotedAt,
-          expiresAt: quotedAt + seller.offerTtlSeconds * 1000,
-        });
-        if (changed) this.deps.onOffersChanged(this.book.bookKey);
+        const { offers, quotedAt } = this.remember(seller, outcome, askedAt);
         this.answered += 1;
         this.take(seller.id, offers, quotedAt, false);
         return;
       }
-      case 'pending':
-        this.pending += 1;
-        return;
       case 'failed':
         if (!outcome.aborted) this.failed += 1;
         return;
@@ -252,14 +323,35 @@ class Round {
     }
   }
 
+  /** Caches a seller's answer; watchers of the book are woken when it differs from the last one. */
+  private remember(seller: SellerRow, outcome: QuoteOutcome, quotedAt: number): { offers: readonly ParsedOffer[]; quotedAt: number } {
+    if (outcome.kind !== 'offers' && outcome.kind !== 'not_carried') return { offers: [], quotedAt };
+    const offers = outcome.kind === 'offers' ? outcome.offers : [];
+    const changed = this.deps.cache.set(this.book.bookKey, seller.id, {
+      offers,
+      condition: this.condition,
+      quotedAt,
+      expiresAt: quotedAt + seller.offerTtlSeconds * 1000,
+    });
+    if (changed) this.deps.onOffersChanged(this.book.bookKey);
+    return { offers, quotedAt };
+  }
+
   private take(sellerId: string, offers: readonly ParsedOffer[], quotedAt: number, fromCache: boolean): void {
     for (const o of offers) {
       if (!o.available || (o.inventory !== null && o.inventory <= 0)) continue;
       const seen = toSeenOffer(sellerId, o, quotedAt, fromCache);
       this.offers.push(seen);
+      if (this.batching) continue;
       for (const m of this.members.values()) {
         if (!m.decided && m.satisfiedAt === null && isValid(seen, m.spec)) this.satisfy(m);
       }
+    }
+  }
+
+  private satisfyFromSeen(): void {
+    for (const m of this.members.values()) {
+      if (!m.decided && m.satisfiedAt === null && this.offers.some((o) => isValid(o, m.spec))) this.satisfy(m);
     }
   }
 
@@ -275,16 +367,17 @@ class Round {
   private decide(m: MemberState, detached: boolean): void {
     if (m.decided) return;
     m.decided = true;
+    this.undecided -= 1;
     if (m.timer) clearTimeout(m.timer);
     m.resolve({
-      offers: [...this.offers],
+      offers: this.offers.slice(),
       answered: this.answered,
       failed: this.failed,
       pending: this.pending,
       consulted: this.answered + this.failed + this.pending,
       detached,
     });
-    if ([...this.members.values()].every((x) => x.decided)) {
+    if (this.undecided === 0) {
       this.wakeAllDecided?.();
       // Nobody needs the calls still in flight: abort them rather than wait.
       if (this.phase === 'running') this.finish();
@@ -317,7 +410,7 @@ class Round {
       book: { isbn: this.book.isbn, title: this.book.title, author: this.book.author },
       condition: this.condition,
       requestId: this.firstRequestId(),
-      quoteRef: `${this.book.bookKey}|${seller.id}`,
+      quoteRef: quoteRef(seller.id, this.condition, this.book.bookKey),
       callbackUrl: this.deps.callbackUrl(seller.id),
     };
   }
@@ -346,4 +439,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const t = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** How a quote names its book and seller, so an asynchronous answer finds its way back. */
+export function quoteRef(sellerId: string, condition: 'new' | 'used' | 'any', bookKey: string): string {
+  return `${sellerId}:${condition}:${bookKey}`;
+}
+
+export function parseQuoteRef(ref: string): { sellerId: string; condition: 'new' | 'used' | 'any'; bookKey: string } | null {
+  const m = /^([0-9a-f-]{36}):(new|used|any):(.+)$/i.exec(ref);
+  return m ? { sellerId: m[1]!.toLowerCase(), condition: m[2] as 'new' | 'used' | 'any', bookKey: m[3]! } : null;
 }

@@ -5,6 +5,7 @@ import type { Database } from '../db/client.js';
 import { type Context, type Services, makeContext } from '../resolvers/context.js';
 import type { Auth } from './auth.js';
 import { servePlayground, servePlaygroundAsset } from './playground.js';
+import type { CallbackReceiver } from '../partners/callbacks.js';
 
 export interface HttpDeps {
   apollo: ApolloServer<Context>;
@@ -13,7 +14,10 @@ export interface HttpDeps {
   auth: Auth;
   log: Logger;
   bodyLimitBytes: number;
+  callbacks: CallbackReceiver;
 }
+
+const CALLBACK_PATH = /^\/partners\/([0-9a-fA-F-]{36})\/callbacks$/;
 
 class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -52,6 +56,14 @@ async function route(d: HttpDeps, req: IncomingMessage, res: ServerResponse): Pr
       if (url.pathname === '/') return sendJson(res, 404, { error: 'not found' });
       return graphql(d, req, res, method, url.search);
     default:
+      if (CALLBACK_PATH.test(url.pathname)) {
+        if (method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' });
+        const sellerId = CALLBACK_PATH.exec(url.pathname)![1]!.toLowerCase();
+        const raw = await readRaw(req, d.bodyLimitBytes);
+        const header = req.headers['x-signature'];
+        const reply = await d.callbacks.receive(sellerId, Array.isArray(header) ? header[0] : header, raw);
+        return sendJson(res, reply.status, reply.body);
+      }
       if (url.pathname.startsWith('/playground/') && (method === 'GET' || method === 'HEAD')) {
         if (servePlaygroundAsset(url.pathname.slice('/playground/'.length), req, res)) return;
       }
@@ -79,8 +91,8 @@ async function graphql(d: HttpDeps, req: IncomingMessage, res: ServerResponse, m
   res.end();
 }
 
-/** Reads the body up to the limit; JSON bodies are parsed, others passed on as text for Apollo to refuse. */
-async function readBody(req: IncomingMessage, limit: number, contentType: string | undefined): Promise<unknown> {
+/** Reads the raw body, refusing anything over the limit with 413. */
+async function readRaw(req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, 'PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`);
   const chunks: Buffer[] = [];
@@ -90,7 +102,12 @@ async function readBody(req: IncomingMessage, limit: number, contentType: string
     if (size > limit) throw new HttpError(413, 'PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads the body up to the limit; JSON bodies are parsed, others passed on as text for Apollo to refuse. */
+async function readBody(req: IncomingMessage, limit: number, contentType: string | undefined): Promise<unknown> {
+  const text = await readRaw(req, limit);
   if (!contentType || !/^application\/(graphql-response\+)?json\b/i.test(contentType.trim())) return text;
   if (text.trim() === '') throw new HttpError(400, 'BAD_REQUEST', 'request body is empty');
   try {

@@ -9,6 +9,7 @@ import type { SellerService } from '../engine/sellers.js';
 import type { Viewer } from '../engine/types.js';
 import { queuePositions } from '../db/queries/work.js';
 import type { GateHealth, SellerGates } from '../engine/seller-gate.js';
+import type { DeadLetterService } from '../engine/dead-letters.js';
 
 /** The parts of the system resolvers may call; composed once in server.ts. */
 export interface Services {
@@ -18,6 +19,7 @@ export interface Services {
   sellers: SellerService;
   /** Seller gates of this instance's engine; null when the engine is off. */
   gates: SellerGates | null;
+  deadLetters: DeadLetterService;
 }
 
 export interface SellerHealthView {

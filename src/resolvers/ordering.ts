@@ -3,7 +3,8 @@ import { paymentCallsForRequest } from '../db/queries/payments.js';
 import { isUuid } from '../engine/requests.js';
 import type { AttemptState, PaymentState } from '../engine/types.js';
 import type { AttemptState as GqlAttemptState, PaymentState as GqlPaymentState, Resolvers } from './__generated__/types.js';
-import { requireAdmin } from './errors.js';
+import { userError } from '../engine/errors.js';
+import { gqlError, payload, requireAdmin } from './errors.js';
 import { loadSeller } from './requests.js';
 
 export const orderingResolvers: Resolvers = {
@@ -15,6 +16,19 @@ export const orderingResolvers: Resolvers = {
     paymentLedger: (_, { requestId }, ctx) => {
       requireAdmin(ctx);
       return isUuid(requestId) ? paymentCallsForRequest(ctx.services.db, requestId) : [];
+    },
+    deadLetters: (_, { includeResolved, first }, ctx) => {
+      requireAdmin(ctx);
+      const limit = first ?? 50;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw gqlError('BAD_USER_INPUT', 'first must be from 1 to 500', { field: 'first' });
+      return ctx.services.deadLetters.list(includeResolved ?? false, limit);
+    },
+  },
+  Mutation: {
+    redriveDeadLetter: async (_, { id }, ctx) => {
+      requireAdmin(ctx);
+      if (!isUuid(id)) return { deadLetter: null, userErrors: [userError('NOT_FOUND', 'no such dead letter', ['id'])] };
+      return payload('deadLetter', await ctx.services.deadLetters.redrive(id));
     },
   },
   PurchaseRequest: {

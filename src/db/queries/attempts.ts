@@ -109,3 +109,8 @@ export async function attemptsNeedingAttention(ex: Executor): Promise<AttemptRow
     .where(and(eq(orderAttempts.needsAttention, true), notInArray(orderAttempts.state, FINISHED)))
     .orderBy(asc(orderAttempts.createdAt));
 }
+
+export async function findAttemptByKey(ex: Executor, idempotencyKey: string): Promise<AttemptRow | null> {
+  const [row] = await ex.select().from(orderAttempts).where(eq(orderAttempts.idempotencyKey, idempotencyKey));
+  return row ?? null;
+}

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, isNull, lte, min, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
 import type { RequestStatus } from '../../engine/types.js';
@@ -46,21 +46,23 @@ export async function extendLeases(ex: Executor, owner: string, ids: readonly st
 
 /**
  * Ends this owner's lease on a request and sets when it is next due. If the request changed since
- * `seenRevision` (the user updated it), its own due time stands: the change asked for prompt work.
+ * `seenRevision` (the user updated it), its own due time stands: the change asked for prompt work
+ * — unless `force` (after a failure, the backoff must hold whatever happened meanwhile).
  */
 export async function releaseRequest(
   ex: Executor,
-  q: { id: string; owner: string; seenRevision: number; nextRunAt: Date | null; watchCount?: number },
+  q: { id: string; owner: string; seenRevision: number; nextRunAt: Date | null; watchCount?: number; force?: boolean },
 ): Promise<void> {
+  // Dates go in as ISO text with a cast: postgres.js does not encode a Date inside a raw fragment.
+  const next = sql`${q.nextRunAt ? q.nextRunAt.toISOString() : null}::timestamptz`;
+  const unchanged = q.force ? sql`true` : sql`${purchaseRequests.revision} = ${q.seenRevision}`;
   await ex
     .update(purchaseRequests)
     .set({
       leaseOwner: null,
       leaseExpiresAt: null,
-      nextRunAt: sql`case when ${purchaseRequests.revision} = ${q.seenRevision} then ${q.nextRunAt} else ${purchaseRequests.nextRunAt} end`,
-      ...(q.watchCount !== undefined
-        ? { watchCount: sql`case when ${purchaseRequests.revision} = ${q.seenRevision} then ${q.watchCount} else 0 end` }
-        : {}),
+      nextRunAt: sql`case when ${unchanged} then ${next} else ${purchaseRequests.nextRunAt} end`,
+      ...(q.watchCount !== undefined ? { watchCount: sql`case when ${unchanged} then ${q.watchCount}::int else 0 end` } : {}),
     })
     .where(and(eq(purchaseRequests.id, q.id), eq(purchaseRequests.leaseOwner, q.owner)));
 }
@@ -77,22 +79,29 @@ export async function findExpiredActive(ex: Executor, now: Date, limit: number):
 }
 
 /**
- * The next moment anything is due: unleased work, a lease running out, or an active request's
- * deadline (deadlines apply whoever holds the lease).
+ * The next moment anything is due: the earliest unleased work, or the earliest deadline of an
+ * active request. Two ORDER BY … LIMIT 1 reads that the partial indexes answer directly; an
+ * expired lease is found by the regular poll.
  */
-export async function nextDueAt(ex: Executor): Promise<Date | null> {
+export async function nextDueAt(ex: Executor, now: Date): Promise<Date | null> {
   const [work] = await ex
-    .select({
-      at: sql<Date | null>`min(greatest(${purchaseRequests.nextRunAt}, coalesce(${purchaseRequests.leaseExpiresAt}, ${purchaseRequests.nextRunAt})))`.mapWith(
-        purchaseRequests.nextRunAt,
+    .select({ at: purchaseRequests.nextRunAt })
+    .from(purchaseRequests)
+    .where(
+      and(
+        sql`${purchaseRequests.nextRunAt} is not null`,
+        inArray(purchaseRequests.status, [...SEARCHABLE]),
+        or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, now)),
       ),
-    })
-    .from(purchaseRequests)
-    .where(and(inArray(purchaseRequests.status, [...SEARCHABLE]), sql`${purchaseRequests.nextRunAt} is not null`));
+    )
+    .orderBy(asc(purchaseRequests.nextRunAt))
+    .limit(1);
   const [deadline] = await ex
-    .select({ at: min(purchaseRequests.expiresAt) })
+    .select({ at: purchaseRequests.expiresAt })
     .from(purchaseRequests)
-    .where(inArray(purchaseRequests.status, [...SEARCHABLE]));
+    .where(inArray(purchaseRequests.status, [...SEARCHABLE]))
+    .orderBy(asc(purchaseRequests.expiresAt))
+    .limit(1);
   const times = [work?.at, deadline?.at].filter((d): d is Date => d instanceof Date);
   return times.length ? new Date(Math.min(...times.map((d) => d.getTime()))) : null;
 }

@@ -376,7 +376,7 @@ describe('SandboxFleet through the generic connector', () => {
     fleet.configure('pageturner', { down: true });
     fleet.setPrice('pageturner', book.isbn, 1);
     fleet.reset();
-    expect(fleet.stats().pageturner).toEqual({ quote: 0, order: 0, orderStatus: 0, byStatus: {} });
+    expect(fleet.stats().pageturner).toEqual({ quote: 0, order: 0, orderStatus: 0, byStatus: {}, callbacksSent: 0, callbacksFailed: 0 });
     expect(fleet.ledger()).toEqual([]);
     expect(fleet.specs()[0]!.knobs.down).toBe(false);
     expect((await quoteOffers(inp, values(book)))).toEqual(offers);

@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Agent, request } from 'undici';
 import { normalizeIsbn } from '../../engine/isbn.js';
 import type { SellerInputShape } from '../seller-config.js';
 import { CATALOG, bookByIsbn, bookByTitleAuthor, type CatalogBook } from './catalog.js';
@@ -39,6 +40,26 @@ export interface ScriptStep {
   ms?: number;
 }
 
+/**
+ * Asynchronous mode (API.md "Asynchronous partners"): the call is answered 202 with `{}`, and the
+ * result is posted later, HMAC-signed with the seller's callback secret.
+ */
+export interface AsyncKnobs {
+  /** Quotes for books the seller carries answer 202; the result goes to the `callbackUrl` the quote carried. */
+  quotes: boolean;
+  /** Orders (with a readable body) answer 202; the outcome goes to the latest quote's `callbackUrl`. */
+  orders: boolean;
+  /** Real milliseconds from the 202 to the callback (not multiplied by latencyScale). */
+  delayMs: number;
+  /** Chance that a callback is posted twice. */
+  duplicateRate: number;
+  /** Chance that a callback waits `lateMs` instead of `delayMs`. */
+  lateRate: number;
+  lateMs: number;
+  /** Where order callbacks go, instead of the latest quote's `callbackUrl` (and quote callbacks whose request carried none). */
+  callbackUrl?: string;
+}
+
 export interface SellerKnobs {
   latency: LatencySpec;
   /** Latency of the order endpoint; absent = `latency`. */
@@ -53,6 +74,8 @@ export interface SellerKnobs {
   down: boolean;
   /** Faults consumed one per matching call, before any rate-based fault. */
   script: ScriptStep[];
+  /** null = synchronous (the default). */
+  async: AsyncKnobs | null;
 }
 
 export interface SandboxSellerSpec {
@@ -97,6 +120,10 @@ export interface SellerStats {
    * the answer was due).
    */
   byStatus: Record<string, number>;
+  /** Asynchronous mode: callbacks the broker accepted (2xx), one per delivered post, duplicates included. */
+  callbacksSent: number;
+  /** Asynchronous mode: failed delivery attempts (connection error, timeout, non-2xx, no callback URL); each retry counts. */
+  callbacksFailed: number;
 }
 
 export interface SandboxFleetOptions {
@@ -131,6 +158,7 @@ export function quietKnobs(medianMs: number, p99Ms: number): SellerKnobs {
     orderTimeoutAfterSuccessRate: 0,
     down: false,
     script: [],
+    async: null,
   };
 }
 
@@ -161,6 +189,12 @@ export function defaultSellerSpecs(): SandboxSellerSpec[] {
   ];
 }
 
+/** A result to post later, and where (null: nowhere known, counted as a failed callback). */
+interface Deferred {
+  url: string | null;
+  message: CallbackMessage;
+}
+
 interface Listing {
   offerId: string;
   condition: Condition;
@@ -173,6 +207,7 @@ interface SellerState {
   readonly spec: SandboxSellerSpec;
   readonly codec: ShapeCodec;
   readonly apiKey: string;
+  readonly callbackSecret: string;
   knobs: SellerKnobs;
   /** isbn → listings (a new and/or a used copy). */
   readonly listings: Map<string, Listing[]>;
@@ -183,8 +218,17 @@ interface SellerState {
   readonly stats: SellerStats;
   readonly faultRng: Rng;
   readonly latencyRng: Rng;
+  /** Draws for duplicate and late callbacks. */
+  readonly callbackRng: Rng;
+  /** The callbackUrl of the latest quote that carried one: where order callbacks go. */
+  lastCallbackUrl: string | null;
   sequence: number;
 }
+
+/** The JSON a sandbox seller posts to the broker in asynchronous mode (API.md). */
+export type CallbackMessage =
+  | { type: 'quote'; quoteRef: string; body: unknown }
+  | { type: 'order'; idempotencyKey: string; status: number; body: unknown };
 
 type Phase =
   | { readonly name: 'idle' }
@@ -211,6 +255,24 @@ const RATE_KNOBS = [
 export const API_KEY_HEADER = 'X-Api-Key';
 export const sandboxApiKey = (sellerKey: string) => `sandbox-${sellerKey}`;
 
+/** The header carrying a callback's signature: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`. */
+export const SIGNATURE_HEADER = 'X-Signature';
+
+/** The seller's callback secret (given to the broker in `sellerInputs()`): deterministic by seed and key, 40 characters. */
+export function sandboxCallbackSecret(sellerKey: string, seed: number = DEFAULT_SEED): string {
+  return `sbx_${createHash('sha256').update(`sandbox-callback-secret\u0000${seed}\u0000${sellerKey}`).digest('hex').slice(0, 36)}`;
+}
+
+/** The `X-Signature` value for a raw callback body. */
+export function callbackSignature(secret: string, rawBody: string, unixSeconds: number = Math.floor(Date.now() / 1000)): string {
+  const t = String(Math.floor(unixSeconds));
+  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${rawBody}`).digest('hex')}`;
+}
+
+const CALLBACK_RETRIES = 3;
+const CALLBACK_BACKOFF_MS = 100;
+const CALLBACK_ATTEMPT_TIMEOUT_MS = 5_000;
+
 /**
  * Simulated partner bookstores behind one HTTP server, each under `/<sellerKey>/`, reached by the
  * broker only through the generic connector. Seeded: the same seed gives the same catalog split,
@@ -228,6 +290,12 @@ export class SandboxFleet {
   /** Part of every order id, new per reset, so ids never repeat across resets or processes. */
   private generation = '';
   private phase: Phase = { name: 'idle' };
+  /** Aborted (and replaced) by stop() and reset(): cancels every pending or in-flight callback. */
+  private callbacks = new AbortController();
+  /** Callbacks waiting or being delivered, so stop() can wait until they have all let go. */
+  private readonly pendingCallbacks = new Set<Promise<void>>();
+  /** Connections for callback posts; created on first use, destroyed by stop(). */
+  private callbackAgent: Agent | null = null;
 
   constructor(options: SandboxFleetOptions = {}) {
     this.seed = options.seed ?? DEFAULT_SEED;
@@ -290,7 +358,10 @@ export class SandboxFleet {
           phase.stop.abort();
           const closed = new Promise<void>((resolve) => phase.server.close(() => resolve()));
           phase.server.closeAllConnections();
-          await closed;
+          await Promise.all([closed, this.cancelCallbacks()]);
+          const agent = this.callbackAgent;
+          this.callbackAgent = null;
+          await agent?.destroy().catch(() => undefined);
         })();
         this.phase = { name: 'stopping', done };
         try {
@@ -308,7 +379,7 @@ export class SandboxFleet {
   /** Connector configuration for every seller, ready for `upsertSeller` (needs a started fleet). */
   sellerInputs(): SellerInputShape[] {
     const url = this.url;
-    return [...this.sellers.values()].map(({ spec, codec, apiKey }) => {
+    return [...this.sellers.values()].map(({ spec, codec, apiKey, callbackSecret }) => {
       const slowest = Math.max(spec.knobs.latency.p99Ms, spec.knobs.orderLatency?.p99Ms ?? 0);
       return {
         name: spec.name,
@@ -320,6 +391,7 @@ export class SandboxFleet {
         // A simulator has no capacity limit of its own; the broker's adaptive limits decide.
         maxConcurrency: 256,
         offerTtlSeconds: 60,
+        callbackSecret,
         ...codec.endpoints(),
       };
     });
@@ -340,8 +412,9 @@ export class SandboxFleet {
     return this.ledgerEntries.filter((e) => sellerKey === undefined || e.sellerKey === sellerKey).map((e) => ({ ...e }));
   }
 
-  /** Counters, ledgers, inventory, prices and knobs back to the seeded start. */
+  /** Counters, ledgers, inventory, prices and knobs back to the seeded start; pending callbacks are dropped. */
   reset(): void {
+    void this.cancelCallbacks();
     const carried = assignCatalog(this.seed, this.baseSpecs);
     this.sellers = new Map(
       this.baseSpecs.map((spec) => {
@@ -351,13 +424,16 @@ export class SandboxFleet {
           spec,
           codec: SHAPES[spec.shape],
           apiKey: sandboxApiKey(spec.key),
+          callbackSecret: sandboxCallbackSecret(spec.key, this.seed),
           knobs: structuredClone(spec.knobs),
           listings,
           offers: new Map(),
           orders: new Map(),
-          stats: { quote: 0, order: 0, orderStatus: 0, byStatus: {} },
+          stats: { quote: 0, order: 0, orderStatus: 0, byStatus: {}, callbacksSent: 0, callbacksFailed: 0 },
           faultRng: createRng(hashSeed(this.seed, spec.key, 'faults')),
           latencyRng: createRng(hashSeed(this.seed, spec.key, 'latency')),
+          callbackRng: createRng(hashSeed(this.seed, spec.key, 'callbacks')),
+          lastCallbackUrl: null,
           sequence: 0,
         };
         for (const [isbn, list] of listings) for (const listing of list) state.offers.set(listing.offerId, { isbn, listing });
@@ -469,6 +545,8 @@ export class SandboxFleet {
       return answer(stats, res, { status: 401, body: { error: 'unauthorized' } });
     }
     const body = req.method === 'GET' ? undefined : await readJson(req);
+    // Taken now: a knob changed while this call waits does not change how it is answered.
+    const async = knobs.async;
     const step = this.nextFault(seller, route.endpoint);
     const fault = step?.fault;
 
@@ -476,16 +554,37 @@ export class SandboxFleet {
     if (fault === 'rate429') return answer(stats, res, { status: 429, body: { error: 'rate_limited' } }, { 'retry-after': '1' });
 
     let reply: Reply;
+    /** Set when the result goes in a callback and the call itself is answered 202. */
+    let deferred: Deferred | null = null;
     if (fault === 'error500') reply = { status: 500, body: { error: 'internal_error' } };
-    else if (fault === 'reject409') reply = { status: 409, body: { error: 'order_rejected' } };
     else {
       switch (route.endpoint) {
-        case 'quote':
-          reply = this.quote(seller, seller.codec.readQuote(url.searchParams, body));
+        case 'quote': {
+          const query = seller.codec.readQuote(url.searchParams, body);
+          const callbackUrl = query && httpUrl(query.callbackUrl);
+          if (callbackUrl) seller.lastCallbackUrl = callbackUrl;
+          reply = this.quote(seller, query);
+          // Only an offer (list) goes asynchronously: 404 (not carried) and 400 are answered at once.
+          if (async?.quotes && query !== null && query.quoteRef !== null && reply.status >= 200 && reply.status < 300) {
+            deferred = {
+              url: callbackUrl ?? async.callbackUrl ?? null,
+              message: { type: 'quote', quoteRef: query.quoteRef, body: reply.body },
+            };
+          }
           break;
-        case 'order':
-          reply = this.order(seller, seller.codec.readOrder(body, req.headers));
+        }
+        case 'order': {
+          const request = seller.codec.readOrder(body, req.headers);
+          reply = fault === 'reject409' ? { status: 409, body: { error: 'order_rejected' } } : this.order(seller, request);
+          // An order without a readable key cannot be called back about: 422 at once.
+          if (async?.orders && request !== null) {
+            deferred = {
+              url: async.callbackUrl ?? seller.lastCallbackUrl,
+              message: { type: 'order', idempotencyKey: request.idempotencyKey, status: reply.status, body: reply.body },
+            };
+          }
           break;
+        }
         case 'orderStatus': {
           const placed = seller.orders.get(route.idempotencyKey ?? '');
           reply = placed ? { status: 200, body: placed.body } : { status: 404, body: { error: 'not_found' } };
@@ -495,19 +594,102 @@ export class SandboxFleet {
           return assertNever(route.endpoint);
       }
     }
-    if (fault === 'timeoutAfterSuccess') return hold(stats);
+    if (deferred && fault === 'malformed') {
+      // The result is unreadable; the acknowledgement is not.
+      const full = JSON.stringify(deferred.message.body);
+      deferred.message.body = full.slice(0, Math.max(1, Math.floor(full.length / 2)));
+    }
+    if (fault === 'timeoutAfterSuccess') {
+      // The partner did the work and still reports it; only the call never returns.
+      if (deferred && async) this.sendCallback(seller, async, deferred);
+      return hold(stats);
+    }
 
     const delay =
       fault === 'slow' ? (step?.ms ?? 3 * seller.knobs.latency.p99Ms) : this.latency(seller, route.endpoint);
-    if (!(await pause(delay, res, stopped))) {
+    const waited = await pause(delay, res, stopped);
+    // The result is posted even when the caller left before its 202 (not when the fleet stopped).
+    if (deferred && async && !stopped.aborted) this.sendCallback(seller, async, deferred);
+    if (!waited) {
       count(stats, 'abandoned');
       return;
     }
+    if (deferred) return answer(stats, res, { status: 202, body: {} });
     if (fault === 'malformed') {
       const full = JSON.stringify(reply.body);
       return answer(stats, res, { status: 200, body: full.slice(0, Math.max(1, Math.floor(full.length / 2))) });
     }
     answer(stats, res, reply);
+  }
+
+  // ---- callbacks ----
+
+  /** Posts the result after `delayMs` (or `lateMs`), once or twice as drawn; never throws. */
+  private sendCallback(seller: SellerState, async: AsyncKnobs, deferred: Deferred): void {
+    const signal = this.callbacks.signal;
+    if (signal.aborted || this.phase.name !== 'listening') return;
+    const roll = (rate: number) => rate > 0 && seller.callbackRng() < rate;
+    const late = roll(async.lateRate);
+    const twice = roll(async.duplicateRate);
+    const raw = JSON.stringify(deferred.message);
+    const run = (async () => {
+      if (!(await wait(late ? async.lateMs : async.delayMs, signal))) return;
+      await this.deliver(seller, deferred.url, raw, signal);
+      if (twice) await this.deliver(seller, deferred.url, raw, signal);
+    })().catch(() => undefined);
+    this.pendingCallbacks.add(run);
+    void run.finally(() => this.pendingCallbacks.delete(run));
+  }
+
+  /** One callback: the first attempt and up to CALLBACK_RETRIES more, with a doubling backoff. */
+  private async deliver(seller: SellerState, url: string | null, raw: string, signal: AbortSignal): Promise<void> {
+    if (url === null) {
+      seller.stats.callbacksFailed += 1;
+      return;
+    }
+    for (let attempt = 0; attempt <= CALLBACK_RETRIES; attempt++) {
+      if (attempt > 0 && !(await wait(CALLBACK_BACKOFF_MS * 2 ** (attempt - 1), signal))) return;
+      const delivered = await this.post(url, raw, seller.callbackSecret, signal);
+      if (signal.aborted) return;
+      if (delivered) {
+        seller.stats.callbacksSent += 1;
+        return;
+      }
+      seller.stats.callbacksFailed += 1;
+    }
+  }
+
+  /** One signed POST; true when answered 2xx. */
+  private async post(url: string, raw: string, secret: string, stop: AbortSignal): Promise<boolean> {
+    if (stop.aborted) return false;
+    const attempt = new AbortController();
+    const abort = () => attempt.abort();
+    const timer = setTimeout(abort, CALLBACK_ATTEMPT_TIMEOUT_MS);
+    stop.addEventListener('abort', abort, { once: true });
+    try {
+      this.callbackAgent ??= new Agent({ keepAliveTimeout: 10_000, connections: 64 });
+      const res = await request(url, {
+        method: 'POST',
+        dispatcher: this.callbackAgent,
+        signal: attempt.signal,
+        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: callbackSignature(secret, raw) },
+        body: raw,
+      });
+      await res.body.dump();
+      return res.statusCode >= 200 && res.statusCode < 300;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+      stop.removeEventListener('abort', abort);
+    }
+  }
+
+  /** Drops every waiting callback and aborts those in flight; resolves once they have all let go. */
+  private async cancelCallbacks(): Promise<void> {
+    this.callbacks.abort();
+    this.callbacks = new AbortController();
+    await Promise.all([...this.pendingCallbacks]);
   }
 
   private nextFault(seller: SellerState, endpoint: Endpoint): ScriptStep | undefined {
@@ -736,7 +918,7 @@ function checkLatency(value: unknown, name: string): LatencySpec {
 /** Validates knobs (all of them when `complete`, else a patch) from typed callers and the admin API alike. */
 function checkKnobs(value: unknown, complete: boolean): Partial<SellerKnobs> {
   if (!isRecord(value)) throw new SandboxError(400, 'knobs must be an object');
-  const known = new Set<string>(['latency', 'orderLatency', 'down', 'script', ...RATE_KNOBS]);
+  const known = new Set<string>(['latency', 'orderLatency', 'down', 'script', 'async', ...RATE_KNOBS]);
   for (const key of Object.keys(value)) if (!known.has(key)) throw new SandboxError(400, `unknown knob "${key}"`);
   const required = ['latency', 'down', 'script', ...RATE_KNOBS];
   if (complete) for (const key of required) if (!(key in value)) throw new SandboxError(400, `knob "${key}" is required`);
@@ -771,6 +953,34 @@ function checkKnobs(value: unknown, complete: boolean): Partial<SellerKnobs> {
       return { endpoint: endpoint as Endpoint, fault: fault as Fault, ...(ms !== undefined ? { ms } : {}) };
     });
   }
+  if ('async' in value && value.async !== undefined) out.async = checkAsync(value.async);
+  return out;
+}
+
+const ASYNC_KEYS: ReadonlySet<string> = new Set(['quotes', 'orders', 'delayMs', 'duplicateRate', 'lateRate', 'lateMs', 'callbackUrl']);
+const MAX_CALLBACK_DELAY_MS = 3_600_000;
+
+function checkAsync(value: unknown): AsyncKnobs | null {
+  if (value === null) return null;
+  if (!isRecord(value)) throw new SandboxError(400, 'async must be null or an object');
+  for (const key of Object.keys(value)) if (!ASYNC_KEYS.has(key)) throw new SandboxError(400, `unknown async knob "${key}"`);
+  const { quotes, orders, delayMs, duplicateRate, lateRate, lateMs, callbackUrl } = value;
+  if (typeof quotes !== 'boolean' || typeof orders !== 'boolean') {
+    throw new SandboxError(400, 'async.quotes and async.orders must be booleans');
+  }
+  const isDelay = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= MAX_CALLBACK_DELAY_MS;
+  if (!isDelay(delayMs) || !isDelay(lateMs)) {
+    throw new SandboxError(400, `async.delayMs and async.lateMs must be numbers from 0 to ${MAX_CALLBACK_DELAY_MS}`);
+  }
+  if (!isFraction(duplicateRate) || !isFraction(lateRate)) {
+    throw new SandboxError(400, 'async.duplicateRate and async.lateRate must be numbers from 0 to 1');
+  }
+  const out: AsyncKnobs = { quotes, orders, delayMs, duplicateRate, lateRate, lateMs };
+  if (callbackUrl !== undefined && callbackUrl !== null) {
+    const url = httpUrl(callbackUrl);
+    if (url === null) throw new SandboxError(400, 'async.callbackUrl must be an http(s) URL');
+    out.callbackUrl = url;
+  }
   return out;
 }
 
@@ -797,7 +1007,8 @@ function checkSpecs(specs: SandboxSellerSpec[]): void {
       throw new SandboxError(400, `${where}: taxRate and carries must be from 0 to 1`);
     }
     if (typeof spec.usedToo !== 'boolean') throw new SandboxError(400, `${where}: usedToo must be a boolean`);
-    spec.knobs = { ...(checkKnobs(spec.knobs, true) as SellerKnobs) };
+    const knobs = checkKnobs(spec.knobs, true) as Omit<SellerKnobs, 'async'> & Partial<Pick<SellerKnobs, 'async'>>;
+    spec.knobs = { ...knobs, async: knobs.async ?? null };
   }
 }
 
@@ -861,6 +1072,32 @@ function pause(ms: number, res: ServerResponse, stopped: AbortSignal): Promise<b
     res.once('close', gone);
     stopped.addEventListener('abort', gone, { once: true });
   });
+}
+
+/** Waits `ms`; false (and the timer cleared) as soon as `signal` aborts. */
+function wait(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const finish = (elapsed: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', gone);
+      resolve(elapsed);
+    };
+    const gone = () => finish(false);
+    const timer = setTimeout(() => finish(true), Math.max(0, ms));
+    signal.addEventListener('abort', gone, { once: true });
+  });
+}
+
+/** The text when it is an absolute http(s) URL, else null. */
+function httpUrl(raw: unknown): string | null {
+  if (typeof raw !== 'string' || raw === '') return null;
+  try {
+    const url = new URL(raw);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? raw : null;
+  } catch {
+    return null;
+  }
 }
 
 function assertNever(value: never): never {

@@ -38,7 +38,7 @@ describe('sandbox fleet as a separate process', () => {
     expect(((await restocked.json()) as { stock: number }).stock).toBe(2);
 
     await sandbox.reset();
-    expect((await sandbox.stats())[key]).toEqual({ quote: 0, order: 0, orderStatus: 0, byStatus: {} });
+    expect((await sandbox.stats())[key]).toEqual({ quote: 0, order: 0, orderStatus: 0, byStatus: {}, callbacksSent: 0, callbacksFailed: 0 });
     await expect(sandbox.configure('nobody', { down: true })).rejects.toThrow(/404/);
   });
 

@@ -19,6 +19,9 @@ export interface QuoteQuery {
   title: string;
   author: string;
   condition: WantedCondition;
+  /** Asynchronous mode: the broker's reference for this quote and where to post the result. */
+  quoteRef: string | null;
+  callbackUrl: string | null;
 }
 
 export interface OfferView {
@@ -84,10 +87,25 @@ function readCondition(raw: unknown): WantedCondition | null {
   return c === 'new' || c === 'used' ? c : null;
 }
 
-function quoteQuery(isbn: unknown, title: unknown, author: unknown, condition: unknown): QuoteQuery | null {
+function quoteQuery(
+  isbn: unknown,
+  title: unknown,
+  author: unknown,
+  condition: unknown,
+  quoteRef: unknown,
+  callbackUrl: unknown,
+): QuoteQuery | null {
   const wanted = readCondition(condition);
   if (wanted === null) return null;
-  return { isbn: nonEmpty(isbn), title: text(title), author: text(author), condition: wanted };
+  return {
+    isbn: nonEmpty(isbn),
+    title: text(title),
+    author: text(author),
+    condition: wanted,
+    // A reference is taken as sent (not trimmed): the callback must carry it back unchanged.
+    quoteRef: typeof quoteRef === 'string' && quoteRef !== '' ? quoteRef : null,
+    callbackUrl: nonEmpty(callbackUrl),
+  };
 }
 
 function decodeSegment(segment: string): string | null {
@@ -114,7 +132,8 @@ const flat: ShapeCodec = {
     return {
       quote: {
         method: 'GET',
-        path: '/quote?isbn={{isbn}}&title={{title}}&author={{author}}&condition={{condition}}',
+        // ref and cb are used only when the seller is switched to asynchronous mode.
+        path: '/quote?isbn={{isbn}}&title={{title}}&author={{author}}&condition={{condition}}&ref={{quoteRef}}&cb={{callbackUrl}}',
         response: {
           itemPrice: 'price',
           shipping: 'shipping',
@@ -144,7 +163,14 @@ const flat: ShapeCodec = {
     };
   },
   readQuote(query) {
-    return quoteQuery(query.get('isbn'), query.get('title'), query.get('author'), query.get('condition'));
+    return quoteQuery(
+      query.get('isbn'),
+      query.get('title'),
+      query.get('author'),
+      query.get('condition'),
+      query.get('ref'),
+      query.get('cb'),
+    );
   },
   quoteReply(offers) {
     // One offer per answer: the new copy when there is one in stock, else a used one.
@@ -209,7 +235,15 @@ const offers: ShapeCodec = {
       quote: {
         method: 'POST',
         path: '/v2/search',
-        body: { isbn: '{{isbn}}', title: '{{title}}', author: '{{author}}', condition: '{{condition}}' },
+        body: {
+          isbn: '{{isbn}}',
+          title: '{{title}}',
+          author: '{{author}}',
+          condition: '{{condition}}',
+          // Used only when the seller is switched to asynchronous mode.
+          quoteRef: '{{quoteRef}}',
+          callbackUrl: '{{callbackUrl}}',
+        },
         response: {
           offers: 'data.offers',
           itemPrice: 'amountCents',
@@ -236,7 +270,7 @@ const offers: ShapeCodec = {
   },
   readQuote(_query, body) {
     if (!isRecord(body)) return null;
-    return quoteQuery(body.isbn, body.title, body.author, body.condition);
+    return quoteQuery(body.isbn, body.title, body.author, body.condition, body.quoteRef, body.callbackUrl);
   },
   quoteReply(list, carried) {
     if (!carried) return { status: 404, body: { error: { code: 'NOT_CARRIED' } } };
