@@ -32,6 +32,12 @@ import type { SandboxFleet } from './partners/sandbox/fleet.js';
 import { SandboxPaymentGateway } from './payments/sandbox-gateway.js';
 import pLimit from 'p-limit';
 import { SellerGates } from './engine/seller-gate.js';
+import { Metrics } from './infra/metrics.js';
+import { oldestDue } from './db/queries/work.js';
+import { attemptsNeedingAttention } from './db/queries/attempts.js';
+import type { RequestRow } from './db/schema.js';
+import type { Change } from './engine/requests.js';
+import { isTerminal } from './engine/lifecycle.js';
 import { CallbackReceiver } from './partners/callbacks.js';
 import { DeadLetterService } from './engine/dead-letters.js';
 import { Admission } from './engine/admission.js';
@@ -94,6 +100,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }
     const db = database.db;
     const bus = pubsub;
+    const metrics = new Metrics();
     let engine: Engine | null = null;
     const directory = new SellerDirectory(() => listSellers(db));
     const requests = new RequestService({
@@ -101,7 +108,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       pubsub: bus,
       clock,
       limits: { maxHorizonMs: config.maxExpiryHorizonMs },
-      onCommitted: (row, change) => engine?.onCommitted(row, change),
+      onCommitted: (row, change) => {
+        engine?.onCommitted(row, change);
+        countOutcome(metrics, row, change);
+      },
       admission: new Admission(db, config.maxBacklog, config.overloadedRetryAfterMs),
     });
     const sellers = new SellerService({ db, clock, sellerUrls: config.sellerUrls, onChanged: () => directory.invalidate() });
@@ -159,6 +169,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         log,
         bodyLimitBytes: config.bodyLimitBytes,
         callbacks,
+        metrics,
       }),
     );
     httpServer = server;
@@ -194,9 +205,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       latencyScale: config.sandboxLatencyScale,
     });
     if (gates) {
-      engine = composeEngine({ config, db, requests, directory, gates, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
+      engine = composeEngine({ config, db, requests, directory, gates, metrics, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
       await engine.start();
     }
+    registerGauges(metrics, { db, clock, engine, gates, sellers, ws: ws!, pubsub: bus });
     log.info(
       { url, storage: database.kind, pubsub: config.redisUrl ? 'redis' : 'memory', sandbox: sandbox?.fleet.url ?? null, engine: Boolean(engine) },
       'server listening',
@@ -252,13 +264,14 @@ function composeEngine(o: {
   requests: RequestService;
   directory: SellerDirectory;
   gates: SellerGates;
+  metrics: Metrics;
   pubsub: PubSub;
   clock: Clock;
   log: Logger;
   connector: PartnerConnector;
   publicUrl: string;
 }): Engine {
-  const { config, db, requests, directory, gates, pubsub, clock, connector } = o;
+  const { config, db, requests, directory, gates, metrics, pubsub, clock, connector } = o;
   const e = config.engine;
   const log = o.log.child({ component: 'engine' });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -277,6 +290,7 @@ function composeEngine(o: {
     gates,
     improvementWindowMs: e.improvementWindowMs,
     callbackUrl,
+    metrics,
     onOffersChanged: (bookKey) => void engine?.offersChanged(bookKey),
   });
   const ordering = new OrderingService({
@@ -296,6 +310,7 @@ function composeEngine(o: {
     inlineRetries: e.orderInlineRetries,
     attentionAfterTries: e.orderAttentionAfterTries,
     callbackUrl,
+    metrics,
   });
   engine = new Engine({
     db,
@@ -318,4 +333,38 @@ function composeEngine(o: {
     },
   });
   return engine;
+}
+
+/** Counts outcomes and creation-to-outcome time from committed request changes. */
+function countOutcome(metrics: Metrics, row: RequestRow, change: Change): void {
+  if (change.type === 'CREATED') metrics.requestsCreated.inc();
+  if (!change.to) return;
+  if (change.to === 'QUOTED' || change.to === 'OUT_OF_STOCK' || isTerminal(change.to)) metrics.outcomes.inc({ status: change.to });
+  if (isTerminal(change.to)) metrics.resolution.observe({ status: change.to }, (row.updatedAt.getTime() - row.createdAt.getTime()) / 1000);
+}
+
+/** Gauges read at scrape time: queue lag, work in flight, subscriptions, breakers, attention. */
+function registerGauges(
+  metrics: Metrics,
+  o: { db: Db; clock: Clock; engine: Engine | null; gates: SellerGates | null; sellers: SellerService; ws: WsHandle; pubsub: PubSub },
+): void {
+  metrics.gauge('broker_queue_lag_seconds', 'Age of the oldest due request nobody is working on', async () => {
+    const now = o.clock.now();
+    const oldest = await oldestDue(o.db, now);
+    return oldest ? Math.max(0, (now.getTime() - oldest.getTime()) / 1000) : 0;
+  });
+  metrics.gauge('broker_rounds_in_flight', 'Rounds of quotes running on this instance', () => o.engine?.roundsInFlight() ?? 0);
+  metrics.gauge('broker_requests_active', 'Requests this instance is searching or ordering for', () => o.engine?.activeCount() ?? 0);
+  metrics.gauge('broker_websocket_connections', 'GraphQL WebSocket connections', () => o.ws.clients());
+  metrics.gauge('broker_subscriptions', 'Live request subscriptions on this instance', () => o.pubsub.size());
+  metrics.gauge('broker_attempts_needing_attention', 'Unfinished order attempts flagged for an operator', async () => (await attemptsNeedingAttention(o.db)).length);
+  metrics.labelledGauge('broker_breaker_state', 'Seller circuit breakers: 0 closed, 1 half-open, 2 open', 'seller', async () => {
+    const gates = o.gates;
+    if (!gates) return [];
+    const code = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;
+    return (await o.sellers.list()).flatMap((s) => {
+      const gate = gates.peek(s.id);
+      return gate ? [[s.name, code[gate.health().breaker]] as [string, number]] : [];
+    });
+  });
 }

@@ -126,6 +126,10 @@ export class Engine {
     return this.active.size;
   }
 
+  roundsInFlight(): number {
+    return this.d.rounds.active();
+  }
+
   wake(): void {
     if (this.phase !== 'running') return;
     if (this.ticking) {

@@ -22,7 +22,8 @@ import { toError } from './errors.js';
 import type { OfferCache } from './offer-cache.js';
 import { type SeenOffer, askedCondition, evaluate, isValid, snapshot, toSeenOffer } from './offers.js';
 import type { RequestService } from './requests.js';
-import { quoteRef } from './round.js';
+import { quoteRef, recordCall } from './round.js';
+import type { Metrics } from '../infra/metrics.js';
 import type { SellerDirectory } from './seller-directory.js';
 import { OpenCircuitError, type SellerGates } from './seller-gate.js';
 import type { AttemptState } from './types.js';
@@ -49,7 +50,7 @@ export interface OrderingDeps {
   /** Tries after which an unresolved attempt is flagged for an operator (it keeps being retried). */
   attentionAfterTries: number;
   callbackUrl: (sellerId: string) => string;
-  onAttemptFinished?: (a: AttemptRow) => void;
+  metrics?: Metrics;
 }
 
 /** How one attempt ended, as far as this call could take it. */
@@ -247,6 +248,7 @@ export class OrderingService {
                 }),
               classifyOrder,
             );
+            recordCall(this.d.metrics, seller, 'order', placed);
           } catch (e) {
             // Nothing was sent: the attempt stays where it is and is tried again after the backoff.
             if (e instanceof OpenCircuitError) return this.defer(a, seller, `${seller.name} is unavailable (circuit open)`);
@@ -283,6 +285,7 @@ export class OrderingService {
             idempotencyKey: a.idempotencyKey,
             sellerOrderId: a.sellerOrderId,
           });
+          recordCall(this.d.metrics, seller, 'orderStatus', status);
           if (status.kind === 'placed') {
             next = await this.advance(a, seller, { state: 'capturing', sellerOrderId: status.orderId, orderTotalCents: status.totalCents, deliveryEta: status.deliveryEta });
           } else if (status.kind === 'not_placed') {
@@ -350,7 +353,7 @@ export class OrderingService {
             }
           : null,
       );
-      this.d.onAttemptFinished?.(a);
+      this.d.metrics?.attempts.inc({ state: a.state, payment: a.paymentState });
       return 'succeeded';
     }
     if (a.paymentState === 'declined') {
@@ -360,7 +363,7 @@ export class OrderingService {
           ? { to: 'FAILED', type: 'PAYMENT_DECLINED', message: `Payment declined: ${reason}`, changes: { failureReason: reason, nextRunAt: null } }
           : null,
       );
-      this.d.onAttemptFinished?.(a);
+      this.d.metrics?.attempts.inc({ state: a.state, payment: a.paymentState });
       return 'declined';
     }
     await this.d.requests.commit(a.requestId, (cur) =>
@@ -368,7 +371,7 @@ export class OrderingService {
         ? { type: 'ORDER_REFUSED', message: a.failure ?? 'the seller refused the order', data: { attemptNo: a.attemptNo } }
         : null,
     );
-    this.d.onAttemptFinished?.(a);
+    this.d.metrics?.attempts.inc({ state: a.state, payment: a.paymentState });
     return 'rejected';
   }
 

@@ -10,6 +10,7 @@ import type { SellerDirectory } from './seller-directory.js';
 import { retryDecision } from './retry.js';
 import { OpenCircuitError, type SellerGate, type SellerGates } from './seller-gate.js';
 import type { SellerStats } from './seller-stats.js';
+import type { Metrics } from '../infra/metrics.js';
 
 export interface RoundBook extends BookRef {
   bookKey: string;
@@ -50,8 +51,7 @@ export interface RoundDeps {
   callbackUrl: (sellerId: string) => string;
   /** A seller's answer for a book changed from what was cached: watchers of the book may care. */
   onOffersChanged: (bookKey: string) => void;
-  /** Every seller call made, for metrics. */
-  onCall?: (seller: SellerRow, outcome: QuoteOutcome) => void;
+  metrics?: Metrics;
 }
 
 export interface RoundTicket {
@@ -111,7 +111,10 @@ export class RoundCoordinator {
     let round = this.rounds.get(key);
     if (round && round.accepting()) {
       this.joined += 1;
+      this.deps.metrics?.roundMembers.inc({ how: 'joined' });
     } else {
+      this.deps.metrics?.roundsStarted.inc();
+      this.deps.metrics?.roundMembers.inc({ how: 'started' });
       round = new Round(this.deps, book, condition, () => this.rounds.delete(key), this.counters, this.waitForQuote);
       this.rounds.set(key, round);
       void round.run();
@@ -132,9 +135,14 @@ export class RoundCoordinator {
   private readonly counters = {
     call: () => {
       this.calls += 1;
+      this.deps.metrics?.cacheLookups.inc({ result: 'miss' });
     },
     cacheHit: () => {
       this.cacheHits += 1;
+      this.deps.metrics?.cacheLookups.inc({ result: 'hit' });
+    },
+    skipped: () => {
+      this.deps.metrics?.callsSkipped.inc();
     },
   };
 }
@@ -167,7 +175,7 @@ class Round {
     private readonly book: RoundBook,
     private readonly condition: 'new' | 'used' | 'any',
     private readonly onDone: () => void,
-    private readonly counters: { call(): void; cacheHit(): void },
+    private readonly counters: { call(): void; cacheHit(): void; skipped(): void },
     private readonly waitForQuote: (ref: string, ms: number, signal: AbortSignal) => Promise<readonly ParsedOffer[] | null>,
   ) {}
 
@@ -238,6 +246,7 @@ class Round {
   private async ask(seller: SellerRow): Promise<void> {
     if (!this.needsMore()) {
       this.skippedAny = true;
+      this.counters.skipped();
       return;
     }
     const gate = this.deps.gates.get(seller);
@@ -262,6 +271,7 @@ class Round {
               // Queued behind the caps: by now the call may no longer be needed.
               if (!this.needsMore() || signal.aborted) {
                 this.skippedAny = true;
+                this.counters.skipped();
                 return null;
               }
               this.counters.call();
@@ -270,7 +280,7 @@ class Round {
               const o = await connector.quote(seller, this.quoteParams(seller), signal);
               const aborted = o.kind === 'failed' && o.aborted;
               stats.finished(seller.id, { ok: o.kind !== 'failed', latencyMs: o.latencyMs, aborted });
-              this.deps.onCall?.(seller, o);
+              recordCall(this.deps.metrics, seller, 'quote', o);
               return o;
             }),
           classifyQuote,
@@ -449,4 +459,17 @@ export function quoteRef(sellerId: string, condition: 'new' | 'used' | 'any', bo
 export function parseQuoteRef(ref: string): { sellerId: string; condition: 'new' | 'used' | 'any'; bookKey: string } | null {
   const m = /^([0-9a-f-]{36}):(new|used|any):(.+)$/i.exec(ref);
   return m ? { sellerId: m[1]!.toLowerCase(), condition: m[2] as 'new' | 'used' | 'any', bookKey: m[3]! } : null;
+}
+
+/** Counts one partner call and its latency, by seller, endpoint and outcome. */
+export function recordCall(
+  metrics: Metrics | undefined,
+  seller: { name: string },
+  endpoint: 'quote' | 'order' | 'orderStatus',
+  o: { kind: string; latencyMs: number; timedOut?: boolean; aborted?: boolean; status?: number | null },
+): void {
+  if (!metrics) return;
+  const outcome = o.kind === 'failed' || o.kind === 'unknown' ? (o.aborted ? 'aborted' : o.timedOut ? 'timeout' : o.status ? `http_${o.status}` : 'error') : o.kind;
+  metrics.sellerCalls.inc({ seller: seller.name, endpoint, outcome });
+  if (!o.aborted) metrics.sellerLatency.observe({ seller: seller.name, endpoint }, o.latencyMs / 1000);
 }

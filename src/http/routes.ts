@@ -6,6 +6,7 @@ import { type Context, type Services, makeContext } from '../resolvers/context.j
 import type { Auth } from './auth.js';
 import { servePlayground, servePlaygroundAsset } from './playground.js';
 import type { CallbackReceiver } from '../partners/callbacks.js';
+import type { Metrics } from '../infra/metrics.js';
 
 export interface HttpDeps {
   apollo: ApolloServer<Context>;
@@ -15,6 +16,7 @@ export interface HttpDeps {
   log: Logger;
   bodyLimitBytes: number;
   callbacks: CallbackReceiver;
+  metrics: Metrics;
 }
 
 const CALLBACK_PATH = /^\/partners\/([0-9a-fA-F-]{36})\/callbacks$/;
@@ -46,6 +48,12 @@ async function route(d: HttpDeps, req: IncomingMessage, res: ServerResponse): Pr
   switch (url.pathname) {
     case '/healthz':
       return sendJson(res, 200, { status: 'ok' });
+    case '/metrics': {
+      const { contentType, body } = await d.metrics.render();
+      res.writeHead(200, { 'content-type': contentType });
+      res.end(body);
+      return;
+    }
     case '/readyz': {
       const ready = await d.database.ready();
       return ready.ok ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'not ready', reason: ready.reason });

@@ -138,3 +138,20 @@ export async function queuePositions(ex: Executor, ids: readonly string[]): Prom
     .where(and(inArray(purchaseRequests.id, [...ids]), eq(purchaseRequests.status, 'PENDING')));
   return new Map(rows.map((r) => [r.id, Number(r.ahead)]));
 }
+
+/** The oldest work that is due and not being worked on (queue lag), or null when nothing waits. */
+export async function oldestDue(ex: Executor, now: Date): Promise<Date | null> {
+  const [row] = await ex
+    .select({ at: purchaseRequests.nextRunAt })
+    .from(purchaseRequests)
+    .where(
+      and(
+        lte(purchaseRequests.nextRunAt, now),
+        inArray(purchaseRequests.status, [...SEARCHABLE]),
+        or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, now)),
+      ),
+    )
+    .orderBy(asc(purchaseRequests.nextRunAt))
+    .limit(1);
+  return row?.at ?? null;
+}
