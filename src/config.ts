@@ -27,6 +27,14 @@ export interface Config {
   dbPoolSize: number;
   /** Serve schema introspection (the playground needs it). */
   introspection: boolean;
+  /** Hide field suggestions ("Did you mean …?") in errors. */
+  hideSchemaDetails: boolean;
+  queryLimits: { maxDepth: number; maxAliases: number; maxDirectives: number; maxTokens: number; maxCost: number };
+  /** WebSocket: subscriptions at once on one connection, and connections at once per user. */
+  wsMaxSubscriptionsPerConnection: number;
+  wsMaxConnectionsPerUser: number;
+  /** Browser origins allowed to open WebSockets; empty = any (non-browser clients send none). */
+  allowedOrigins: string[];
   /** PENDING requests beyond which new ones are refused with OVERLOADED. */
   maxBacklog: number;
   /** The retry hint given with OVERLOADED. */
@@ -90,6 +98,17 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 300_000),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     introspection: bool(env, 'INTROSPECTION', !production),
+    hideSchemaDetails: bool(env, 'HIDE_SCHEMA_DETAILS', production),
+    queryLimits: {
+      maxDepth: int(env, 'QUERY_MAX_DEPTH', 12, 1, 1000),
+      maxAliases: int(env, 'QUERY_MAX_ALIASES', 30, 0, 10_000),
+      maxDirectives: int(env, 'QUERY_MAX_DIRECTIVES', 20, 0, 10_000),
+      maxTokens: int(env, 'QUERY_MAX_TOKENS', 5_000, 10, 1_000_000),
+      maxCost: int(env, 'QUERY_MAX_COST', 50_000, 1, 100_000_000),
+    },
+    wsMaxSubscriptionsPerConnection: int(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
+    wsMaxConnectionsPerUser: int(env, 'WS_MAX_CONNECTIONS_PER_USER', 20, 1, 100_000),
+    allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     maxBacklog: int(env, 'MAX_BACKLOG', 10_000, 1, 10_000_000),
     overloadedRetryAfterMs: int(env, 'OVERLOADED_RETRY_AFTER_MS', 2_000, 1, 3_600_000),
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),

@@ -33,6 +33,9 @@ import { SandboxPaymentGateway } from './payments/sandbox-gateway.js';
 import pLimit from 'p-limit';
 import { SellerGates } from './engine/seller-gate.js';
 import { Metrics } from './infra/metrics.js';
+import { limitRules } from './http/query-limits.js';
+import { costLimit } from './http/cost-plugin.js';
+import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import { oldestDue } from './db/queries/work.js';
 import { attemptsNeedingAttention } from './db/queries/attempts.js';
 import type { RequestRow } from './db/schema.js';
@@ -150,9 +153,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       formatError,
       includeStacktraceInErrorResponses: false,
       introspection: config.introspection,
+      hideSchemaDetailsFromClientErrors: config.hideSchemaDetails,
       csrfPrevention: true,
+      allowBatchedHttpRequests: false,
+      parseOptions: { maxTokens: config.queryLimits.maxTokens },
+      validationRules: limitRules(config.queryLimits),
       plugins: [
         ApolloServerPluginLandingPageDisabled(),
+        costLimit(config.queryLimits.maxCost),
         mutationRateLimit(new MemoryRateLimiter(config.rateLimitPerMinute, config.rateLimitBurst)),
       ],
       logger: log.child({ component: 'apollo' }),
@@ -181,9 +189,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       auth,
       log,
       formatError,
-      validationRules: [],
+      validationRules: [...limitRules(config.queryLimits), ...(config.introspection ? [] : [NoSchemaIntrospectionCustomRule])],
       connectionInitTimeoutMs: config.wsConnectionInitTimeoutMs,
       maxPayloadBytes: config.wsMaxPayloadBytes,
+      maxTokens: config.queryLimits.maxTokens,
+      maxCost: config.queryLimits.maxCost,
+      hideSchemaDetails: config.hideSchemaDetails,
+      maxSubscriptionsPerConnection: config.wsMaxSubscriptionsPerConnection,
+      maxConnectionsPerUser: config.wsMaxConnectionsPerUser,
+      allowedOrigins: config.allowedOrigins,
     });
 
     await new Promise<void>((resolve, reject) => {

@@ -16,6 +16,7 @@ import type { Viewer } from '../engine/types.js';
 import { type Services, makeContext } from '../resolvers/context.js';
 import type { Auth } from './auth.js';
 import { type ErrorFormatter, formatErrors } from './errors.js';
+import { costError, operationCost, withoutSuggestions } from './query-limits.js';
 
 export interface WsOptions {
   server: Server;
@@ -28,10 +29,17 @@ export interface WsOptions {
   validationRules: readonly ValidationRule[];
   connectionInitTimeoutMs: number;
   maxPayloadBytes: number;
+  maxTokens: number;
+  maxCost: number;
+  hideSchemaDetails: boolean;
+  maxSubscriptionsPerConnection: number;
+  maxConnectionsPerUser: number;
+  /** Browser origins allowed to connect; empty allows any. */
+  allowedOrigins: readonly string[];
 }
 
 // A type alias, not an interface: graphql-ws wants an index-signature-compatible record.
-type Extra = { viewer?: Viewer };
+type Extra = { viewer?: Viewer; counted?: boolean };
 
 export interface WsHandle {
   clients(): number;
@@ -45,8 +53,18 @@ export interface WsHandle {
  * serves subscriptions only: queries and mutations go over HTTP, where every limit applies.
  */
 export function attachGraphQLWs(o: WsOptions): WsHandle {
-  const wss = new WebSocketServer({ server: o.server, path: o.path, maxPayload: o.maxPayloadBytes });
+  const wss = new WebSocketServer({
+    server: o.server,
+    path: o.path,
+    maxPayload: o.maxPayloadBytes,
+    // A browser page from another origin must not ride on a user's credentials; clients that
+    // are not browsers send no Origin and are judged by their token alone.
+    verifyClient: ({ origin }: { origin?: string }) => o.allowedOrigins.length === 0 || !origin || o.allowedOrigins.includes(origin),
+  });
   const rules = [...specifiedRules, ...o.validationRules];
+  const perUser = new Map<string, number>();
+  const hide = (errors: readonly GraphQLError[]) =>
+    o.hideSchemaDetails ? errors.map((e) => new GraphQLError(withoutSuggestions(e.message), { nodes: e.nodes, extensions: e.extensions })) : errors;
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
       schema: o.schema,
@@ -56,18 +74,35 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
         const viewer = await o.auth.viewerFrom(header);
         // No or bad token: refuse the connection (graphql-ws closes with 4403 Forbidden).
         if (viewer === null || viewer === 'invalid') return false;
+        const open = perUser.get(viewer.id) ?? 0;
+        if (open >= o.maxConnectionsPerUser) {
+          ctx.extra.socket.close(4429, 'Too many connections');
+          return false;
+        }
+        perUser.set(viewer.id, open + 1);
+        ctx.extra.counted = true;
         ctx.extra.viewer = viewer;
         return true;
+      },
+      onClose(ctx) {
+        const viewer = ctx.extra.viewer;
+        if (!viewer || !ctx.extra.counted) return;
+        const left = (perUser.get(viewer.id) ?? 1) - 1;
+        if (left <= 0) perUser.delete(viewer.id);
+        else perUser.set(viewer.id, left);
       },
       onSubscribe(ctx, _id, payload) {
         let document;
         try {
-          document = parse(payload.query, { maxTokens: 5000 });
+          document = parse(payload.query, { maxTokens: o.maxTokens });
         } catch (e) {
           return [e instanceof GraphQLError ? withCode(e, 'GRAPHQL_PARSE_FAILED') : new GraphQLError('could not parse the operation')];
         }
+        if (Object.keys(ctx.subscriptions).length > o.maxSubscriptionsPerConnection) {
+          return [withCode(new GraphQLError(`at most ${o.maxSubscriptionsPerConnection} subscriptions per connection`), 'BAD_REQUEST')];
+        }
         const errors = validate(o.schema, document, rules);
-        if (errors.length > 0) return errors.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+        if (errors.length > 0) return hide(errors).map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
         const op = getOperationAST(document, payload.operationName);
         if (!op) return [withCode(new GraphQLError('could not identify the operation to run'), 'BAD_REQUEST')];
         if (op.operation !== 'subscription') {
@@ -76,7 +111,9 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
         // Coerce variables here, as Apollo does over HTTP, so bad ones are BAD_USER_INPUT and not
         // execution errors without a code (which would be masked as internal).
         const coerced = getVariableValues(o.schema, op.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 25 });
-        if (coerced.errors) return coerced.errors.map((e) => withCode(e, 'BAD_USER_INPUT'));
+        if (coerced.errors) return hide(coerced.errors).map((e) => withCode(e, 'BAD_USER_INPUT'));
+        const cost = operationCost(o.schema, document, op, payload.variables ?? {});
+        if (cost > o.maxCost) return [costError(cost, o.maxCost)];
         return {
           schema: o.schema,
           document,
