@@ -20,7 +20,7 @@ const DEFAULT_QUERY = `# Paste a token printed at start-up into the Headers tab 
 mutation Create {
   createPurchaseRequest(input: {
     idempotencyKey: "playground-1"
-    book: { isbn: "9781449373320" }
+    book: { isbn: "9780141439518" }
     maxTotalPrice: { cents: 4500, currency: "USD" }
     expiresAt: "${'${EXPIRES_AT}'}"
     shippingAddress: { name: "Ada Lovelace", line1: "1 Main St", city: "Springfield", postalCode: "12345", country: "US" }
