@@ -25,7 +25,8 @@ import { OrderingService } from './engine/ordering.js';
 import { RoundCoordinator } from './engine/round.js';
 import { SellerDirectory } from './engine/seller-directory.js';
 import { SellerStats } from './engine/seller-stats.js';
-import { MemoryInventoryGuard } from './infra/inventory.js';
+import { type InventoryGuard, MemoryInventoryGuard } from './infra/inventory.js';
+import { RedisLimits } from './infra/redis-limits.js';
 import { PartnerConnector } from './partners/connector.js';
 import { type EmbeddedSandbox, embedSandbox } from './partners/sandbox/embed.js';
 import type { SandboxFleet } from './partners/sandbox/fleet.js';
@@ -91,16 +92,21 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let ws: WsHandle | undefined;
   let apollo: ApolloServer<Context> | undefined;
   let sandbox: EmbeddedSandbox | null = null;
+  let shared: RedisLimits | null = null;
   const connector = new PartnerConnector();
   try {
     await database.migrate();
     if (config.redisUrl) {
       const redis = new RedisPubSub(config.redisUrl);
       pubsub = redis;
-      await redis.ready();
+      shared = new RedisLimits(config.redisUrl);
+      await Promise.all([redis.ready(), shared.ready()]);
     } else {
       pubsub = new MemoryPubSub();
     }
+    // State several instances must agree on lives in Redis when there is one.
+    const rateLimiter = shared ? shared.rateLimiter(config.rateLimitPerMinute, config.rateLimitBurst) : new MemoryRateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
+    const inventory = shared ? shared.inventoryGuard() : new MemoryInventoryGuard();
     const db = database.db;
     const bus = pubsub;
     const metrics = new Metrics();
@@ -161,7 +167,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       plugins: [
         ApolloServerPluginLandingPageDisabled(),
         costLimit(config.queryLimits.maxCost),
-        mutationRateLimit(new MemoryRateLimiter(config.rateLimitPerMinute, config.rateLimitBurst)),
+        mutationRateLimit(rateLimiter),
       ],
       logger: log.child({ component: 'apollo' }),
     });
@@ -219,7 +225,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       latencyScale: config.sandboxLatencyScale,
     });
     if (gates) {
-      engine = composeEngine({ config, db, requests, directory, gates, metrics, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
+      engine = composeEngine({ config, db, requests, directory, gates, metrics, inventory, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
       await engine.start();
     }
     registerGauges(metrics, { db, clock, engine, gates, sellers, ws: ws!, pubsub: bus });
@@ -233,6 +239,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const wsHandle = ws;
     const apolloServer = apollo;
     const fleet = sandbox;
+    const sharedState = shared;
     const stop = () => {
       if (phase !== 'running') return stopping!;
       phase = 'stopping';
@@ -247,6 +254,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await closed;
         clearTimeout(grace);
         await bus.close();
+        await sharedState?.close();
         await apolloServer.stop();
         await connector.close();
         await fleet?.stop();
@@ -266,6 +274,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     httpServer?.close();
     await apollo?.stop().catch(() => {});
     await pubsub?.close().catch(() => {});
+    await shared?.close();
     await database.close().catch(() => {});
     throw e;
   }
@@ -279,13 +288,14 @@ function composeEngine(o: {
   directory: SellerDirectory;
   gates: SellerGates;
   metrics: Metrics;
+  inventory: InventoryGuard;
   pubsub: PubSub;
   clock: Clock;
   log: Logger;
   connector: PartnerConnector;
   publicUrl: string;
 }): Engine {
-  const { config, db, requests, directory, gates, metrics, pubsub, clock, connector } = o;
+  const { config, db, requests, directory, gates, metrics, inventory, pubsub, clock, connector } = o;
   const e = config.engine;
   const log = o.log.child({ component: 'engine' });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -312,7 +322,7 @@ function composeEngine(o: {
     requests,
     connector,
     gateway: new SandboxPaymentGateway(db, clock),
-    inventory: new MemoryInventoryGuard(),
+    inventory,
     gates,
     cache,
     directory,

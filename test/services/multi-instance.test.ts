@@ -66,3 +66,53 @@ describe('RedisPubSub', () => {
     }
   });
 });
+
+describe('Redis-backed limits shared by instances', () => {
+  it('one token bucket per user across instances', async () => {
+    const { RedisLimits } = await import('../../src/infra/redis-limits.js');
+    const prefix = `test-${process.pid}-${Date.now()}:`;
+    const one = new RedisLimits(redisUrl!, prefix);
+    const two = new RedisLimits(redisUrl!, prefix);
+    try {
+      let now = 1_000_000;
+      const a = one.rateLimiter(60, 3, () => now);
+      const b = two.rateLimiter(60, 3, () => now);
+      expect(await a.take('u', 2)).toEqual({ ok: true });
+      expect(await b.take('u', 1)).toEqual({ ok: true });
+      expect(await b.take('u', 1)).toEqual({ ok: false, retryAfterMs: 1000 });
+      now += 1000;
+      expect(await a.take('u', 1)).toEqual({ ok: true });
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
+  it('never reserves more units than known across instances, and trusts only quotes asked after a sale', async () => {
+    const { RedisLimits } = await import('../../src/infra/redis-limits.js');
+    const prefix = `test-${process.pid}-${Date.now()}:`;
+    let now = 5_000;
+    const oneLimits = new RedisLimits(redisUrl!, prefix);
+    const one = oneLimits.inventoryGuard(() => now);
+    const twoLimits = new RedisLimits(redisUrl!, prefix);
+    const two = twoLimits.inventoryGuard(() => now);
+    try {
+      const got = await Promise.all([...Array(6)].map((_, i) => (i % 2 ? one : two).reserve('offer', 2, 1_000)));
+      expect(got.filter(Boolean)).toHaveLength(2);
+      await one.release('offer', true);
+      await two.release('offer', false);
+      expect(await one.reserve('offer', 2, 1_000)).toBe(true); // one unit back after the release
+      expect(await two.reserve('offer', 2, 1_000)).toBe(false);
+      now = 9_000;
+      // A quote asked after the sale already counts it: a fresh "2" means two are free again.
+      await one.release('offer', false);
+      await two.release('offer', false);
+      expect(await one.reserve('offer', 2, 8_000)).toBe(true);
+      expect(await two.reserve('offer', 2, 8_000)).toBe(true);
+      expect(await one.reserve('offer', 2, 8_000)).toBe(false);
+    } finally {
+      await oneLimits.close();
+      await twoLimits.close();
+    }
+  });
+});
