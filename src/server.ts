@@ -334,6 +334,7 @@ function composeEngine(o: {
     inlineRetries: e.orderInlineRetries,
     attentionAfterTries: e.orderAttentionAfterTries,
     callbackUrl,
+    awaitQuote: (ref, ms, since) => rounds.waitForQuote(ref, ms, undefined, since),
     metrics,
   });
   engine = new Engine({

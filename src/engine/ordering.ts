@@ -10,7 +10,7 @@ import {
   insertAttempt,
   nextAttemptNo,
 } from '../db/queries/attempts.js';
-import { type OrderMapping, parseOrderResponse } from '../partners/mapping.js';
+import { type OrderMapping, type ParsedOffer, parseOrderResponse } from '../partners/mapping.js';
 import { findRequestById } from '../db/queries/requests.js';
 import { findOpenDeadLetter, insertDeadLetter } from '../db/queries/dead-letters.js';
 import type { AttemptRow, RequestRow, SellerRow } from '../db/schema.js';
@@ -50,6 +50,8 @@ export interface OrderingDeps {
   /** Tries after which an unresolved attempt is flagged for an operator (it keeps being retried). */
   attentionAfterTries: number;
   callbackUrl: (sellerId: string) => string;
+  /** Waits for an asynchronous quote answered by callback (a seller that answers 202). */
+  awaitQuote: (ref: string, ms: number, since: number) => Promise<readonly ParsedOffer[] | null>;
   metrics?: Metrics;
 }
 
@@ -131,15 +133,23 @@ export class OrderingService {
    */
   private async revalidate(seller: SellerRow, request: RequestRow, cached: SeenOffer): Promise<SeenOffer | null> {
     const now = this.d.clock.now().getTime();
+    const ref = quoteRef(seller.id, askedCondition(request.conditions), request.bookKey);
     const outcome = await this.d.connector.quote(seller, {
       book: bookOf(request),
       condition: askedCondition(request.conditions),
       requestId: request.id,
-      quoteRef: quoteRef(seller.id, askedCondition(request.conditions), request.bookKey),
+      quoteRef: ref,
       callbackUrl: this.d.callbackUrl(seller.id),
     });
-    if (outcome.kind !== 'offers' && outcome.kind !== 'not_carried') return null;
-    const offers = outcome.kind === 'offers' ? outcome.offers : [];
+    let offers: readonly ParsedOffer[];
+    if (outcome.kind === 'offers') offers = outcome.offers;
+    else if (outcome.kind === 'not_carried') offers = [];
+    else if (outcome.kind === 'pending') {
+      // An asynchronous seller answers by callback: the fresh quote is worth the wait.
+      const arrived = await this.d.awaitQuote(ref, seller.timeoutMs, now);
+      if (!arrived) return null;
+      offers = arrived;
+    } else return null;
     this.d.cache.set(request.bookKey, seller.id, {
       offers,
       condition: askedCondition(request.conditions),

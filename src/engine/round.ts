@@ -83,7 +83,8 @@ export class RoundCoordinator {
     for (const w of waiters) w(offers);
   }
 
-  private readonly waitForQuote = (ref: string, ms: number, signal: AbortSignal): Promise<readonly ParsedOffer[] | null> =>
+  /** Waits for an asynchronous quote to arrive by callback; null after `ms` or on abort. */
+  readonly waitForQuote = (ref: string, ms: number, signal: AbortSignal = NEVER, since = 0): Promise<readonly ParsedOffer[] | null> =>
     new Promise((resolve) => {
       let set = this.awaiting.get(ref);
       if (!set) {
@@ -103,6 +104,10 @@ export class RoundCoordinator {
       const timer = setTimeout(() => done(null), ms);
       waiters.add(got);
       signal.addEventListener('abort', onAbort, { once: true });
+      // The callback may have landed before we started waiting: it is in the cache then.
+      const parsed = parseQuoteRef(ref);
+      const cached = parsed && this.deps.cache.get(parsed.bookKey, parsed.sellerId, parsed.condition, this.deps.clock.now().getTime());
+      if (cached && cached.quotedAt >= since) done(cached.offers);
     });
 
   search(book: RoundBook, member: RoundMember): RoundTicket {
@@ -176,7 +181,7 @@ class Round {
     private readonly condition: 'new' | 'used' | 'any',
     private readonly onDone: () => void,
     private readonly counters: { call(): void; cacheHit(): void; skipped(): void },
-    private readonly waitForQuote: (ref: string, ms: number, signal: AbortSignal) => Promise<readonly ParsedOffer[] | null>,
+    private readonly waitForQuote: (ref: string, ms: number, signal: AbortSignal, since: number) => Promise<readonly ParsedOffer[] | null>,
   ) {}
 
   /**
@@ -305,7 +310,7 @@ class Round {
     }
     if (outcome.kind === 'pending') {
       // The seller answers through a callback: wait for it as long as for a direct answer.
-      const offers = await this.waitForQuote(quoteRef(seller.id, this.condition, this.book.bookKey), seller.timeoutMs, signal);
+      const offers = await this.waitForQuote(quoteRef(seller.id, this.condition, this.book.bookKey), seller.timeoutMs, signal, askedAt);
       if (this.isDone()) return;
       if (offers === null) {
         this.pending += 1;
@@ -473,3 +478,5 @@ export function recordCall(
   metrics.sellerCalls.inc({ seller: seller.name, endpoint, outcome });
   if (!o.aborted) metrics.sellerLatency.observe({ seller: seller.name, endpoint }, o.latencyMs / 1000);
 }
+
+const NEVER = new AbortController().signal;

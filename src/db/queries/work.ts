@@ -131,7 +131,8 @@ export async function countPending(ex: Executor): Promise<number> {
 /** For PENDING requests: how many PENDING requests are ahead of each (0 = next). */
 export async function queuePositions(ex: Executor, ids: readonly string[]): Promise<Map<string, number>> {
   if (ids.length === 0) return new Map();
-  const ahead = sql<number>`(select count(*)::int from ${purchaseRequests} as ahead where ahead.status = 'PENDING' and ahead.seq < ${purchaseRequests.seq})`;
+  // The outer column is named in full: inside the subquery a bare "seq" would mean ahead.seq.
+  const ahead = sql<number>`(select count(*)::int from ${purchaseRequests} as ahead where ahead.status = 'PENDING' and ahead.seq < ${sql.raw('"purchase_requests"."seq"')})`;
   const rows = await ex
     .select({ id: purchaseRequests.id, ahead })
     .from(purchaseRequests)
