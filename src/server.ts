@@ -35,7 +35,7 @@ import pLimit from 'p-limit';
 import { SellerGates } from './engine/seller-gate.js';
 import { Metrics } from './infra/metrics.js';
 import { limitRules } from './http/query-limits.js';
-import { costLimit } from './http/cost-plugin.js';
+import { httpOperationLimits } from './http/operation-limits.js';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import { oldestDue } from './db/queries/work.js';
 import { attemptsNeedingAttention } from './db/queries/attempts.js';
@@ -152,7 +152,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     });
     const services: Services = { db, pubsub: bus, requests, sellers, gates, deadLetters };
     const schema = buildSchema();
-    const formatError = makeErrorFormatter(log);
+    const formatError = makeErrorFormatter(log, config.hideSchemaDetails);
 
     apollo = new ApolloServer<Context>({
       schema,
@@ -166,7 +166,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       validationRules: limitRules(config.queryLimits),
       plugins: [
         ApolloServerPluginLandingPageDisabled(),
-        costLimit(config.queryLimits.maxCost),
+        httpOperationLimits(config.queryLimits.maxCost),
         mutationRateLimit(rateLimiter),
       ],
       logger: log.child({ component: 'apollo' }),

@@ -385,13 +385,12 @@ describe('validateCreateInput — INVALID_PAYMENT_TOKEN', () => {
     ['a space', 'tok_a b'],
     ['wrong case prefix', 'TOK_visa'],
     ['a newline', 'tok_visa\n'],
-    ['a hyphen', 'tok_a-b'],
     ['surrounding whitespace', ' tok_visa'],
   ])('refuses %s (%j)', (_label, token) => {
     expectOneError(create((i) => (i.paymentToken = token)), 'INVALID_PAYMENT_TOKEN', tokenField);
   });
 
-  it.each(['tok_visa', 'tok_declined', 'tok_A1_b2'])('accepts %j unchanged', (token) => {
+  it.each(['tok_visa', 'tok_declined', 'tok_A1_b2', 'tok_a-b'])('accepts %j unchanged', (token) => {
     expect(newRequest((i) => (i.paymentToken = token)).paymentToken).toBe(token);
   });
 });

@@ -60,7 +60,8 @@ export const SUPPORTED_CURRENCIES: ReadonlySet<string> = new Set(['USD']);
 export const MAX_PRICE_CENTS = 10_000_000;
 const MAX = { title: 500, author: 300, isbn: 32, key: 128, name: 200, line: 200, city: 100, region: 100, postal: 16, token: 256 };
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:~-]+$/;
-const PAYMENT_TOKEN = /^tok_[A-Za-z0-9_]+$/;
+// API.md: any token starting with tok_ is the provider's to judge; we only keep it printable ASCII.
+const PAYMENT_TOKEN = /^tok_[\x21-\x7E]+$/;
 const POSTAL_CODE = /^[A-Za-z0-9][A-Za-z0-9 -]*$/;
 // C0/C1 controls, and the Unicode line/paragraph separators; tabs and newlines never belong in these fields.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
@@ -261,6 +262,11 @@ function checkText(
   }
   if (CONTROL.test(value)) {
     errors.push(userError(code, `${name} must not contain control characters`, field));
+    return false;
+  }
+  if (!value.isWellFormed()) {
+    // A lone UTF-16 surrogate is not text: the database refuses to store it.
+    errors.push(userError(code, `${name} is not valid Unicode text`, field));
     return false;
   }
   return true;

@@ -2,6 +2,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import { AppError } from '../engine/errors.js';
+import { withoutSuggestions } from './query-limits.js';
 
 /** Codes whose messages were written for clients; anything else is masked. */
 const PUBLIC_CODES = new Set([
@@ -25,8 +26,9 @@ export const MASKED_MESSAGE = 'Internal server error';
  * client sees the same thing on both: public errors keep message and code, without stack
  * traces; everything else becomes INTERNAL_SERVER_ERROR and is logged, never shown.
  */
-export function makeErrorFormatter(log: Logger) {
-  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+export function makeErrorFormatter(log: Logger, hideSchemaDetails = false) {
+  return (raw: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const formatted = hideSchemaDetails ? { ...raw, message: withoutSuggestions(raw.message) } : raw;
     const code = formatted.extensions?.code;
     const original = unwrapResolverError(error);
     if (original instanceof AppError) {

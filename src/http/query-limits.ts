@@ -98,6 +98,8 @@ function maxDirectivesRule(max: number): ValidationRule {
 
 /** Lists without a size argument are assumed to hold this many items for costing. */
 const DEFAULT_LIST_SIZE = 10;
+/** What a paginated field returns when `first` is not given (resolvers use the same default). */
+export const DEFAULT_PAGE_SIZE = 20;
 
 /**
  * The cost of an operation: one per field resolved, multiplied through lists by their `first`
@@ -133,7 +135,7 @@ function costOf(
       if (s.name.value.startsWith('__')) continue;
       const field = fields[s.name.value];
       if (!field) continue;
-      const multiplier = listSize(field.type, s.name.value, s.arguments ?? [], vars);
+      const multiplier = listSize(field, s.arguments ?? [], vars);
       const inner = s.selectionSet ? costOf(s.selectionSet, field.type, fragments, vars, seen) : 0;
       cost += multiplier * (1 + inner);
     } else if (s.kind === Kind.INLINE_FRAGMENT) {
@@ -149,9 +151,9 @@ function costOf(
   return cost;
 }
 
-function listSize(type: GraphQLOutputType, name: string, args: readonly ArgumentNode[], vars: Record<string, unknown>): number {
-  const t = isNonNullType(type) ? type.ofType : type;
-  const isEdges = name === 'edges';
+function listSize(field: GraphQLField<unknown, unknown>, args: readonly ArgumentNode[], vars: Record<string, unknown>): number {
+  const t = isNonNullType(field.type) ? field.type.ofType : field.type;
+  const isEdges = field.name === 'edges';
   const first = args.find((a) => a.name.value === 'first');
   let size: number | null = null;
   if (first) {
@@ -160,6 +162,11 @@ function listSize(type: GraphQLOutputType, name: string, args: readonly Argument
       const v = vars[first.value.name.value];
       if (typeof v === 'number') size = v;
     }
+  }
+  // A paginated field asked without `first` returns its default page.
+  if (size === null && field.args.some((a) => a.name === 'first')) {
+    const declared = field.args.find((a) => a.name === 'first')?.defaultValue;
+    size = typeof declared === 'number' ? declared : DEFAULT_PAGE_SIZE;
   }
   // A connection's `first` sizes the whole connection, so its edges list counts once.
   if (size !== null) return Math.max(1, Math.min(size, 10_000));
@@ -172,5 +179,5 @@ export function costError(cost: number, max: number): GraphQLError {
 
 /** Strips "Did you mean …?" hints, which reveal schema names to clients in production. */
 export function withoutSuggestions(message: string): string {
-  return message.replace(/ Did you mean .*\?$/, '');
+  return message.replace(/;? ?Did you mean [^?]*\?/g, '').trimEnd();
 }

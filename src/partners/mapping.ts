@@ -294,6 +294,8 @@ function checkMapping(
       errors.push(invalid('Must be a non-empty dot path', path));
     } else if (value.length > MAX_PATH_LENGTH) {
       errors.push(invalid(`Dot path longer than ${MAX_PATH_LENGTH} characters`, path));
+    } else if (!value.isWellFormed() || value.includes('\u0000')) {
+      errors.push(invalid('Dot path must be valid Unicode text without NUL', path));
     } else if (value.split('.').some((s) => s === '' || FORBIDDEN_SEGMENTS.has(s))) {
       errors.push(invalid('Dot path has an empty or forbidden segment', path));
     }

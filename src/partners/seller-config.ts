@@ -92,6 +92,9 @@ export function validateSellerInput(
   opts: { sellerUrls: 'any' | 'public' },
 ): Outcome<SellerConfig> {
   if (!isRecord(input)) return refused(invalid('input must be an object', ['input']));
+  // Text the database cannot store (NUL, lone surrogates) anywhere in the input is refused up front.
+  const unstorable = unstorableStrings(input, ['input']);
+  if (unstorable.length > 0) return refused(...unstorable.map((path) => invalid('must be valid Unicode text without NUL', path)));
   const errors: UserError[] = [];
   const field = (...path: string[]) => ['input', ...path];
 
@@ -297,8 +300,8 @@ function checkHeaders(
       errors.push(invalid('header value must be a string', path));
     } else if (headerValue.length > MAX_HEADER_VALUE) {
       errors.push(invalid(`header value must be at most ${MAX_HEADER_VALUE} characters`, path));
-    } else if (/[\r\n\0]/.test(headerValue)) {
-      errors.push(invalid('header value must not contain CR, LF or NUL', path));
+    } else if (/[\r\n\0]/.test(headerValue) || !headerValue.isWellFormed()) {
+      errors.push(invalid('header value must not contain CR, LF, NUL or broken Unicode', path));
     } else {
       errors.push(...checkTemplate(headerValue, allowed, path));
       out.push([name, headerValue]);
@@ -386,7 +389,11 @@ function checkJson(value: unknown, field: string[]): UserError[] {
       errors.push(invalid(`body nests deeper than ${MAX_BODY_DEPTH} levels`, path));
       return;
     }
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
+    if (typeof v === 'string') {
+      if (!storableText(v)) errors.push(invalid('body strings must be valid Unicode text without NUL', path));
+      return;
+    }
+    if (v === null || typeof v === 'boolean') return;
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) errors.push(invalid('body numbers must be finite', path));
       return;
@@ -398,7 +405,10 @@ function checkJson(value: unknown, field: string[]): UserError[] {
     if (typeof v === 'object') {
       const proto: unknown = Object.getPrototypeOf(v);
       if (proto === Object.prototype || proto === null) {
-        for (const [key, item] of Object.entries(v)) walk(item, [...path, key], depth + 1);
+        for (const [key, item] of Object.entries(v)) {
+          if (!storableText(key)) errors.push(invalid('body keys must be valid Unicode text without NUL', path));
+          else walk(item, [...path, key], depth + 1);
+        }
         return;
       }
     }
@@ -406,4 +416,24 @@ function checkJson(value: unknown, field: string[]): UserError[] {
   };
   walk(value, field, 0);
   return errors;
+}
+
+/** Text Postgres can store in jsonb: well-formed Unicode, no NUL. */
+export function storableText(s: string): boolean {
+  return s.isWellFormed() && !s.includes('\u0000');
+}
+
+function unstorableStrings(v: unknown, path: string[], depth = 0, out: string[][] = []): string[][] {
+  if (out.length >= 20 || depth > 70) return out;
+  if (typeof v === 'string') {
+    if (!storableText(v)) out.push(path);
+  } else if (Array.isArray(v)) {
+    v.forEach((x, i) => unstorableStrings(x, [...path, String(i)], depth + 1, out));
+  } else if (v !== null && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      if (!storableText(k)) out.push(path);
+      else unstorableStrings(x, [...path, k], depth + 1, out);
+    }
+  }
+  return out;
 }

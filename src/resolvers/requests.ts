@@ -5,9 +5,10 @@ import { Channel } from '../infra/channel.js';
 import type { Resolvers } from './__generated__/types.js';
 import type { Context } from './context.js';
 import { gqlError, payload, requireViewer } from './errors.js';
+import { DEFAULT_PAGE_SIZE } from '../http/query-limits.js';
 
 const money = (cents: number, currency: string) => ({ cents, currency });
-const PAGE_DEFAULT = 20;
+const PAGE_DEFAULT = DEFAULT_PAGE_SIZE;
 const PAGE_MAX = 100;
 
 export const requestResolvers: Resolvers = {
