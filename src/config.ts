@@ -44,6 +44,8 @@ export interface Config {
   rateLimitBurst: number;
   /** Where partners reach this server (callback URLs); defaults to the listen address. */
   publicUrl: string | undefined;
+  /** Keep-alive connections the partner connector opens per seller origin. */
+  connectionsPerOrigin: number;
   sandboxPort: number;
   sandboxSeed: number;
   /** Multiplies the sandbox sellers' simulated latencies (0: answer at once). */
@@ -114,6 +116,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
     rateLimitBurst: int(env, 'RATE_LIMIT_BURST', 120, 1, 10_000_000),
     publicUrl: env.PUBLIC_URL || undefined,
+    connectionsPerOrigin: int(env, 'PARTNER_CONNECTIONS_PER_ORIGIN', 128, 1, 10_000),
     sandboxPort: int(env, 'SANDBOX_PORT', 0, 0, 65535),
     sandboxSeed: int(env, 'SANDBOX_SEED', 1, 0, 2 ** 31),
     sandboxLatencyScale: num(env, 'SANDBOX_LATENCY_SCALE', 1, 0, 100),

@@ -93,7 +93,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let apollo: ApolloServer<Context> | undefined;
   let sandbox: EmbeddedSandbox | null = null;
   let shared: RedisLimits | null = null;
-  const connector = new PartnerConnector();
+  const connector = new PartnerConnector({ connectionsPerOrigin: config.connectionsPerOrigin });
   try {
     await database.migrate();
     if (config.redisUrl) {

@@ -69,8 +69,12 @@ export const purchaseRequests = pgTable(
       .on(t.expiresAt)
       .where(sql`${t.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK')`),
     index('purchase_requests_user_seq_idx').on(t.userId, t.seq.desc()),
-    index('purchase_requests_due_idx').on(t.nextRunAt).where(sql`${t.nextRunAt} is not null`),
+    index('purchase_requests_due_idx')
+      .on(t.nextRunAt)
+      .where(sql`${t.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK')`),
     index('purchase_requests_book_idx').on(t.bookKey),
+    // The backlog count (admission control) and queue positions read only PENDING rows.
+    index('purchase_requests_pending_idx').on(t.seq).where(sql`${t.status} = 'PENDING'`),
     check(
       'purchase_requests_status_check',
       sql`${t.status} in ('PENDING','SEARCHING','QUOTED','ORDERING','ORDERED','EXPIRED','OUT_OF_STOCK','FAILED','CANCELED')`,

@@ -60,6 +60,7 @@ interface QuoteArrival {
   offers: ParsedOffer[];
 }
 const QUOTES = 'engine:quotes';
+const MIN_TICK_SPACING_MS = 10;
 
 interface Active {
   ticket: RoundTicket | null;
@@ -81,6 +82,7 @@ export class Engine {
   private reconcileTimer: NodeJS.Timeout | null = null;
   private ticking = false;
   private again = false;
+  private lastTick = 0;
   private reconciling = false;
   private signals: Channel<Signal> | null = null;
   private quotes: Channel<QuoteArrival> | null = null;
@@ -136,7 +138,8 @@ export class Engine {
       this.again = true;
       return;
     }
-    this.schedule(0);
+    // Wakes closer together than this share one tick: its claim takes up to 100 requests at once.
+    this.schedule(this.lastTick + MIN_TICK_SPACING_MS - Date.now());
   }
 
   private async signal(s: Signal): Promise<void> {
@@ -205,6 +208,7 @@ export class Engine {
   private async tick(): Promise<void> {
     if (this.phase !== 'running') return;
     this.ticking = true;
+    this.lastTick = Date.now();
     this.again = false;
     let delay = this.d.config.pollMs;
     try {
@@ -230,7 +234,7 @@ export class Engine {
     } finally {
       this.ticking = false;
     }
-    if (this.phase === 'running') this.schedule(this.again ? 0 : Math.max(delay, 0));
+    if (this.phase === 'running') this.schedule(this.again ? this.lastTick + MIN_TICK_SPACING_MS - Date.now() : Math.max(delay, 0));
   }
 
   private launch(row: RequestRow): void {
@@ -265,8 +269,10 @@ export class Engine {
     let current: RequestRow | null = row;
     if (row.status === 'PENDING') {
       const sellers = (await directory.tiers()).reduce((n, t) => n + t.length, 0);
-      current = await requests.commit(row.id, (cur) =>
-        cur.status === 'PENDING' ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: `Asking sellers for offers (${sellers} configured)` } : null,
+      current = await requests.commit(
+        row.id,
+        (cur) => (cur.status === 'PENDING' ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: `Asking sellers for offers (${sellers} configured)` } : null),
+        row,
       );
       if (!current) return this.release(row, null);
     }
@@ -315,11 +321,16 @@ export class Engine {
       return;
     }
     const message = await this.outcomeMessage(fresh, best, result, valid.length > 0);
+    let known: RequestRow | undefined = fresh;
     if (fresh.status !== target && !canTransition(fresh.status, target)) {
       // QUOTED ⇄ OUT_OF_STOCK goes through SEARCHING, as the lifecycle table says.
-      await requests.commit(id, (cur) => (cur.status === fresh!.status ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'Offers changed; checking again' } : null));
+      const from = fresh.status;
+      known =
+        (await requests.commit(id, (cur) => (cur.status === from ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'Offers changed; checking again' } : null), fresh)) ??
+        undefined;
     }
-    const seenRevision = fresh.revision;
+    // Our own last write; anything newer is the user's (a raised budget) and asked for prompt work.
+    const ownRevision = known?.revision ?? fresh.revision;
     const committed = await requests.commit(id, (cur) => {
       if (!SEARCHABLE.includes(cur.status) || (cur.status !== target && !canTransition(cur.status, target))) return null;
       // Another instance took the request over after our lease lapsed: its decision stands.
@@ -328,11 +339,10 @@ export class Engine {
         to: target,
         type: target === 'QUOTED' && cur.status === 'QUOTED' ? 'BEST_OFFER_CHANGED' : target,
         message,
-        // A change by the user meanwhile (a raised budget) asked for prompt work: keep its due time.
-        changes: { bestOffer, nextRunAt: cur.revision <= seenRevision + 1 ? nextRunAt : cur.nextRunAt, watchCount: 0, leaseOwner: null, leaseExpiresAt: null },
+        changes: { bestOffer, nextRunAt: cur.revision === ownRevision ? nextRunAt : cur.nextRunAt, watchCount: 0, leaseOwner: null, leaseExpiresAt: null },
         data: { answered: result.answered, failed: result.failed, offers: result.offers.length },
       };
-    });
+    }, known);
     if (!committed) await this.release(fresh, now);
   }
 

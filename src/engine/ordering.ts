@@ -105,7 +105,8 @@ export class OrderingService {
       let outcome: AttemptOutcome | 'not_started' = 'not_started';
       try {
         const offer = candidate.fromCache ? await this.revalidate(seller, request, candidate) : candidate;
-        const attempt = offer && (await this.start(request.id, seller, offer));
+        // The request as passed in is current only for the first attempt.
+        const attempt = offer && (await this.start(request.id, seller, offer, attempted ? undefined : request));
         if (attempt) {
           attempted = true;
           outcome = await this.drive(attempt);
@@ -141,6 +142,7 @@ export class OrderingService {
       quoteRef: ref,
       callbackUrl: this.d.callbackUrl(seller.id),
     });
+    recordCall(this.d.metrics, seller, 'quote', outcome);
     let offers: readonly ParsedOffer[];
     if (outcome.kind === 'offers') offers = outcome.offers;
     else if (outcome.kind === 'not_carried') offers = [];
@@ -169,7 +171,7 @@ export class OrderingService {
    * budget), the attempt row is inserted with its idempotency key, and the request is ORDERING.
    * The unique index on live attempts refuses a second one.
    */
-  private async start(requestId: string, seller: SellerRow, offer: SeenOffer): Promise<AttemptRow | null> {
+  private async start(requestId: string, seller: SellerRow, offer: SeenOffer, known?: RequestRow): Promise<AttemptRow | null> {
     let attempt: AttemptRow | null = null;
     try {
       await this.d.requests.commit(requestId, (cur) => {
@@ -201,7 +203,7 @@ export class OrderingService {
             });
           },
         };
-      });
+      }, known);
     } catch (e) {
       // A live attempt already exists (unique index): never start a second one.
       if (isUniqueViolation(e)) return null;
@@ -219,7 +221,8 @@ export class OrderingService {
     const seller = await this.d.directory.get(a.sellerId);
     const request = await findRequestById(this.d.db, a.requestId);
     if (!seller || !request) throw new Error(`attempt ${a.id} names a missing seller or request`);
-    if (a.state !== 'succeeded' && a.state !== 'failed') {
+    const heldLongEnough = a.leaseOwner === this.d.owner && (a.leaseExpiresAt?.getTime() ?? 0) > Date.now() + seller.timeoutMs;
+    if (a.state !== 'succeeded' && a.state !== 'failed' && !heldLongEnough) {
       // Hold the attempt for as long as this seller's calls can take before the first one.
       a = (await this.advance(a, seller, {})) ?? (await this.reload(a));
     }

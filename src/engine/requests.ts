@@ -232,11 +232,13 @@ export class RequestService {
    * a revision compare-and-swap and append its event in the same transaction. A concurrent
    * writer makes the swap miss: reload and decide again. Publishes after commit.
    * Returns the new row, or null when the request does not exist or `decide` declined.
+   * `known`, a row the caller has just read, saves the first read (the swap still checks it).
    */
-  async commit(id: string, decide: (row: RequestRow) => Change | null): Promise<RequestRow | null> {
+  async commit(id: string, decide: (row: RequestRow) => Change | null, known?: RequestRow): Promise<RequestRow | null> {
     const { db, clock } = this.deps;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const current = await findRequestById(db, id);
+      // A caller that just read the row saves the first read; a missed swap reads afresh.
+      const current = attempt === 0 && known ? known : await findRequestById(db, id);
       if (!current) return null;
       const change = decide(current);
       if (!change) return null;

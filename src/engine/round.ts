@@ -166,6 +166,7 @@ class Round {
   private readonly controller = new AbortController();
   private phase: 'running' | 'done' = 'running';
   private undecided = 0;
+  private offersChanged = false;
   /** While true, offers are collected without deciding anyone (a batch of cached answers). */
   private batching = false;
   /** Set once a seller was passed over because nobody needed it: a newcomer could not rely on the round. */
@@ -348,7 +349,11 @@ class Round {
       quotedAt,
       expiresAt: quotedAt + seller.offerTtlSeconds * 1000,
     });
-    if (changed) this.deps.onOffersChanged(this.book.bookKey);
+    if (changed) {
+      // Watchers of the book are woken once, when the round ends, however many answers changed.
+      if (this.isDone()) this.deps.onOffersChanged(this.book.bookKey);
+      else this.offersChanged = true;
+    }
     return { offers, quotedAt };
   }
 
@@ -406,6 +411,7 @@ class Round {
     for (const m of this.members.values()) this.decide(m, false);
     this.controller.abort();
     this.recordPrices();
+    if (this.offersChanged) this.deps.onOffersChanged(this.book.bookKey);
   }
 
   private recordPrices(): void {

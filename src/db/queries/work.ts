@@ -7,6 +7,13 @@ import type { RequestStatus } from '../../engine/types.js';
 export const SEARCHABLE: readonly RequestStatus[] = ['PENDING', 'SEARCHING', 'QUOTED', 'OUT_OF_STOCK'];
 
 /**
+ * The same set written as literals, exactly as in the partial indexes' predicates: a bound
+ * parameter list would keep the planner from proving a query matches those indexes (generic
+ * prepared plans), and these queries run on every engine tick.
+ */
+const isSearchable = sql`${purchaseRequests.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK')`;
+
+/**
  * Claims up to `limit` requests whose work is due and whose lease is free or expired, leasing
  * them to `owner`. SKIP LOCKED lets several instances claim side by side without waiting.
  */
@@ -21,7 +28,7 @@ export async function claimDueRequests(
     .where(
       and(
         lte(purchaseRequests.nextRunAt, q.now),
-        inArray(purchaseRequests.status, [...SEARCHABLE]),
+        isSearchable,
         or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, q.now)),
       ),
     )
@@ -72,7 +79,7 @@ export async function findExpiredActive(ex: Executor, now: Date, limit: number):
   const rows = await ex
     .select({ id: purchaseRequests.id })
     .from(purchaseRequests)
-    .where(and(inArray(purchaseRequests.status, [...SEARCHABLE]), lte(purchaseRequests.expiresAt, now)))
+    .where(and(isSearchable, lte(purchaseRequests.expiresAt, now)))
     .orderBy(asc(purchaseRequests.expiresAt))
     .limit(limit);
   return rows.map((r) => r.id);
@@ -90,7 +97,7 @@ export async function nextDueAt(ex: Executor, now: Date): Promise<Date | null> {
     .where(
       and(
         sql`${purchaseRequests.nextRunAt} is not null`,
-        inArray(purchaseRequests.status, [...SEARCHABLE]),
+        isSearchable,
         or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, now)),
       ),
     )
@@ -99,7 +106,7 @@ export async function nextDueAt(ex: Executor, now: Date): Promise<Date | null> {
   const [deadline] = await ex
     .select({ at: purchaseRequests.expiresAt })
     .from(purchaseRequests)
-    .where(inArray(purchaseRequests.status, [...SEARCHABLE]))
+    .where(isSearchable)
     .orderBy(asc(purchaseRequests.expiresAt))
     .limit(1);
   const times = [work?.at, deadline?.at].filter((d): d is Date => d instanceof Date);
@@ -114,7 +121,7 @@ export async function wakeWatchers(ex: Executor, bookKey: string, now: Date): Pr
     .where(
       and(
         eq(purchaseRequests.bookKey, bookKey),
-        inArray(purchaseRequests.status, ['QUOTED', 'OUT_OF_STOCK']),
+        sql`${purchaseRequests.status} in ('QUOTED','OUT_OF_STOCK')`,
         gt(purchaseRequests.nextRunAt, now),
       ),
     )
@@ -124,7 +131,7 @@ export async function wakeWatchers(ex: Executor, bookKey: string, now: Date): Pr
 
 /** Requests waiting for the engine. */
 export async function countPending(ex: Executor): Promise<number> {
-  const [row] = await ex.select({ n: sql<number>`count(*)::int` }).from(purchaseRequests).where(eq(purchaseRequests.status, 'PENDING'));
+  const [row] = await ex.select({ n: sql<number>`count(*)::int` }).from(purchaseRequests).where(sql`${purchaseRequests.status} = 'PENDING'`);
   return row?.n ?? 0;
 }
 
@@ -136,7 +143,7 @@ export async function queuePositions(ex: Executor, ids: readonly string[]): Prom
   const rows = await ex
     .select({ id: purchaseRequests.id, ahead })
     .from(purchaseRequests)
-    .where(and(inArray(purchaseRequests.id, [...ids]), eq(purchaseRequests.status, 'PENDING')));
+    .where(and(inArray(purchaseRequests.id, [...ids]), sql`${purchaseRequests.status} = 'PENDING'`));
   return new Map(rows.map((r) => [r.id, Number(r.ahead)]));
 }
 
@@ -148,7 +155,7 @@ export async function oldestDue(ex: Executor, now: Date): Promise<Date | null> {
     .where(
       and(
         lte(purchaseRequests.nextRunAt, now),
-        inArray(purchaseRequests.status, [...SEARCHABLE]),
+        isSearchable,
         or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, now)),
       ),
     )

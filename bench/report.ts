@@ -1,0 +1,147 @@
+/** The benchmark's readable table (stdout); the JSON beside it holds everything. */
+
+type P = { p50: number | null; p90: number | null; p99: number | null };
+type Split = { sampled: number; create: P; queue: P; round: P; order: P; deliver: P };
+
+export interface ReportInput {
+  requestsPerSecond: number | null;
+  latencyMs: P;
+  overheadMs: P;
+  callsPerRequest: number | null;
+  naiveCallsPerRequest: number | null;
+  cacheHitRate: number | null;
+  coalesceRate: number | null;
+  regret: { meanPct: number | null; shareAtBest: number | null };
+  sellerCallsPerSecond: number | null;
+  loopbackCeilingCallsPerSecond: number | null;
+  cpuMicrosPerSellerCall: number | null;
+  rawClientCpuMicrosPerCall: number | null;
+  apolloCeilingRps: number | null;
+  subscriptionFanout: { clients: number; p99Ms: number | null; rawWsP99Ms: number | null };
+  errors: number;
+  unsettled: number;
+  peakRssMb: number | null;
+  ratios: Record<string, number | null>;
+  goals: Array<{ name: string; actual: number | null; target: string; met: boolean | null }>;
+  main: {
+    offeredRate: number;
+    sent: number;
+    settled: number;
+    byStatus: Record<string, number>;
+    errorsByKind: Record<string, number>;
+    unexpectedOutcomes: Record<string, number>;
+    floorMs: P;
+    latencyByOutcomeMs: Record<string, P>;
+    breakdownMs: Split;
+    regret: { vsTierPolicyMeanPct: number | null; shareAtTierPolicyBest: number | null };
+    postgresPerRequest: { transactions: number | null; rowsInserted: number | null; rowsUpdated: number | null; rowsRead: number | null } | null;
+    exactlyOnce: { duplicateOrders: number; orderedWithoutLedgerEntry: number };
+    sellerCalls: { quote: number; order: number; orderStatus: number; perSecond: number | null };
+    cpu: {
+      brokerCores: number | null;
+      sandboxCores: number | null;
+      benchCores: number | null;
+      machineBusyCores: number | null;
+      postgresCores: number | null;
+      otherCores: number | null;
+      brokerCpuMsPerRequest: number | null;
+      postgresCpuMsPerRequest: number | null;
+    };
+  };
+  moderate: {
+    offeredRate: number;
+    requestsPerSecond: number | null;
+    latencyMs: P;
+    overheadMs: P;
+    breakdownMs: Split;
+  } | null;
+  fanout: { sellers: number; loopbackCeilingAtConnectorPool: number | null; postgresCpuMicrosPerCall: number | null; postgresTransactionsPerCall: number | null };
+  config: { mode: string; database: string; users: number; sellers: number; latencyScale: number; machine: { cpus: number }; wallSeconds: number | null };
+  notes: string[];
+}
+
+const f = (n: number | null | undefined, digits = 1) => (n === null || n === undefined ? 'n/a' : n.toFixed(digits));
+const p3 = (p: P, digits = 0) => `${f(p.p50, digits)} / ${f(p.p90, digits)} / ${f(p.p99, digits)}`;
+const pc = (n: number | null) => (n === null ? 'n/a' : `${(n * 100).toFixed(1)}%`);
+const x = (n: number | null | undefined) => (n === null || n === undefined ? 'n/a' : `${n.toFixed(2)}×`);
+
+const split = (b: Split) =>
+  `p50/p90 ms (${b.sampled} sampled) create ${f(b.create.p50, 0)}/${f(b.create.p90, 0)} · queue ${f(b.queue.p50, 0)}/${f(b.queue.p90, 0)} · ` +
+  `round ${f(b.round.p50, 0)}/${f(b.round.p90, 0)} · order ${f(b.order.p50, 0)}/${f(b.order.p90, 0)} · deliver ${f(b.deliver.p50, 0)}/${f(b.deliver.p90, 0)}`;
+
+export function printTable(r: ReportInput): void {
+  const rows: Array<[string, string, string]> = [
+    ['requests/s sustained', f(r.requestsPerSecond), `offered ${r.main.offeredRate}/s · bare Apollo ${f(r.apolloCeilingRps, 0)}/s (${x(r.ratios.requestsVsApollo)})`],
+    ['end-to-end ms p50/p90/p99', p3(r.latencyMs), 'create → settled status, seen on the subscription'],
+    ['  ORDERED ms p50/p90/p99', p3(r.main.latencyByOutcomeMs.ORDERED ?? { p50: null, p90: null, p99: null }), `floor ${p3(r.main.floorMs)}`],
+    ['overhead above floor ms', p3(r.overheadMs), 'ORDERED percentile − floor percentile'],
+    ['seller calls / request', f(r.callsPerRequest, 2), `naive ${f(r.naiveCallsPerRequest, 2)} (${x(r.ratios.callsVsNaive)})`],
+    ['offer cache hit rate', pc(r.cacheHitRate), ''],
+    ['coalescing rate', pc(r.coalesceRate), 'requests that joined a round in flight'],
+    ['price regret', `${f(r.regret.meanPct, 3)}% mean`, `${pc(r.regret.shareAtBest)} ordered at the best total`],
+    ['seller calls/s (fan-out)', f(r.sellerCallsPerSecond, 0), `ceiling ${f(r.loopbackCeilingCallsPerSecond, 0)}/s (${x(r.ratios.callsVsCeiling)}); at connector pool ${f(r.fanout.loopbackCeilingAtConnectorPool, 0)}/s (${x(r.ratios.callsVsCeilingAtConnectorPool)})`],
+    [
+      'CPU µs / seller call',
+      f(r.cpuMicrosPerSellerCall),
+      `broker process, fan-out mode; raw undici ${f(r.rawClientCpuMicrosPerCall)} µs (${x(r.ratios.cpuVsRaw)})` +
+        (r.fanout.postgresCpuMicrosPerCall !== null ? `; Postgres adds ${f(r.fanout.postgresCpuMicrosPerCall)} µs` : ''),
+    ],
+    [
+      `subscription p99 ms (${r.subscriptionFanout.clients})`,
+      f(r.subscriptionFanout.p99Ms),
+      `raw ws ${f(r.subscriptionFanout.rawWsP99Ms)} ms (${x(r.ratios.subscriptionP99VsRawWs)})`,
+    ],
+    [
+      'errors',
+      String(r.errors),
+      [...Object.entries(r.main.errorsByKind).map(([k, v]) => `${k}: ${v}`), `${r.unsettled} unsettled when waiting stopped (not errors)`].join(', '),
+    ],
+    ['server peak RSS MB', f(r.peakRssMb, 0), ''],
+  ];
+  const w0 = Math.max(...rows.map((row) => row[0].length));
+  const w1 = Math.max(...rows.map((row) => row[1].length));
+  const line = (a: string, b: string, c: string) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`;
+  const out: string[] = [];
+  out.push('');
+  out.push(`Broker benchmark — ${r.config.mode}, ${r.config.database}, ${r.config.machine.cpus} CPUs, ${r.config.users} users, ${r.config.sellers} sellers, latency ×${r.config.latencyScale}, ${f(r.config.wallSeconds, 0)} s`);
+  out.push('');
+  for (const row of rows) out.push(line(...row));
+  out.push('');
+  out.push(
+    `  outcomes: ${Object.entries(r.main.byStatus).map(([k, v]) => `${k} ${v}`).join(', ')} of ${r.main.sent} sent` +
+      (Object.keys(r.main.unexpectedOutcomes).length > 0 ? ` · unexpected: ${Object.entries(r.main.unexpectedOutcomes).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''),
+  );
+  out.push(`  exactly once: ${r.main.exactlyOnce.duplicateOrders} duplicate orders, ${r.main.exactlyOnce.orderedWithoutLedgerEntry} ORDERED without a ledger entry`);
+  out.push(`  ORDERED time split, main phase: ${split(r.main.breakdownMs)}`);
+  out.push(
+    `  regret against the best of the first tier with a valid offer (the tier policy's reach): ${f(r.main.regret.vsTierPolicyMeanPct, 3)}% mean, ${pc(r.main.regret.shareAtTierPolicyBest)} at it`,
+  );
+  out.push(
+    `  CPU during main phase (cores): broker ${f(r.main.cpu.brokerCores, 2)}, ` +
+      (r.main.cpu.postgresCores !== null ? `Postgres ${f(r.main.cpu.postgresCores, 2)}, ` : '') +
+      `sandbox ${f(r.main.cpu.sandboxCores, 2)}, load generator ${f(r.main.cpu.benchCores, 2)}, anything else ${f(r.main.cpu.otherCores, 2)}; machine busy ${f(r.main.cpu.machineBusyCores, 2)} of ${r.config.machine.cpus}` +
+      ` · CPU ms per request: broker ${f(r.main.cpu.brokerCpuMsPerRequest, 2)}` +
+      (r.main.cpu.postgresCpuMsPerRequest !== null ? `, Postgres ${f(r.main.cpu.postgresCpuMsPerRequest, 2)}` : ''),
+  );
+  const db = r.main.postgresPerRequest;
+  if (db) {
+    out.push(
+      `  Postgres per request: ${f(db.transactions, 1)} transactions, ${f(db.rowsInserted, 1)} rows inserted, ${f(db.rowsUpdated, 1)} updated, ${f(db.rowsRead, 0)} read` +
+        (r.fanout.postgresTransactionsPerCall !== null ? ` · fan-out mode: ${f(r.fanout.postgresTransactionsPerCall, 2)} transactions per seller call` : ''),
+    );
+  }
+  out.push(`  seller calls in main phase: ${r.main.sellerCalls.quote} quotes, ${r.main.sellerCalls.order} orders, ${r.main.sellerCalls.orderStatus} status checks (${f(r.main.sellerCalls.perSecond, 0)}/s)`);
+  if (r.moderate) {
+    out.push(`  at a sustainable ${r.moderate.offeredRate}/s: ${f(r.moderate.requestsPerSecond)}/s, end-to-end ${p3(r.moderate.latencyMs)} ms, overhead ${p3(r.moderate.overheadMs)} ms`);
+    out.push(`  ORDERED time split at ${r.moderate.offeredRate}/s: ${split(r.moderate.breakdownMs)}`);
+  }
+  out.push('');
+  out.push('  goals:');
+  for (const g of r.goals) out.push(`    ${g.met === null ? '  ?' : g.met ? ' ok' : 'MISS'}  ${g.name.padEnd(38)} ${f(g.actual, 3).padStart(10)}  (target ${g.target})`);
+  if (r.notes.length > 0) {
+    out.push('');
+    out.push('  notes:');
+    for (const n of r.notes) out.push(`    - ${n}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
