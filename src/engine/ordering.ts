@@ -21,7 +21,7 @@ import type { Clock } from './clock.js';
 import { toError } from './errors.js';
 import type { OfferCache } from './offer-cache.js';
 import { type SeenOffer, askedCondition, evaluate, isValid, snapshot, toSeenOffer } from './offers.js';
-import type { RequestService } from './requests.js';
+import type { Change, RequestService } from './requests.js';
 import { quoteRef, recordCall } from './round.js';
 import type { Metrics } from '../infra/metrics.js';
 import type { SellerDirectory } from './seller-directory.js';
@@ -109,7 +109,7 @@ export class OrderingService {
         const attempt = offer && (await this.start(request.id, seller, offer, attempted ? undefined : request));
         if (attempt) {
           attempted = true;
-          outcome = await this.drive(attempt);
+          outcome = await this.drive(attempt, request);
         } else if (offer) {
           // The request moved on (canceled, budget lowered, deadline) or another attempt exists.
           break;
@@ -216,10 +216,11 @@ export class OrderingService {
    * Takes an attempt as far as it can go from the state in its row. Returns 'unknown' when it
    * must wait (outcome unknown, provider unreachable): the row then says when to look again.
    */
-  async drive(start: AttemptRow): Promise<AttemptOutcome> {
+  async drive(start: AttemptRow, knownRequest?: RequestRow): Promise<AttemptOutcome> {
     let a = start;
     const seller = await this.d.directory.get(a.sellerId);
-    const request = await findRequestById(this.d.db, a.requestId);
+    // Only fields fixed at creation are read (payment token, address, book): a known row will do.
+    const request = knownRequest ?? (await findRequestById(this.d.db, a.requestId));
     if (!seller || !request) throw new Error(`attempt ${a.id} names a missing seller or request`);
     const heldLongEnough = a.leaseOwner === this.d.owner && (a.leaseExpiresAt?.getTime() ?? 0) > Date.now() + seller.timeoutMs;
     if (a.state !== 'succeeded' && a.state !== 'failed' && !heldLongEnough) {
@@ -314,6 +315,8 @@ export class OrderingService {
           } catch (e) {
             return this.defer(a, seller, `capture: ${toError(e).message}`);
           }
+          // The attempt's success and the request's ORDERED commit together: one transaction.
+          if (await this.completeOrder(a, seller)) return 'succeeded';
           next = await this.advance(a, seller, { state: 'succeeded', paymentState: 'captured', nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null });
           break;
         }
@@ -341,31 +344,48 @@ export class OrderingService {
   }
 
   /**
+   * Marks a captured attempt succeeded and its request ORDERED in one transaction. False when
+   * the request is not ORDERING (the caller then finishes the attempt alone) or the attempt had
+   * already moved (another driver finished it).
+   */
+  private async completeOrder(a: AttemptRow, seller: SellerRow): Promise<boolean> {
+    const now = this.d.clock.now();
+    let done: AttemptRow | null = null;
+    try {
+      await this.d.requests.commit(a.requestId, (cur) =>
+        cur.status === 'ORDERING'
+          ? {
+              ...orderedChange(a, seller, now),
+              effects: async (tx) => {
+                done = await advanceAttempt(tx, a.id, a.state, {
+                  state: 'succeeded',
+                  paymentState: 'captured',
+                  nextCheckAt: null,
+                  leaseOwner: null,
+                  leaseExpiresAt: null,
+                  updatedAt: now,
+                });
+                if (!done) throw new AttemptMoved();
+              },
+            }
+          : null,
+      );
+    } catch (e) {
+      if (e instanceof AttemptMoved) return false;
+      throw e;
+    }
+    if (!done) return false;
+    this.d.metrics?.attempts.inc({ state: 'succeeded', payment: 'captured' });
+    return true;
+  }
+
+  /**
    * Brings the request in line with a finished attempt: ORDERED for a success, FAILED for a
    * declined payment, a note for a refusal (the caller decides what comes next). Idempotent.
    */
   private async settle(a: AttemptRow, seller: SellerRow): Promise<AttemptOutcome> {
     if (a.state === 'succeeded') {
-      await this.d.requests.commit(a.requestId, (cur) =>
-        cur.status === 'ORDERING'
-          ? {
-              to: 'ORDERED',
-              type: 'ORDERED',
-              message: `Ordered from ${seller.name} for ${money(a.orderTotalCents ?? a.offer.totalCents, a.offer.currency)} (order ${a.sellerOrderId})`,
-              changes: {
-                nextRunAt: null,
-                orderDetails: {
-                  sellerId: seller.id,
-                  sellerOrderId: a.sellerOrderId ?? '',
-                  totalCents: a.orderTotalCents ?? a.offer.totalCents,
-                  currency: a.offer.currency,
-                  deliveryEta: a.deliveryEta?.toISOString() ?? null,
-                  placedAt: a.updatedAt.toISOString(),
-                },
-              },
-            }
-          : null,
-      );
+      await this.d.requests.commit(a.requestId, (cur) => (cur.status === 'ORDERING' ? orderedChange(a, seller, a.updatedAt) : null));
       this.d.metrics?.attempts.inc({ state: a.state, payment: a.paymentState });
       return 'succeeded';
     }
@@ -528,6 +548,30 @@ function classifyOrder(o: OrderOutcome) {
     rateLimited: failed && o.status === 429,
   };
 }
+
+/** The request's move to ORDERED, with the order's details, for a captured attempt. */
+function orderedChange(a: AttemptRow, seller: SellerRow, placedAt: Date): Change {
+  const total = a.orderTotalCents ?? a.offer.totalCents;
+  return {
+    to: 'ORDERED',
+    type: 'ORDERED',
+    message: `Ordered from ${seller.name} for ${money(total, a.offer.currency)} (order ${a.sellerOrderId})`,
+    changes: {
+      nextRunAt: null,
+      orderDetails: {
+        sellerId: seller.id,
+        sellerOrderId: a.sellerOrderId ?? '',
+        totalCents: total,
+        currency: a.offer.currency,
+        deliveryEta: a.deliveryEta?.toISOString() ?? null,
+        placedAt: placedAt.toISOString(),
+      },
+    },
+  };
+}
+
+/** Rolls back a combined commit whose attempt another driver had already moved on. */
+class AttemptMoved extends Error {}
 
 function offerKey(sellerId: string, offerId: string | null, totalCents: number): string {
   return `${sellerId}|${offerId ?? ''}|${totalCents}`;

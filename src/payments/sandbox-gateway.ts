@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { eq } from 'drizzle-orm';
-import type { Db, Executor } from '../db/client.js';
-import { sandboxPaymentCalls, sandboxPayments } from '../db/schema.js';
+import { type SQL, eq, sql } from 'drizzle-orm';
+import { type Db, rowsOf } from '../db/client.js';
+import { sandboxPayments } from '../db/schema.js';
 import type { Clock } from '../engine/clock.js';
 import { type AuthorizeRequest, type AuthorizeResult, type PaymentGateway, type PaymentRecord, PaymentConflictError } from './gateway.js';
 
@@ -14,81 +14,83 @@ import { type AuthorizeRequest, type AuthorizeResult, type PaymentGateway, type 
 export class SandboxPaymentGateway implements PaymentGateway {
   constructor(private readonly db: Db, private readonly clock: Clock) {}
 
+  // Each operation is one statement (data-modifying CTEs): the payment row and the call log are
+  // written atomically without a transaction's extra round trips.
+
   async authorize(req: AuthorizeRequest): Promise<AuthorizeResult> {
-    return this.db.transaction(async (tx) => {
-      const existing = await lockPayment(tx, req.key);
-      if (existing) {
-        await this.log(tx, req.key, 'authorize', req.amountCents, existing.state, false);
-        return existing.state === 'declined'
-          ? { status: 'declined', reason: existing.declineReason ?? 'declined' }
-          : { status: 'authorized', authorizationId: existing.authorizationId };
-      }
-      const now = this.clock.now();
-      const declined = req.token === 'tok_declined';
-      const authorizationId = `auth_${createHash('sha256').update(req.key).digest('hex').slice(0, 20)}`;
-      await tx.insert(sandboxPayments).values({
-        key: req.key,
-        authorizationId,
-        amountCents: req.amountCents,
-        currency: req.currency,
-        state: declined ? 'declined' : 'authorized',
-        declineReason: declined ? 'card declined' : null,
-        createdAt: now,
-        updatedAt: now,
-      });
-      await this.log(tx, req.key, 'authorize', req.amountCents, declined ? 'declined' : 'authorized', true);
-      return declined ? { status: 'declined', reason: 'card declined' } : { status: 'authorized', authorizationId };
-    });
+    const now = this.clock.now().toISOString();
+    const declined = req.token === 'tok_declined';
+    const authorizationId = `auth_${createHash('sha256').update(req.key).digest('hex').slice(0, 20)}`;
+    const state = declined ? 'declined' : 'authorized';
+    const reason = declined ? 'card declined' : null;
+    const rows = rowsOf<{ state: string; authorization_id: string; decline_reason: string | null }>(
+      await this.db.execute(sql`
+        with ins as (
+          insert into sandbox_payments (key, authorization_id, amount_cents, currency, state, decline_reason, created_at, updated_at)
+          values (${req.key}, ${authorizationId}, ${req.amountCents}, ${req.currency}, ${state}, ${reason}, ${now}::timestamptz, ${now}::timestamptz)
+          on conflict (key) do nothing
+          returning state, authorization_id, decline_reason, true as fresh
+        ), cur as (
+          select state, authorization_id, decline_reason, false as fresh from sandbox_payments where key = ${req.key}
+        ), res as (
+          select * from ins union all select * from cur where not exists (select 1 from ins)
+        ), log as (
+          insert into sandbox_payment_calls (key, operation, amount_cents, result, effective, at)
+          select ${req.key}, 'authorize', ${req.amountCents}, state, fresh, ${now}::timestamptz from res
+        )
+        select state, authorization_id, decline_reason from res`),
+    );
+    const r = rows[0];
+    // A concurrent first authorisation with the same key is not visible to this statement yet.
+    if (!r) throw new Error('payment is being authorised concurrently; retry');
+    return r.state === 'declined'
+      ? { status: 'declined', reason: r.decline_reason ?? 'declined' }
+      : { status: 'authorized', authorizationId: r.authorization_id };
   }
 
   async capture(req: { key: string; amountCents: number }): Promise<{ status: 'captured' }> {
-    return this.db.transaction(async (tx) => {
-      const p = await lockPayment(tx, req.key);
-      if (!p) throw new PaymentConflictError(`capture of unknown payment ${req.key}`);
-      if (p.state === 'captured') {
-        await this.log(tx, req.key, 'capture', req.amountCents, 'captured', false);
-        return { status: 'captured' as const };
-      }
-      if (p.state !== 'authorized') throw new PaymentConflictError(`cannot capture a ${p.state} payment`);
-      if (req.amountCents > p.amountCents) throw new PaymentConflictError('capture exceeds the authorised amount');
-      await tx.update(sandboxPayments).set({ state: 'captured', updatedAt: this.clock.now() }).where(eq(sandboxPayments.key, req.key));
-      await this.log(tx, req.key, 'capture', req.amountCents, 'captured', true);
-      return { status: 'captured' as const };
-    });
+    const result = await this.transition(req.key, 'capture', req.amountCents, 'captured', sql`state = 'authorized' and amount_cents >= ${req.amountCents}`);
+    if (result.done || result.state === 'captured') return { status: 'captured' };
+    throw new PaymentConflictError(result.state === null ? `capture of unknown payment ${req.key}` : `cannot capture a ${result.state} payment for ${req.amountCents}`);
   }
 
   async void(req: { key: string }): Promise<{ status: 'voided' }> {
-    return this.db.transaction(async (tx) => {
-      const p = await lockPayment(tx, req.key);
-      if (!p || p.state === 'voided' || p.state === 'declined') {
-        await this.log(tx, req.key, 'void', null, p ? p.state : 'none', false);
-        return { status: 'voided' as const };
-      }
-      if (p.state === 'captured') throw new PaymentConflictError('cannot void a captured payment');
-      await tx.update(sandboxPayments).set({ state: 'voided', updatedAt: this.clock.now() }).where(eq(sandboxPayments.key, req.key));
-      await this.log(tx, req.key, 'void', null, 'voided', true);
-      return { status: 'voided' as const };
-    });
+    const result = await this.transition(req.key, 'void', null, 'voided', sql`state = 'authorized'`);
+    if (result.state === 'captured') throw new PaymentConflictError('cannot void a captured payment');
+    return { status: 'voided' };
+  }
+
+  /** Moves a payment to `to` when `allowed` holds, logging the call either way. */
+  private async transition(
+    key: string,
+    operation: 'capture' | 'void',
+    amountCents: number | null,
+    to: 'captured' | 'voided',
+    allowed: SQL,
+  ): Promise<{ done: boolean; state: string | null }> {
+    const now = this.clock.now().toISOString();
+    const rows = rowsOf<{ done: boolean; state: string | null }>(
+      await this.db.execute(sql`
+        with upd as (
+          update sandbox_payments set state = ${to}, updated_at = ${now}::timestamptz where key = ${key} and ${allowed} returning state
+        ), cur as (
+          select state from sandbox_payments where key = ${key}
+        ), log as (
+          insert into sandbox_payment_calls (key, operation, amount_cents, result, effective, at)
+          select ${key}, ${operation}, ${amountCents}::int,
+            coalesce((select state from upd), (select state from cur), 'none'), exists (select 1 from upd), ${now}::timestamptz
+        )
+        select exists (select 1 from upd) as done, coalesce((select state from upd), (select state from cur)) as state`),
+    );
+    const r = rows[0] ?? { done: false, state: null };
+    if (r.done || r.state !== 'authorized') return { done: Boolean(r.done), state: r.state };
+    // Another call moved it while this statement waited for the row: read what it became.
+    const after = await this.lookup(key);
+    return { done: false, state: after?.state ?? null };
   }
 
   async lookup(key: string): Promise<PaymentRecord | null> {
     const [p] = await this.db.select().from(sandboxPayments).where(eq(sandboxPayments.key, key));
     return p ? { key: p.key, authorizationId: p.authorizationId, amountCents: p.amountCents, currency: p.currency, state: p.state } : null;
   }
-
-  private async log(
-    ex: Executor,
-    key: string,
-    operation: 'authorize' | 'capture' | 'void',
-    amountCents: number | null,
-    result: string,
-    effective: boolean,
-  ): Promise<void> {
-    await ex.insert(sandboxPaymentCalls).values({ key, operation, amountCents, result, effective, at: this.clock.now() });
-  }
-}
-
-async function lockPayment(tx: Executor, key: string) {
-  const [p] = await tx.select().from(sandboxPayments).where(eq(sandboxPayments.key, key)).for('update');
-  return p ?? null;
 }
