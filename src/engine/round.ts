@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { LimitFunction } from 'p-limit';
 import type { SellerRow } from '../db/schema.js';
@@ -163,7 +164,12 @@ interface MemberState {
 class Round {
   private readonly members = new Map<string, MemberState>();
   private readonly offers: SeenOffer[] = [];
-  private readonly controller = new AbortController();
+  private readonly controller = (() => {
+    const c = new AbortController();
+    // Every call, retry wait and callback wait of the round listens on this one signal.
+    setMaxListeners(0, c.signal);
+    return c;
+  })();
   private phase: 'running' | 'done' = 'running';
   private undecided = 0;
   private offersChanged = false;

@@ -16,25 +16,35 @@ export interface PubSub {
   close(): Promise<void>;
 }
 
-export class MemoryPubSub implements PubSub {
+/**
+ * Local subscribers by topic: the fan-out both adapters share. Hooks tell an adapter when a
+ * topic gains its first subscriber and loses its last (Redis subscribes and unsubscribes then).
+ */
+export class LocalTopics {
   private readonly topics = new Map<string, Set<Channel<unknown>>>();
 
-  async publish(topic: string, message: unknown): Promise<void> {
+  constructor(private readonly hooks: { first?: (topic: string) => void; last?: (topic: string) => void } = {}) {}
+
+  deliver(topic: string, message: unknown): void {
     const subscribers = this.topics.get(topic);
     if (!subscribers) return;
     for (const ch of subscribers) ch.push(message);
   }
 
-  async subscribe<T>(topic: string): Promise<Channel<T>> {
+  add<T>(topic: string): Channel<T> {
     let set = this.topics.get(topic);
     if (!set) {
       set = new Set();
       this.topics.set(topic, set);
+      this.hooks.first?.(topic);
     }
     const subscribers = set;
     const channel: Channel<T> = new Channel<T>(1000, () => {
       subscribers.delete(channel as Channel<unknown>);
-      if (subscribers.size === 0 && this.topics.get(topic) === subscribers) this.topics.delete(topic);
+      if (subscribers.size === 0 && this.topics.get(topic) === subscribers) {
+        this.topics.delete(topic);
+        this.hooks.last?.(topic);
+      }
     });
     subscribers.add(channel as Channel<unknown>);
     return channel;
@@ -46,8 +56,28 @@ export class MemoryPubSub implements PubSub {
     return n;
   }
 
-  async close(): Promise<void> {
+  closeAll(): void {
     for (const set of [...this.topics.values()]) for (const ch of [...set]) ch.close();
     this.topics.clear();
+  }
+}
+
+export class MemoryPubSub implements PubSub {
+  private readonly local = new LocalTopics();
+
+  async publish(topic: string, message: unknown): Promise<void> {
+    this.local.deliver(topic, message);
+  }
+
+  async subscribe<T>(topic: string): Promise<Channel<T>> {
+    return this.local.add<T>(topic);
+  }
+
+  size(): number {
+    return this.local.size();
+  }
+
+  async close(): Promise<void> {
+    this.local.closeAll();
   }
 }
