@@ -72,7 +72,10 @@ export const purchaseRequests = pgTable(
     index('purchase_requests_due_idx')
       .on(t.nextRunAt)
       .where(sql`${t.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK')`),
-    index('purchase_requests_book_idx').on(t.bookKey),
+    // Waking the requests that watch a book reads only those, not every request ever made for it.
+    index('purchase_requests_watching_idx').on(t.bookKey).where(sql`${t.status} in ('QUOTED','OUT_OF_STOCK')`),
+    // The reconciler's look for requests left in ORDERING.
+    index('purchase_requests_ordering_idx').on(t.id).where(sql`${t.status} = 'ORDERING'`),
     // The backlog count (admission control) and queue positions read only PENDING rows.
     index('purchase_requests_pending_idx').on(t.seq).where(sql`${t.status} = 'PENDING'`),
     check(

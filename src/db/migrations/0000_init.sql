@@ -136,7 +136,8 @@ CREATE UNIQUE INDEX "purchase_requests_seq_idx" ON "purchase_requests" USING btr
 CREATE INDEX "purchase_requests_active_expiry_idx" ON "purchase_requests" USING btree ("expires_at") WHERE "purchase_requests"."status" in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK');--> statement-breakpoint
 CREATE INDEX "purchase_requests_user_seq_idx" ON "purchase_requests" USING btree ("user_id","seq" DESC NULLS LAST);--> statement-breakpoint
 CREATE INDEX "purchase_requests_due_idx" ON "purchase_requests" USING btree ("next_run_at") WHERE "purchase_requests"."status" in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK');--> statement-breakpoint
-CREATE INDEX "purchase_requests_book_idx" ON "purchase_requests" USING btree ("book_key");--> statement-breakpoint
+CREATE INDEX "purchase_requests_watching_idx" ON "purchase_requests" USING btree ("book_key") WHERE "purchase_requests"."status" in ('QUOTED','OUT_OF_STOCK');--> statement-breakpoint
+CREATE INDEX "purchase_requests_ordering_idx" ON "purchase_requests" USING btree ("id") WHERE "purchase_requests"."status" = 'ORDERING';--> statement-breakpoint
 CREATE INDEX "purchase_requests_pending_idx" ON "purchase_requests" USING btree ("seq") WHERE "purchase_requests"."status" = 'PENDING';--> statement-breakpoint
 CREATE UNIQUE INDEX "request_events_request_revision_idx" ON "request_events" USING btree ("request_id","revision");--> statement-breakpoint
 CREATE INDEX "sandbox_payment_calls_key_idx" ON "sandbox_payment_calls" USING btree ("key");

@@ -83,7 +83,7 @@ export async function orphanedOrdering(ex: Executor, now: Date, quietSince: Date
     .from(purchaseRequests)
     .where(
       and(
-        eq(purchaseRequests.status, 'ORDERING'),
+        sql`${purchaseRequests.status} = 'ORDERING'`,
         or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, now)),
         notExists(
           ex
