@@ -1,11 +1,10 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { callbackSignature } from '../src/partners/sandbox/fleet.js';
-import { CANCEL } from './support/fixtures.js';
+import { CANCEL, usd } from './support/fixtures.js';
+import { startPartnerProxy } from './support/proxy.js';
 import { eventually } from './support/server.js';
-import { type World, startWorld } from './support/world.js';
+import { type World, startWorld, trackedRequests } from './support/world.js';
 
 /**
  * Asynchronous partners (API.md "Asynchronous partners", SPEC §5), end to end: quotes and orders
@@ -31,8 +30,6 @@ const BOOK = {
   beloved: '9781400033416',
   wuthering: '9780141439556',
 };
-
-const usd = (cents: number) => ({ cents, currency: 'USD' });
 
 const DETAIL = `query Detail($id: ID!) {
   purchaseRequest(id: $id) {
@@ -64,54 +61,30 @@ interface HoldingProxy {
   close(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive']);
-
 /** A partner-side proxy in front of a flat-shaped sandbox seller (quotes are GET …/quote?isbn=…&ref=…&cb=…). */
 async function startHoldingProxy(upstream: string): Promise<HoldingProxy> {
   const holding = new Set<string>();
   const kept = new Map<string, Held>();
-  const server = createServer((req, res) => {
-    void (async () => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && !HOP_BY_HOP.has(k)) headers[k] = v;
-      const up = await fetch(`${upstream}${req.url ?? '/'}`, {
-        method: req.method ?? 'GET',
-        headers,
-        ...(chunks.length > 0 ? { body: Buffer.concat(chunks) } : {}),
-      });
-      const text = await up.text();
+  const proxy = await startPartnerProxy(upstream, {
+    answer(req, res, up) {
       const url = new URL(req.url ?? '/', 'http://proxy');
       const isbn = url.searchParams.get('isbn') ?? '';
       if (req.method === 'GET' && url.pathname.endsWith('/quote') && holding.has(isbn) && up.status === 200) {
         if (!kept.has(isbn)) {
-          kept.set(isbn, { quoteRef: url.searchParams.get('ref') ?? '', callbackUrl: url.searchParams.get('cb') ?? '', body: JSON.parse(text) });
+          kept.set(isbn, { quoteRef: url.searchParams.get('ref') ?? '', callbackUrl: url.searchParams.get('cb') ?? '', body: JSON.parse(up.text) });
         }
         res.writeHead(202, { 'content-type': 'application/json' });
         res.end('{}');
-        return;
+        return true;
       }
-      res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' });
-      res.end(text);
-    })().catch(() => {
-      if (!res.headersSent) {
-        res.writeHead(502);
-        res.end();
-      } else res.destroy();
-    });
+      return false;
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: proxy.url,
     hold: (isbn) => void holding.add(isbn),
     held: (isbn) => eventually(async () => kept.get(isbn) ?? null, 10_000),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: proxy.close,
   };
 }
 
@@ -120,7 +93,8 @@ let proxy: HoldingProxy;
 /** The proxied PageTurner's broker id and secret, and Novella's. */
 let pt: { id: string; secret: string };
 let novella: { id: string; secret: string };
-let created: string[] = [];
+/** Requests a test created, canceled after it. */
+const { create, cancelAll } = trackedRequests(() => w, CANCEL);
 
 beforeAll(async () => {
   w = await startWorld({
@@ -155,34 +129,13 @@ afterAll(async () => {
   await proxy?.close();
 });
 afterEach(async () => {
-  for (const id of created) await w.server.gql(CANCEL, { id });
-  created = [];
+  await cancelAll();
   await w.sandbox.configure('novella', { async: null });
 });
 
-async function create(isbn: string, maxCents: number, extra: Record<string, unknown> = {}): Promise<string> {
-  const id = await w.create({ book: { isbn }, maxTotalPrice: usd(maxCents), ...extra });
-  created.push(id);
-  return id;
-}
-
-async function detail(id: string): Promise<any> {
-  const res = await w.server.gql(DETAIL, { id });
-  if (res.errors) throw new Error(JSON.stringify(res.errors));
-  return res.data.purchaseRequest;
-}
-
-async function until(id: string, predicate: (r: any) => boolean, timeoutMs = 15_000): Promise<any> {
-  let last: any = null;
-  try {
-    return await eventually(async () => {
-      last = await detail(id);
-      return predicate(last) ? last : null;
-    }, timeoutMs);
-  } catch {
-    throw new Error(`request ${id} did not reach the expected state within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
-  }
-}
+const detail = (id: string): Promise<any> => w.detail(id, DETAIL);
+/** Polls the detailed view until `predicate` holds. */
+const until = (id: string, predicate: (r: any) => boolean, timeoutMs?: number): Promise<any> => w.until(id, predicate, timeoutMs, DETAIL);
 
 async function payments(id: string): Promise<any[]> {
   const res = await w.server.gql(LEDGER, { id }, w.server.tokens.admin);

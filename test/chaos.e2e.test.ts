@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LedgerEntry } from '../src/partners/sandbox/fleet.js';
+import { IN_PRINT_BOOKS } from './support/fixtures.js';
 import { eventually } from './support/server.js';
 import { type World, startWorld } from './support/world.js';
 
@@ -17,19 +18,7 @@ const SELLER_TIMEOUT_MS = 300;
 
 /** Twenty in-print books across the catalog (scarce ones included), two requests each. */
 const BOOKS = [
-  '9780141439518',
-  '9780451524935',
-  '9780061120084',
-  '9780743273565',
-  '9780142437247',
-  '9780316769488',
-  '9780060850524',
-  '9780547928227',
-  '9781451673319',
-  '9780141441146',
-  '9780679734505',
-  '9780307387899',
-  '9780441172719',
+  ...IN_PRINT_BOOKS,
   '9780062316097',
   '9780132350884',
   '9780374533557',

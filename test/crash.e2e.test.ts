@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LedgerEntry } from '../src/partners/sandbox/fleet.js';
 import { type BrokerProcess, startBrokerProcess } from './support/broker-process.js';
 import { type SandboxProcess, startSandboxProcess } from './support/sandbox.js';
-import { eventually, freshDatabase } from './support/server.js';
+import { eventually, freshDatabase, untilRequest } from './support/server.js';
 
 /**
  * SPEC §4 across crashes: the broker is killed outright (SIGKILL: no shutdown, no cleanup)
@@ -88,16 +88,8 @@ async function request(id: string): Promise<any> {
   return res.data.purchaseRequest;
 }
 
-async function until(id: string, predicate: (r: any) => boolean, timeoutMs = 20_000): Promise<any> {
-  let last: unknown = null;
-  try {
-    return await eventually(async () => {
-      last = await request(id);
-      return predicate(last) ? last : null;
-    }, timeoutMs);
-  } catch {
-    throw new Error(`request ${id} did not reach the expected state within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
-  }
+function until(id: string, predicate: (r: any) => boolean, timeoutMs = 20_000): Promise<any> {
+  return untilRequest(id, request, predicate, timeoutMs);
 }
 
 async function ordersFor(id: string): Promise<LedgerEntry[]> {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { UPDATE } from './support/fixtures.js';
+import { UPDATE, usd } from './support/fixtures.js';
 import { collect, eventually } from './support/server.js';
-import { type World, quoteCalls, startWorld } from './support/world.js';
+import { type World, quoteCalls, startWorld, trackedRequests } from './support/world.js';
 
 /**
  * The resolution engine end to end (SPEC §2, §3, §5): a broker with its engine on, the sandbox
@@ -52,8 +52,6 @@ const BOOK = {
   karamazov: '9780374528379',
 };
 
-const usd = (cents: number) => ({ cents, currency: 'USD' });
-
 const DETAIL = `query Detail($id: ID!) {
   purchaseRequest(id: $id) {
     id status revision expiresAt
@@ -79,7 +77,7 @@ const CANCEL = `mutation Cancel($id: ID!) {
 
 let w: World;
 /** Requests a test created: those still watching are canceled after it, so none rechecks later. */
-let created: string[] = [];
+const { create, cancelAll } = trackedRequests(() => w, CANCEL);
 
 beforeAll(async () => {
   // Long seller timeouts: a slow call that ends early was aborted by the broker, never timed out.
@@ -89,36 +87,14 @@ afterAll(async () => {
   await w?.close();
 });
 afterEach(async () => {
-  for (const id of created) await w.server.gql(CANCEL, { id });
-  created = [];
+  await cancelAll();
   // Scripted faults a test left unconsumed must not leak into the next one.
   for (const key of ALL) await w.sandbox.configure(key, { script: [] });
 });
 
-async function create(isbn: string, maxCents: number, extra: Record<string, unknown> = {}): Promise<string> {
-  const id = await w.create({ book: { isbn }, maxTotalPrice: usd(maxCents), ...extra });
-  created.push(id);
-  return id;
-}
-
-async function detail(id: string): Promise<any> {
-  const res = await w.server.gql(DETAIL, { id });
-  if (res.errors) throw new Error(JSON.stringify(res.errors));
-  return res.data.purchaseRequest;
-}
-
+const detail = (id: string): Promise<any> => w.detail(id, DETAIL);
 /** Polls the detailed view until `predicate` holds. */
-async function until(id: string, predicate: (r: any) => boolean, timeoutMs = 15_000): Promise<any> {
-  let last: any = null;
-  try {
-    return await eventually(async () => {
-      last = await detail(id);
-      return predicate(last) ? last : null;
-    }, timeoutMs);
-  } catch {
-    throw new Error(`request ${id} did not reach the expected state within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
-  }
-}
+const until = (id: string, predicate: (r: any) => boolean, timeoutMs?: number): Promise<any> => w.until(id, predicate, timeoutMs, DETAIL);
 
 const settled = (...statuses: string[]) => (r: any) => statuses.includes(r.status);
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createInput } from './support/fixtures.js';
+import { IN_PRINT_BOOKS, createInput, usd } from './support/fixtures.js';
 import { type TestServer, eventually, startTestServer } from './support/server.js';
 import { type World, startWorld } from './support/world.js';
 
@@ -20,23 +20,9 @@ const POSITION = `query Position($id: ID!) { purchaseRequest(id: $id) { id statu
 const MINE = `query Mine { purchaseRequests(first: 100) { edges { node { id status } } } }`;
 const CANCEL = `mutation Cancel($id: ID!) { cancelPurchaseRequest(id: $id) { purchaseRequest { id status } userErrors { code } } }`;
 
-const usd = (cents: number) => ({ cents, currency: 'USD' });
-
 /** In-print books; every tier-1 seller is stocked with each below. */
 const BOOKS = [
-  '9780141439518',
-  '9780451524935',
-  '9780061120084',
-  '9780743273565',
-  '9780142437247',
-  '9780316769488',
-  '9780060850524',
-  '9780547928227',
-  '9781451673319',
-  '9780141441146',
-  '9780679734505',
-  '9780307387899',
-  '9780441172719',
+  ...IN_PRINT_BOOKS,
   '9780141439471',
   '9780374528379',
 ];

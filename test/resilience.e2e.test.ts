@@ -1,8 +1,7 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CANCEL } from './support/fixtures.js';
+import { CANCEL, usd } from './support/fixtures.js';
+import { startPartnerProxy } from './support/proxy.js';
 import { eventually } from './support/server.js';
 import { type World, quoteCalls, startWorld } from './support/world.js';
 
@@ -33,8 +32,6 @@ const BOOK = {
   invisibleMan: '9780679732761',
 };
 
-const usd = (cents: number) => ({ cents, currency: 'USD' });
-
 const HEALTH = `query { sellerHealth { seller { id name } breaker errorRate recentCalls pausedUntil concurrencyLimit } }`;
 const RESET = `mutation Reset($id: ID!) {
   resetSellerBreaker(sellerId: $id) { health { seller { id } breaker errorRate pausedUntil } userErrors { code field } }
@@ -62,23 +59,8 @@ interface Health {
   pausedUntil: string | null;
 }
 
-async function detail(w: World, id: string): Promise<any> {
-  const res = await w.server.gql(DETAIL, { id });
-  if (res.errors) throw new Error(JSON.stringify(res.errors));
-  return res.data.purchaseRequest;
-}
-
-async function until(w: World, id: string, predicate: (r: any) => boolean, timeoutMs = 15_000): Promise<any> {
-  let last: any = null;
-  try {
-    return await eventually(async () => {
-      last = await detail(w, id);
-      return predicate(last) ? last : null;
-    }, timeoutMs);
-  } catch {
-    throw new Error(`request ${id} did not reach the expected state within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
-  }
-}
+const detail = (w: World, id: string): Promise<any> => w.detail(id, DETAIL);
+const until = (w: World, id: string, predicate: (r: any) => boolean, timeoutMs?: number): Promise<any> => w.until(id, predicate, timeoutMs, DETAIL);
 
 async function health(w: World, key: string): Promise<Health> {
   const res = await w.server.gql(HEALTH, {}, w.server.tokens.admin);
@@ -362,55 +344,31 @@ interface FaultProxy {
   close(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive']);
-
 async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   let failing = 0;
   let failStatus = 503;
   let refused = 0;
-  const server = createServer((req, res) => {
-    void (async () => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
+  const proxy = await startPartnerProxy(upstream, {
+    intercept(req, res) {
       const path = (req.url ?? '/').split('?')[0]!;
       if (req.method === 'GET' && path.endsWith('/quote') && failing > 0) {
         failing -= 1;
         refused += 1;
         res.writeHead(failStatus, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: 'unavailable' }));
-        return;
+        return true;
       }
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && !HOP_BY_HOP.has(k)) headers[k] = v;
-      const up = await fetch(`${upstream}${req.url ?? '/'}`, {
-        method: req.method ?? 'GET',
-        headers,
-        ...(chunks.length > 0 ? { body: Buffer.concat(chunks) } : {}),
-      });
-      const text = await up.text();
-      res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json' });
-      res.end(text);
-    })().catch(() => {
-      if (!res.headersSent) {
-        res.writeHead(502);
-        res.end();
-      } else res.destroy();
-    });
+      return false;
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: proxy.url,
     failQuotes(n, status) {
       failing = n;
       failStatus = status;
     },
     refused: () => refused,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: proxy.close,
   };
 }
 

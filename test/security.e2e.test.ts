@@ -2,11 +2,11 @@ import { SignJWT } from 'jose';
 import { sql } from 'drizzle-orm';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { createLogger } from '../src/logger.js';
 import { CANCEL, CREATE, GET, UPDATE, createInput } from './support/fixtures.js';
-import { Collected, JWT_SECRET, type TestServer, collect, eventually, startTestServer } from './support/server.js';
+import { JWT_SECRET, type TestServer, collect, eventually, startTestServer } from './support/server.js';
 import { FAST_ENGINE_ENV } from './support/world.js';
+import { type WireError, bearer, messagesFor, rawSocket, terminateRawSockets, tryUpgrade } from './support/raw-socket.js';
 
 /**
  * Security hardening end to end (SPEC §10): query limits alike on HTTP and WebSocket, batching,
@@ -17,14 +17,6 @@ import { FAST_ENGINE_ENV } from './support/world.js';
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-type WireError = { message: string; locations?: unknown; path?: unknown; extensions?: Record<string, unknown> };
-interface WireMessage {
-  type: string;
-  id?: string;
-  payload?: any;
-}
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const NO_SUCH_ID = '00000000-0000-4000-8000-000000000000';
 
 /** An internal error as a client must see it: the fixed message and code, nothing else. */
@@ -73,80 +65,7 @@ async function createRequest(server: TestServer, token: string, overrides: Recor
   return res.data.createPurchaseRequest.purchaseRequest;
 }
 
-// A bare graphql-transport-ws socket, for close codes, upgrade refusals and exact wire payloads.
-interface RawSocket {
-  ws: WebSocket;
-  seen: Collected<WireMessage>;
-  closed: Promise<{ code: number; reason: string }>;
-  send(message: unknown): Promise<void>;
-  init(params?: Record<string, unknown>): Promise<void>;
-  /** Sends a subscribe and waits for its first message (next, error or complete). */
-  subscribe(id: string, query: string, variables?: Record<string, unknown>): Promise<WireMessage>;
-}
-
-const rawSockets: WebSocket[] = [];
-afterEach(() => {
-  for (const ws of rawSockets.splice(0)) ws.terminate();
-});
-
-function rawSocket(url: string, origin?: string): RawSocket {
-  const ws = new WebSocket(url, 'graphql-transport-ws', origin ? { origin } : {});
-  rawSockets.push(ws);
-  const seen = new Collected<WireMessage>();
-  ws.on('error', () => {});
-  ws.on('message', (data) => seen.push(JSON.parse(String(data)) as WireMessage));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.on('close', (code, reason) => {
-      seen.complete();
-      resolve({ code, reason: reason.toString() });
-    });
-  });
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('close', () => reject(new Error('socket closed before it opened')));
-  });
-  opened.catch(() => {});
-  const send = async (message: unknown) => {
-    await opened;
-    await new Promise<void>((resolve, reject) => ws.send(JSON.stringify(message), (err) => (err ? reject(err) : resolve())));
-  };
-  return {
-    ws,
-    seen,
-    closed,
-    send,
-    async init(params = {}) {
-      await send({ type: 'connection_init', payload: params });
-      await seen.until((c) => c.values.some((m) => m.type === 'connection_ack') || c.completed);
-      if (!seen.values.some((m) => m.type === 'connection_ack')) throw new Error(`no connection_ack; saw ${JSON.stringify(seen.values)}`);
-    },
-    async subscribe(id, query, variables = {}) {
-      await send({ id, type: 'subscribe', payload: { query, variables } });
-      await seen.until((c) => c.completed || c.values.some((m) => m.id === id));
-      const first = seen.values.find((m) => m.id === id);
-      if (!first) throw new Error(`socket closed before answering ${id}: ${JSON.stringify(await closed)}`);
-      return first;
-    },
-  };
-}
-
-/** Attempts a WebSocket upgrade; reports whether it opened or the HTTP status it was refused with. */
-function tryUpgrade(url: string, origin?: string): Promise<{ opened: true } | { opened: false; status: number }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, 'graphql-transport-ws', origin ? { origin } : {});
-    rawSockets.push(ws);
-    ws.on('error', () => {});
-    ws.once('open', () => resolve({ opened: true }));
-    ws.once('unexpected-response', (req, res) => {
-      resolve({ opened: false, status: res.statusCode ?? 0 });
-      res.resume();
-      req.destroy();
-    });
-    ws.once('close', () => reject(new Error('closed without an open or an HTTP answer')));
-  });
-}
-
-const messagesFor = (sock: RawSocket, id: string) => sock.seen.values.filter((m) => m.id === id);
+afterEach(terminateRawSockets);
 
 // ---------------------------------------------------------------------------------------------
 // One server with tight limits for most of this file; others for what needs its own settings.

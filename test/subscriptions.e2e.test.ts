@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
-import WebSocket from 'ws';
 import { Auth } from '../src/http/auth.js';
 import { CANCEL, CREATE, GET, UPDATE, createInput } from './support/fixtures.js';
 import { Collected, JWT_SECRET, type TestServer, collect, startTestServer } from './support/server.js';
+import { type RawSocket, type WireError, type WireMessage, bearer, messagesFor, rawSocket, terminateRawSockets } from './support/raw-socket.js';
 
 /** What each streamed state carries: enough to check order, budget and the event timeline. */
 const WATCH = `subscription Watch($id: ID!, $after: Int) {
@@ -22,10 +22,8 @@ interface State {
   events: Array<{ type: string; status: string; revision: number }>;
 }
 type Watched = { purchaseRequestUpdated: State };
-type WireError = { message: string; locations?: unknown; path?: unknown; extensions?: Record<string, unknown> };
 
 const states = (c: Collected<{ data?: Watched; errors?: any[] }>) => c.values.map((v) => v.data!.purchaseRequestUpdated);
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 /** Asserts a GraphQL error as a client receives it leaks nothing internal. */
 function expectMasked(error: WireError) {
@@ -36,67 +34,10 @@ function expectMasked(error: WireError) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A bare graphql-transport-ws socket, for what the graphql-ws client hides: close codes, the
-// exact wire payloads, and messages the client would never send.
+// Bare graphql-transport-ws sockets (support/raw-socket.ts), closed after each test.
 
-interface WireMessage {
-  type: string;
-  id?: string;
-  payload?: any;
-}
+afterEach(terminateRawSockets);
 
-interface RawSocket {
-  ws: WebSocket;
-  /** Every message received, in order; completes when the socket closes. */
-  seen: Collected<WireMessage>;
-  closed: Promise<{ code: number; reason: string }>;
-  send(message: unknown): Promise<void>;
-  sendText(text: string): Promise<void>;
-  /** connection_init with the given params, then waits for connection_ack. */
-  init(params?: Record<string, unknown>): Promise<void>;
-}
-
-const rawSockets: WebSocket[] = [];
-afterEach(() => {
-  for (const ws of rawSockets.splice(0)) ws.terminate();
-});
-
-function rawSocket(url: string): RawSocket {
-  const ws = new WebSocket(url, 'graphql-transport-ws');
-  rawSockets.push(ws);
-  const seen = new Collected<WireMessage>();
-  // The close event says how it ended; an 'error' without a listener would crash the run.
-  ws.on('error', () => {});
-  ws.on('message', (data) => seen.push(JSON.parse(String(data)) as WireMessage));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.on('close', (code, reason) => {
-      seen.complete();
-      resolve({ code, reason: reason.toString() });
-    });
-  });
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('close', () => reject(new Error('socket closed before it opened')));
-  });
-  const sendText = async (text: string) => {
-    await opened;
-    await new Promise<void>((resolve, reject) => ws.send(text, (err) => (err ? reject(err) : resolve())));
-  };
-  return {
-    ws,
-    seen,
-    closed,
-    sendText,
-    send: (message) => sendText(JSON.stringify(message)),
-    async init(params = {}) {
-      await sendText(JSON.stringify({ type: 'connection_init', payload: params }));
-      await seen.until((c) => c.values.some((m) => m.type === 'connection_ack') || c.completed);
-      if (!seen.values.some((m) => m.type === 'connection_ack')) throw new Error(`no connection_ack; saw ${JSON.stringify(seen.values)}`);
-    },
-  };
-}
-
-const messagesFor = (sock: RawSocket, id: string) => sock.seen.values.filter((m) => m.id === id);
 const ended = (sock: RawSocket, id: string) => (c: Collected<WireMessage>) =>
   c.completed || c.values.some((m) => m.id === id && (m.type === 'complete' || m.type === 'error'));
 

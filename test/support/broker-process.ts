@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Auth } from '../../src/http/auth.js';
-import { JWT_SECRET, type GqlResult } from './server.js';
+import { JWT_SECRET, type GqlResult, gqlOver } from './server.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
@@ -84,15 +84,7 @@ export async function startBrokerProcess(env: Record<string, string>): Promise<B
     url,
     pid: child.pid!,
     tokens: { alice, admin },
-    async gql(query, variables, token = alice) {
-      const res = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data: any; errors?: GqlResult<any>['errors'] };
-      return { status: res.status, data: body.data, errors: body.errors };
-    },
+    gql: gqlOver(url, alice),
     kill: () => kill(child, exited, 'SIGKILL'),
     stop: () => kill(child, exited, 'SIGTERM'),
   };

@@ -51,3 +51,23 @@ export function createInput(overrides: Record<string, unknown> = {}): Record<str
     ...overrides,
   };
 }
+
+/** A price in US cents, as the API takes and shows it. */
+export const usd = (cents: number) => ({ cents, currency: 'USD' });
+
+/** In-print books the sandbox catalog carries (the first of the chaos and overload suites' lists). */
+export const IN_PRINT_BOOKS = [
+  '9780141439518',
+  '9780451524935',
+  '9780061120084',
+  '9780743273565',
+  '9780142437247',
+  '9780316769488',
+  '9780060850524',
+  '9780547928227',
+  '9781451673319',
+  '9780141441146',
+  '9780679734505',
+  '9780307387899',
+  '9780441172719',
+];

@@ -69,6 +69,19 @@ export interface GqlResult<T> {
   errors?: Array<{ message: string; path?: string[]; extensions?: Record<string, unknown> }>;
 }
 
+/** A `gql` for the broker at `url`: POSTs to /graphql with `defaultToken` unless given another (or null). */
+export function gqlOver(url: string, defaultToken: string) {
+  return async function gql<T = any>(query: string, variables?: Record<string, unknown>, token: string | null = defaultToken): Promise<GqlResult<T>> {
+    const res = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = (await res.json()) as { data: any; errors?: GqlResult<any>['errors'] };
+    return { status: res.status, data: body.data, errors: body.errors };
+  };
+}
+
 export async function startTestServer(
   env: Record<string, string> = {},
   options: StartOptions = {},
@@ -109,15 +122,7 @@ export async function startTestServer(
     wsUrl,
     config,
     tokens: { alice, bob, admin },
-    async gql(query, variables, token = alice) {
-      const res = await fetch(`${url}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify({ query, variables }),
-      });
-      const body = (await res.json()) as { data: any; errors?: GqlResult<any>['errors'] };
-      return { status: res.status, data: body.data, errors: body.errors };
-    },
+    gql: gqlOver(url, alice),
     wsClient(token = alice, extra = {}) {
       const client = createClient({
         url: wsUrl,
@@ -216,4 +221,20 @@ export async function eventually<T>(probe: () => Promise<T | null | undefined | 
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`not reached within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+}
+
+/**
+ * Polls a request through `read` until `predicate` holds, failing with its last state after the
+ * deadline.
+ */
+export async function untilRequest(id: string, read: (id: string) => Promise<any>, predicate: (r: any) => boolean, timeoutMs: number): Promise<any> {
+  let last: unknown = null;
+  try {
+    return await eventually(async () => {
+      last = await read(id);
+      return predicate(last) ? last : null;
+    }, timeoutMs);
+  } catch {
+    throw new Error(`request ${id} did not reach the expected state within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+  }
 }

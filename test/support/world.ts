@@ -1,6 +1,6 @@
-import { GET, createInput } from './fixtures.js';
+import { GET, createInput, usd } from './fixtures.js';
 import { type SandboxProcess, startSandboxProcess } from './sandbox.js';
-import { type TestServer, eventually, startTestServer } from './server.js';
+import { type TestServer, startTestServer, untilRequest } from './server.js';
 
 /** Engine settings that keep end-to-end engine tests quick; suites override what they test. */
 export const FAST_ENGINE_ENV: Record<string, string> = {
@@ -31,8 +31,13 @@ export interface World {
   create(overrides?: Record<string, unknown>, token?: string): Promise<string>;
   /** The request as the API shows it (REQUEST_FIELDS plus attempts). */
   get(id: string, token?: string): Promise<any>;
-  /** Polls the request until `predicate` holds, failing with its last state after the deadline. */
-  until(id: string, predicate: (r: any) => boolean, timeoutMs?: number): Promise<any>;
+  /** The request through a suite's own `query Q($id: ID!) { purchaseRequest(id: $id) { … } }` (as alice). */
+  detail(id: string, query: string): Promise<any>;
+  /**
+   * Polls the request until `predicate` holds, failing with its last state after the deadline;
+   * read with `get`, or with `detail` and the given query.
+   */
+  until(id: string, predicate: (r: any) => boolean, timeoutMs?: number, query?: string): Promise<any>;
   close(): Promise<void>;
 }
 
@@ -99,16 +104,13 @@ export async function startWorld(
       if (res.errors) throw new Error(JSON.stringify(res.errors));
       return res.data.purchaseRequest;
     },
-    async until(id, predicate, timeoutMs = 15_000) {
-      let last: any = null;
-      try {
-        return await eventually(async () => {
-          last = await world.get(id);
-          return predicate(last) ? last : null;
-        }, timeoutMs);
-      } catch {
-        throw new Error(`request ${id} did not reach the expected state within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
-      }
+    async detail(id, query) {
+      const res = await server.gql(query, { id });
+      if (res.errors) throw new Error(JSON.stringify(res.errors));
+      return res.data.purchaseRequest;
+    },
+    until(id, predicate, timeoutMs = 15_000, query) {
+      return untilRequest(id, (x) => (query === undefined ? world.get(x) : world.detail(x, query)), predicate, timeoutMs);
     },
     async close() {
       await server.close();
@@ -122,4 +124,23 @@ export async function startWorld(
 export async function quoteCalls(sandbox: SandboxProcess): Promise<Record<string, number>> {
   const stats = await sandbox.stats();
   return Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, v.quote]));
+}
+
+/**
+ * `create(isbn, maxCents, extra)` for a suite's requests, remembering each one so that
+ * `cancelAll` (after each test) cancels them with `cancelQuery` and none keeps watching.
+ */
+export function trackedRequests(world: () => World, cancelQuery: string) {
+  let created: string[] = [];
+  return {
+    async create(isbn: string, maxCents: number, extra: Record<string, unknown> = {}): Promise<string> {
+      const id = await world().create({ book: { isbn }, maxTotalPrice: usd(maxCents), ...extra });
+      created.push(id);
+      return id;
+    },
+    async cancelAll(): Promise<void> {
+      for (const id of created) await world().server.gql(cancelQuery, { id });
+      created = [];
+    },
+  };
 }
