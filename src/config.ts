@@ -8,6 +8,8 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   redisUrl: string | undefined;
+  /** Prefix of every Redis key and channel: deployments (or test runs) sharing a Redis stay apart. */
+  redisPrefix: string;
   /** Undefined: generate one per process and print ready-made tokens (embedded default). */
   jwtSecret: string | undefined;
   sandbox: 'auto' | 'on' | 'off';
@@ -89,6 +91,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.DATA_DIR || './.data',
     redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: env.REDIS_PREFIX || 'broker:',
     jwtSecret: env.JWT_SECRET || undefined,
     sandbox: oneOf(env, 'SANDBOX', ['auto', 'on', 'off'] as const, 'auto'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),

@@ -97,9 +97,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   try {
     await database.migrate();
     if (config.redisUrl) {
-      const redis = new RedisPubSub(config.redisUrl);
+      const redis = new RedisPubSub(config.redisUrl, config.redisPrefix);
       pubsub = redis;
-      shared = new RedisLimits(config.redisUrl);
+      shared = new RedisLimits(config.redisUrl, config.redisPrefix);
       await Promise.all([redis.ready(), shared.ready()]);
     } else {
       pubsub = new MemoryPubSub();

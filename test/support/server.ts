@@ -20,9 +20,11 @@ export const storage: 'postgres' | 'pglite' = process.env.TEST_DATABASE_URL ? 'p
  */
 export async function freshDatabase(): Promise<{ env: Record<string, string>; drop(): Promise<void> }> {
   const adminUrl = process.env.TEST_DATABASE_URL;
+  // Servers on one database are one deployment: they share a Redis prefix, and no other test's.
+  const redisPrefix = { REDIS_PREFIX: `test-${randomBytes(6).toString('hex')}:` };
   if (!adminUrl) {
     const dir = mkdtempSync(join(tmpdir(), 'broker-test-'));
-    return { env: { DATA_DIR: dir }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+    return { env: { DATA_DIR: dir, ...redisPrefix }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
   }
   const name = `broker_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
@@ -36,7 +38,7 @@ export async function freshDatabase(): Promise<{ env: Record<string, string>; dr
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
-    env: { DATABASE_URL: url.toString() },
+    env: { DATABASE_URL: url.toString(), ...redisPrefix },
     async drop() {
       const again = postgres(adminUrl, { max: 1, onnotice: () => {} });
       await again.unsafe(`drop database if exists ${name} with (force)`);
