@@ -127,6 +127,11 @@ function failure(reason: string, status: number | null = null): CallFailure {
   return { reason, status, retryAfterMs: null, timedOut: false, aborted: false };
 }
 
+/** A partner that answered with a status the call does not accept. */
+function httpFailure(status: number, retryAfterMs: number | null): CallFailure {
+  return { ...failure(`HTTP ${status}`, status), retryAfterMs };
+}
+
 function containsPlaceholder(value: unknown): boolean {
   if (typeof value === 'string') return value.includes('{{');
   if (Array.isArray(value)) return value.some(containsPlaceholder);
@@ -246,15 +251,7 @@ export class PartnerConnector {
     if (status === 202) return { kind: 'pending', latencyMs: performance.now() - started };
     if (status === 404) return { kind: 'not_carried', latencyMs: performance.now() - started };
     if (status < 200 || status > 299) {
-      return {
-        kind: 'failed',
-        reason: `HTTP ${status}`,
-        status,
-        retryAfterMs: result.retryAfterMs,
-        timedOut: false,
-        aborted: false,
-        latencyMs: performance.now() - started,
-      };
+      return { kind: 'failed', ...httpFailure(status, result.retryAfterMs), latencyMs: performance.now() - started };
     }
     const parsed = parseQuoteResponse(result.body, seller.quote.response as unknown as QuoteMapping);
     if (!parsed.ok) {
@@ -313,15 +310,7 @@ export class PartnerConnector {
       return { kind: 'rejected', status, reason: `HTTP ${status}`, latencyMs: performance.now() - started };
     }
     if (status < 200 || status > 299) {
-      return {
-        kind: 'unknown',
-        reason: `HTTP ${status}`,
-        status,
-        retryAfterMs: result.retryAfterMs,
-        timedOut: false,
-        aborted: false,
-        latencyMs: performance.now() - started,
-      };
+      return { kind: 'unknown', ...httpFailure(status, result.retryAfterMs), latencyMs: performance.now() - started };
     }
     const parsed = parseOrderResponse(result.body, seller.order.response as OrderMapping);
     if (parsed.orderId === null) {
@@ -376,15 +365,7 @@ export class PartnerConnector {
       }
       return { kind: 'unknown', ...failure('unreadable status', status), latencyMs: performance.now() - started };
     }
-    return {
-      kind: 'unknown',
-      reason: `HTTP ${status}`,
-      status,
-      retryAfterMs: result.retryAfterMs,
-      timedOut: false,
-      aborted: false,
-      latencyMs: performance.now() - started,
-    };
+    return { kind: 'unknown', ...httpFailure(status, result.retryAfterMs), latencyMs: performance.now() - started };
   }
 
   /** Waits for calls in flight, then closes every pooled socket. */
