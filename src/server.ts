@@ -4,10 +4,10 @@ import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
-import { type Clock, systemClock } from './engine/clock.js';
-import { assertLifecycleValid } from './engine/lifecycle.js';
-import { RequestService } from './engine/requests.js';
-import { SellerService } from './engine/sellers.js';
+import { type Clock, systemClock } from './domain/clock.js';
+import { assertLifecycleValid } from './domain/lifecycle.js';
+import { RequestService } from './services/requests.js';
+import { SellerService } from './services/sellers.js';
 import { Auth } from './http/auth.js';
 import { makeErrorFormatter } from './http/errors.js';
 import { createHttpHandler } from './http/routes.js';
@@ -21,6 +21,7 @@ import { listSellers } from './db/queries/sellers.js';
 import type { Db } from './db/client.js';
 import { Engine } from './engine/engine.js';
 import { MemoryOfferCache } from './engine/offer-cache.js';
+import { AttemptDriver } from './engine/attempt-driver.js';
 import { OrderingService } from './engine/ordering.js';
 import { RoundCoordinator } from './engine/round.js';
 import { SellerDirectory } from './engine/seller-directory.js';
@@ -40,11 +41,11 @@ import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import { oldestDue } from './db/queries/work.js';
 import { attemptsNeedingAttention } from './db/queries/attempts.js';
 import type { RequestRow } from './db/schema.js';
-import type { Change } from './engine/requests.js';
-import { isTerminal } from './engine/lifecycle.js';
+import type { Change } from './services/requests.js';
+import { isTerminal } from './domain/lifecycle.js';
 import { CallbackReceiver } from './partners/callbacks.js';
-import { DeadLetterService } from './engine/dead-letters.js';
-import { Admission } from './engine/admission.js';
+import { DeadLetterService } from './services/dead-letters.js';
+import { Admission } from './services/admission.js';
 import { MemoryRateLimiter } from './infra/rate-limit.js';
 import { mutationRateLimit } from './http/limits.js';
 import { hostname } from 'node:os';
@@ -317,12 +318,11 @@ function composeEngine(o: {
     metrics,
     onOffersChanged: (bookKey) => void engine?.offersChanged(bookKey),
   });
-  const ordering = new OrderingService({
+  const driver = new AttemptDriver({
     db,
     requests,
     connector,
     gateway: new SandboxPaymentGateway(db, clock),
-    inventory,
     gates,
     cache,
     directory,
@@ -333,6 +333,19 @@ function composeEngine(o: {
     unknownBackoffMs: e.orderRetryBackoffMs,
     inlineRetries: e.orderInlineRetries,
     attentionAfterTries: e.orderAttentionAfterTries,
+    metrics,
+  });
+  const ordering = new OrderingService({
+    db,
+    requests,
+    driver,
+    connector,
+    inventory,
+    gates,
+    cache,
+    directory,
+    clock,
+    owner,
     callbackUrl,
     awaitQuote: (ref, ms, since) => rounds.waitForQuote(ref, ms, undefined, since),
     metrics,
@@ -342,6 +355,7 @@ function composeEngine(o: {
     requests,
     rounds,
     ordering,
+    driver,
     directory,
     cache,
     pubsub,

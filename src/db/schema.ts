@@ -22,7 +22,7 @@ import type {
   OrderDetails,
   PaymentState,
   RequestStatus,
-} from '../engine/types.js';
+} from '../domain/types.js';
 
 const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 

@@ -2,21 +2,24 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import { claimDueAttempts, orphanedOrdering } from '../db/queries/attempts.js';
 import { findRequestById } from '../db/queries/requests.js';
-import { SEARCHABLE, claimDueRequests, extendLeases, findExpiredActive, nextDueAt, releaseRequest, wakeWatchers } from '../db/queries/work.js';
+import { claimDueRequests, extendLeases, findExpiredActive, nextDueAt, releaseRequest, wakeWatchers } from '../db/queries/work.js';
 import type { RequestRow, SellerRow } from '../db/schema.js';
 import type { Channel } from '../infra/channel.js';
 import type { PubSub } from '../infra/pubsub.js';
-import type { Clock } from './clock.js';
-import { isTerminal, canTransition } from './lifecycle.js';
+import type { Clock } from '../domain/clock.js';
+import { isTerminal, canTransition } from '../domain/lifecycle.js';
 import { type SeenOffer, evaluate, snapshot } from './offers.js';
-import { type OrderingService, bookOf, money } from './ordering.js';
-import type { Change, RequestService } from './requests.js';
+import { bookOf, money } from '../domain/books.js';
+import { SEARCHABLE } from '../domain/statuses.js';
+import type { AttemptDriver } from './attempt-driver.js';
+import type { OrderingService } from './ordering.js';
+import type { Change, RequestService } from '../services/requests.js';
 import type { RoundCoordinator, RoundResult, RoundTicket } from './round.js';
 import type { SellerDirectory } from './seller-directory.js';
 import type { OfferCache } from './offer-cache.js';
 import { parseQuoteRef } from './round.js';
 import { type ParsedOffer, type QuoteMapping, parseQuoteResponse } from '../partners/mapping.js';
-import type { OfferSnapshot, RequestStatus } from './types.js';
+import type { OfferSnapshot, RequestStatus } from '../domain/types.js';
 
 export interface EngineConfig {
   /** Longest wait between looks at the database for due work (work on other instances, missed signals). */
@@ -37,6 +40,7 @@ export interface EngineDeps {
   requests: RequestService;
   rounds: RoundCoordinator;
   ordering: OrderingService;
+  driver: AttemptDriver;
   directory: SellerDirectory;
   cache: OfferCache;
   pubsub: PubSub;
@@ -195,7 +199,7 @@ export class Engine {
 
   /** A partner's asynchronous order result: settles the attempt, then the reconciler finishes it. */
   async orderCallback(seller: SellerRow, idempotencyKey: string, status: number, body: unknown): Promise<'applied' | 'ignored'> {
-    const result = await this.d.ordering.orderCallback(seller, idempotencyKey, status, body);
+    const result = await this.d.driver.orderCallback(seller, idempotencyKey, status, body);
     if (result === 'applied') setImmediate(() => void this.reconcile());
     return result;
   }
@@ -427,15 +431,15 @@ export class Engine {
       await Promise.all(
         attempts.map(async (a) => {
           try {
-            const outcome = await this.d.ordering.drive(a);
-            if (outcome === 'rejected') await this.d.ordering.afterRefusals(a.requestId);
+            const outcome = await this.d.driver.drive(a);
+            if (outcome === 'rejected') await this.d.driver.afterRefusals(a.requestId);
           } catch (err) {
             this.d.log.error({ err, attemptId: a.id, requestId: a.requestId }, 'reconciling an order attempt failed');
           }
         }),
       );
       const orphans = await orphanedOrdering(this.d.db, now, new Date(now.getTime() - this.d.config.leaseMs), 50);
-      for (const id of orphans) await this.d.ordering.recover(id);
+      for (const id of orphans) await this.d.driver.recover(id);
     } catch (err) {
       this.d.log.error({ err }, 'reconciliation pass failed');
     } finally {

@@ -1,5 +1,5 @@
 import type { ParsedOffer } from '../partners/mapping.js';
-import type { BookCondition, OfferSnapshot } from './types.js';
+import type { BookCondition, OfferSnapshot } from '../domain/types.js';
 
 /** An in-stock offer seen by a round, with where it came from. */
 export interface SeenOffer extends OfferSnapshot {

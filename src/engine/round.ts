@@ -4,7 +4,7 @@ import type { LimitFunction } from 'p-limit';
 import type { SellerRow } from '../db/schema.js';
 import type { BookRef, PartnerConnector, QuoteOutcome } from '../partners/connector.js';
 import type { ParsedOffer } from '../partners/mapping.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../domain/clock.js';
 import type { OfferCache } from './offer-cache.js';
 import { type OfferCriteria, type SeenOffer, askedCondition, isValid, toSeenOffer } from './offers.js';
 import type { SellerDirectory } from './seller-directory.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
-import type { Role, Viewer } from '../engine/types.js';
+import type { Role, Viewer } from '../domain/types.js';
 
 /** Verifies and issues the API's bearer tokens (HS256; claims `sub`, `role`, `exp`). */
 export class Auth {

@@ -1,7 +1,7 @@
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
-import { AppError } from '../engine/errors.js';
+import { AppError } from '../domain/errors.js';
 import { withoutSuggestions } from './query-limits.js';
 
 /** Codes whose messages were written for clients; anything else is masked. */

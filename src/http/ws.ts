@@ -12,7 +12,7 @@ import {
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
-import type { Viewer } from '../engine/types.js';
+import type { Viewer } from '../domain/types.js';
 import { type Services, makeContext } from '../resolvers/context.js';
 import type { Auth } from './auth.js';
 import { type ErrorFormatter, formatErrors } from './errors.js';

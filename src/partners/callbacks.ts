@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import { insertDeadLetter } from '../db/queries/dead-letters.js';
 import type { SellerRow } from '../db/schema.js';
-import type { Clock } from '../engine/clock.js';
-import { toError } from '../engine/errors.js';
+import type { Clock } from '../domain/clock.js';
+import { toError } from '../domain/errors.js';
 import { verifySignature } from './signature.js';
 
 /** A partner's asynchronous result (API.md "Asynchronous partners"). */

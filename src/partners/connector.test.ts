@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import { getEventListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Address } from '../engine/types.js';
+import type { Address } from '../domain/types.js';
 import {
   centsToDecimal,
   parseRetryAfter,

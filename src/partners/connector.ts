@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
-import type { Address } from '../engine/types.js';
+import type { Address } from '../domain/types.js';
 import { parseOrderResponse, parseQuoteResponse, type OrderMapping, type ParsedOffer, type QuoteMapping } from './mapping.js';
 import type { EndpointConfig, HttpMethod } from './seller-config.js';
 import { renderBody, renderPath, renderText } from './template.js';

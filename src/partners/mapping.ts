@@ -1,4 +1,4 @@
-import { userError, type UserError } from '../engine/errors.js';
+import { userError, type UserError } from '../domain/errors.js';
 
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
 

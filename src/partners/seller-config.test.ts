@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import type { UserError } from '../engine/errors.js';
+import type { UserError } from '../domain/errors.js';
 import {
   SELLER_DEFAULTS,
   isPublicHost,

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { ok, refused, userError, type Outcome, type UserError } from '../engine/errors.js';
+import { ok, refused, userError, type Outcome, type UserError } from '../domain/errors.js';
 import { checkOrderMapping, checkQuoteMapping } from './mapping.js';
 import { ALLOWED_PLACEHOLDERS, checkTemplate, literalText, type EndpointKind } from './template.js';
 

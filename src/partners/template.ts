@@ -1,4 +1,4 @@
-import { userError, type UserError } from '../engine/errors.js';
+import { userError, type UserError } from '../domain/errors.js';
 
 export type EndpointKind = 'quote' | 'order' | 'orderStatus';
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { type SQL, eq, sql } from 'drizzle-orm';
 import { type Db, rowsOf } from '../db/client.js';
 import { sandboxPayments } from '../db/schema.js';
-import type { Clock } from '../engine/clock.js';
+import type { Clock } from '../domain/clock.js';
 import { type AuthorizeRequest, type AuthorizeResult, type PaymentGateway, type PaymentRecord, PaymentConflictError } from './gateway.js';
 
 /**

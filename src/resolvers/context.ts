@@ -4,12 +4,12 @@ import { eventsForRequests } from '../db/queries/events.js';
 import type { AttemptRow, EventRow, SellerRow } from '../db/schema.js';
 import type { Db } from '../db/client.js';
 import type { PubSub } from '../infra/pubsub.js';
-import type { RequestService } from '../engine/requests.js';
-import type { SellerService } from '../engine/sellers.js';
-import type { Viewer } from '../engine/types.js';
+import type { RequestService } from '../services/requests.js';
+import type { SellerService } from '../services/sellers.js';
+import type { Viewer } from '../domain/types.js';
 import { queuePositions } from '../db/queries/work.js';
 import type { GateHealth, SellerGates } from '../engine/seller-gate.js';
-import type { DeadLetterService } from '../engine/dead-letters.js';
+import type { DeadLetterService } from '../services/dead-letters.js';
 
 /** The parts of the system resolvers may call; composed once in server.ts. */
 export interface Services {

@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
-import type { ErrorCode, UserError } from '../engine/errors.js';
-import type { Viewer } from '../engine/types.js';
+import type { ErrorCode, UserError } from '../domain/errors.js';
+import type { Viewer } from '../domain/types.js';
 import type { Context } from './context.js';
 
 export function gqlError(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}): GraphQLError {

@@ -1,9 +1,9 @@
 import { attemptsNeedingAttention } from '../db/queries/attempts.js';
 import { paymentCallsForRequest } from '../db/queries/payments.js';
-import { isUuid } from '../engine/requests.js';
-import type { AttemptState, PaymentState } from '../engine/types.js';
+import { isUuid } from '../services/requests.js';
+import type { AttemptState, PaymentState } from '../domain/types.js';
 import type { AttemptState as GqlAttemptState, PaymentState as GqlPaymentState, Resolvers } from './__generated__/types.js';
-import { userError } from '../engine/errors.js';
+import { userError } from '../domain/errors.js';
 import { gqlError, payload, requireAdmin } from './errors.js';
 import { loadSeller } from './requests.js';
 

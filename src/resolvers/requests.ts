@@ -1,6 +1,6 @@
-import { type RequestSnapshot, type SnapshotMessage, fromSnapshotMessage } from '../engine/snapshot.js';
-import { isTerminal } from '../engine/lifecycle.js';
-import { canSee, isUuid, requestTopic } from '../engine/requests.js';
+import { type RequestSnapshot, type SnapshotMessage, fromSnapshotMessage } from '../services/snapshot.js';
+import { isTerminal } from '../domain/lifecycle.js';
+import { canSee, isUuid, requestTopic } from '../services/requests.js';
 import { Channel } from '../infra/channel.js';
 import type { Resolvers } from './__generated__/types.js';
 import type { Context } from './context.js';

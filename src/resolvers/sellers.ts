@@ -1,6 +1,6 @@
-import { sellerConfigView } from '../engine/sellers.js';
+import { sellerConfigView } from '../services/sellers.js';
 import type { Resolvers } from './__generated__/types.js';
-import { userError } from '../engine/errors.js';
+import { userError } from '../domain/errors.js';
 import { payload, requireAdmin, requireViewer } from './errors.js';
 
 export const sellerResolvers: Resolvers = {

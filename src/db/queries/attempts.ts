@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, inArray, isNull, lte, notExists, notInArray, or, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { type AttemptRow, orderAttempts, purchaseRequests } from '../schema.js';
-import type { AttemptState } from '../../engine/types.js';
+import type { AttemptState } from '../../domain/types.js';
 
 export type NewAttemptRow = typeof orderAttempts.$inferInsert;
 export type AttemptChanges = Partial<Omit<AttemptRow, 'id' | 'requestId' | 'attemptNo' | 'sellerId' | 'idempotencyKey' | 'createdAt'>>;

@@ -1,7 +1,7 @@
 import { and, desc, eq, inArray, lt } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
-import type { RequestStatus } from '../../engine/types.js';
+import type { RequestStatus } from '../../domain/types.js';
 
 export type NewRequestRow = Omit<typeof purchaseRequests.$inferInsert, 'seq'>;
 /** Columns a guarded write may change; revision and updatedAt are set by the write itself. */

@@ -1,10 +1,8 @@
 import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
-import type { RequestStatus } from '../../engine/types.js';
-
-/** Statuses in which a request waits for (or is in) a round. */
-export const SEARCHABLE: readonly RequestStatus[] = ['PENDING', 'SEARCHING', 'QUOTED', 'OUT_OF_STOCK'];
+import type { RequestStatus } from '../../domain/types.js';
+import { SEARCHABLE } from '../../domain/statuses.js';
 
 /**
  * The same set written as literals, exactly as in the partial indexes' predicates: a bound

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeIsbn } from '../../engine/isbn.js';
+import { normalizeIsbn } from '../../domain/isbn.js';
 import { CATALOG, bookByIsbn, bookByTitleAuthor, foldText } from './catalog.js';
 import { createRng, hashSeed, logNormalMs } from './random.js';
 

@@ -1,11 +1,18 @@
 import { createHash } from 'node:crypto';
-import type { SellerService } from '../../engine/sellers.js';
+import type { Outcome } from '../../domain/errors.js';
+import type { SellerInputShape } from '../seller-config.js';
 import { SandboxFleet } from './fleet.js';
 
 /** A stable seller id per sandbox seller key, so re-registering after a restart updates in place. */
 export function sandboxSellerId(key: string): string {
   const h = createHash('sha1').update(`sandbox-seller:${key}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The part of the seller service the sandbox needs: it registers like any admin would. */
+export interface SellerRegistry {
+  list(): Promise<readonly { id: string }[]>;
+  ensure(id: string, input: SellerInputShape): Promise<Outcome<unknown>>;
 }
 
 export interface EmbeddedSandbox {
@@ -20,7 +27,7 @@ export interface EmbeddedSandbox {
  */
 export async function embedSandbox(o: {
   mode: 'auto' | 'on' | 'off';
-  sellers: SellerService;
+  sellers: SellerRegistry;
   port: number;
   seed: number;
   latencyScale: number;

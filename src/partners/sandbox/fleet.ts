@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
-import { normalizeIsbn } from '../../engine/isbn.js';
+import { normalizeIsbn } from '../../domain/isbn.js';
 import type { SellerInputShape } from '../seller-config.js';
 import { CATALOG, bookByIsbn, bookByTitleAuthor, type CatalogBook } from './catalog.js';
 import { createRng, hashSeed, logNormalMs, type Rng } from './random.js';

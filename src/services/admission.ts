@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.js';
 import { countPending } from '../db/queries/work.js';
-import { AppError } from './errors.js';
+import { AppError } from '../domain/errors.js';
 
 /**
  * Admission control for new requests (SPEC §6). The engine already bounds the rounds it runs at

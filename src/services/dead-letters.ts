@@ -3,8 +3,8 @@ import { advanceAttempt, findAttempt } from '../db/queries/attempts.js';
 import { findDeadLetter, listDeadLetters, recordDeadLetterFailure, resolveDeadLetter } from '../db/queries/dead-letters.js';
 import type { DeadLetterRow, SellerRow } from '../db/schema.js';
 import type { CallbackMessage, CallbackReceiver } from '../partners/callbacks.js';
-import type { Clock } from './clock.js';
-import { type Outcome, ok, refused, toError, userError } from './errors.js';
+import type { Clock } from '../domain/clock.js';
+import { type Outcome, ok, refused, toError, userError } from '../domain/errors.js';
 
 /**
  * Work that kept failing, for admins: list it, and re-drive it. An unresolved order attempt is

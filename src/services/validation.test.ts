@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Outcome, UserError } from './errors.js';
+import type { Outcome, UserError } from '../domain/errors.js';
 import {
   MAX_PRICE_CENTS,
   SUPPORTED_CURRENCIES,

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { type Outcome, type UserError, ok, refused, userError } from './errors.js';
-import { normalizeIsbn } from './isbn.js';
-import { COUNTRY_CODES } from './countries.js';
-import { BOOK_CONDITIONS, type Address, type Book, type BookCondition } from './types.js';
+import { type Outcome, type UserError, ok, refused, userError } from '../domain/errors.js';
+import { normalizeIsbn } from '../domain/isbn.js';
+import { COUNTRY_CODES } from '../domain/countries.js';
+import { BOOK_CONDITIONS, type Address, type Book, type BookCondition } from '../domain/types.js';
 
 /** Shapes of the GraphQL inputs as the transport hands them over (already type-coerced). */
 export interface MoneyInputShape {

@@ -3,8 +3,8 @@ import type { Db } from '../db/client.js';
 import { findSellersByIds, insertSeller, listSellers, updateSeller } from '../db/queries/sellers.js';
 import type { SellerRow } from '../db/schema.js';
 import { type SellerInputShape, validateSellerInput } from '../partners/seller-config.js';
-import type { Clock } from './clock.js';
-import { type Outcome, ok, refused, userError } from './errors.js';
+import type { Clock } from '../domain/clock.js';
+import { type Outcome, ok, refused, userError } from '../domain/errors.js';
 import { isUuid } from './requests.js';
 
 export interface SellerServiceDeps {

@@ -11,11 +11,11 @@ import {
 } from '../db/queries/requests.js';
 import type { RequestRow } from '../db/schema.js';
 import type { PubSub } from '../infra/pubsub.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../domain/clock.js';
 import { type RequestSnapshot, toSnapshotMessage } from './snapshot.js';
-import { ConflictError, type Outcome, ok, refused, userError } from './errors.js';
-import { INITIAL_STATUS, canTransition, isCancelable, isUpdatable } from './lifecycle.js';
-import type { RequestStatus, Viewer } from './types.js';
+import { ConflictError, type Outcome, ok, refused, userError } from '../domain/errors.js';
+import { INITIAL_STATUS, canTransition, isCancelable, isUpdatable } from '../domain/lifecycle.js';
+import type { RequestStatus, Viewer } from '../domain/types.js';
 import {
   type CreateInputShape,
   type UpdateInputShape,
