@@ -250,7 +250,7 @@ class Round {
     const cached = this.deps.cache.get(this.book.bookKey, seller.id, this.condition, this.deps.clock.now().getTime());
     if (!cached) return false;
     this.counters.cacheHit();
-    this.answered += 1;
+    this.heard(seller.id, 'answered');
     this.take(seller.id, cached.offers, cached.quotedAt, true);
     return true;
   }
@@ -264,7 +264,7 @@ class Round {
     const gate = this.deps.gates.get(seller);
     if (!gate.available()) {
       // Breaker open or the seller asked us to back off: skip it this round instead of piling on.
-      this.failed += 1;
+      this.heard(seller.id, 'failed');
       return;
     }
     await this.call(seller, gate);
@@ -300,7 +300,7 @@ class Round {
       } catch (e) {
         if (!(e instanceof OpenCircuitError)) throw e;
         outcome = null;
-        this.failed += 1;
+        this.heard(seller.id, 'failed');
         return;
       }
       if (outcome === null) return;
@@ -320,10 +320,10 @@ class Round {
       const offers = await this.waitForQuote(quoteRef(seller.id, this.condition, this.book.bookKey), seller.timeoutMs, signal, askedAt);
       if (this.isDone()) return;
       if (offers === null) {
-        this.pending += 1;
+        this.heard(seller.id, 'pending');
         return;
       }
-      this.answered += 1;
+      this.heard(seller.id, 'answered');
       this.take(seller.id, offers, clock.now().getTime(), false);
       return;
     }
@@ -331,12 +331,12 @@ class Round {
       case 'offers':
       case 'not_carried': {
         const { offers, quotedAt } = this.remember(seller, outcome, askedAt);
-        this.answered += 1;
+        this.heard(seller.id, 'answered');
         this.take(seller.id, offers, quotedAt, false);
         return;
       }
       case 'failed':
-        if (!outcome.aborted) this.failed += 1;
+        if (!outcome.aborted) this.heard(seller.id, 'failed');
         return;
       default: {
         const never: never = outcome;
@@ -361,6 +361,13 @@ class Round {
       else this.offersChanged = true;
     }
     return { offers, quotedAt };
+  }
+
+  /** Counts how a seller's part in the round ended (an answer, cached or fresh; a failure; a callback still to come). */
+  private heard(sellerId: string, how: 'answered' | 'failed' | 'pending'): void {
+    if (how === 'answered') this.answered += 1;
+    else if (how === 'failed') this.failed += 1;
+    else this.pending += 1;
   }
 
   private take(sellerId: string, offers: readonly ParsedOffer[], quotedAt: number, fromCache: boolean): void {
