@@ -84,3 +84,112 @@ export function bookByTitleAuthor(title: string, author: string): CatalogBook | 
   if (foldText(title) === '' || foldText(author) === '') return undefined;
   return BY_TITLE_AUTHOR.get(titleAuthorKey(title, author));
 }
+
+/** What a title search finds: one book, none, or several that the title (and author) cannot tell apart. */
+export type TitleMatch =
+  | { kind: 'found'; book: CatalogBook }
+  | { kind: 'none' }
+  | { kind: 'ambiguous'; books: CatalogBook[] };
+
+const LEADING_ARTICLE = /^(?:the|a|an) (?=\S)/;
+/** Author words that say nothing about who wrote the book ("Kernighan and Ritchie"). */
+const AUTHOR_NOISE: ReadonlySet<string> = new Set(['and', 'et', 'al']);
+
+/** A title as searched: folded, a leading English article dropped ("The Hobbit" = "hobbit"). */
+export function titleKey(title: string): string {
+  return foldText(title).replace(LEADING_ARTICLE, '');
+}
+
+/** The main title, before a subtitle (`Sapiens: A Brief History…` → "sapiens"); null when there is no subtitle. */
+function mainTitleKey(title: string): string | null {
+  const colon = title.indexOf(':');
+  if (colon < 0) return null;
+  const key = titleKey(title.slice(0, colon));
+  return key === '' ? null : key;
+}
+
+/**
+ * The words that may name a book's author(s): every folded word, plus each run of initials joined
+ * ("J. R. R. Tolkien" → j, r, tolkien, jrr), so "JRR Tolkien" and "Tolkien" both match.
+ */
+function authorWords(author: string): Set<string> {
+  const words = foldText(author).split(' ').filter((w) => w !== '');
+  const out = new Set(words);
+  let initials = '';
+  for (const w of [...words, '']) {
+    if (w.length === 1) initials += w;
+    else {
+      if (initials.length > 1) out.add(initials);
+      initials = '';
+    }
+  }
+  return out;
+}
+
+/** The words of an author query that must all match: initials and filler words are left out. */
+function authorQueryWords(author: string): string[] {
+  return foldText(author)
+    .split(' ')
+    .filter((w) => w.length > 1 && !AUTHOR_NOISE.has(w));
+}
+
+interface TitleIndex {
+  byTitle: Map<string, CatalogBook[]>;
+  byMainTitle: Map<string, CatalogBook[]>;
+  authors: Map<CatalogBook, Set<string>>;
+}
+
+function indexTitles(books: readonly CatalogBook[]): TitleIndex {
+  const byTitle = new Map<string, CatalogBook[]>();
+  const byMainTitle = new Map<string, CatalogBook[]>();
+  const authors = new Map<CatalogBook, Set<string>>();
+  const add = (map: Map<string, CatalogBook[]>, key: string, book: CatalogBook) => {
+    const list = map.get(key);
+    if (list) list.push(book);
+    else map.set(key, [book]);
+  };
+  for (const book of books) {
+    add(byTitle, titleKey(book.title), book);
+    const main = mainTitleKey(book.title);
+    if (main !== null) add(byMainTitle, main, book);
+    authors.set(book, authorWords(book.author));
+  }
+  return { byTitle, byMainTitle, authors };
+}
+
+const CATALOG_TITLES = indexTitles(CATALOG);
+const titleIndexes = new WeakMap<readonly CatalogBook[], TitleIndex>([[CATALOG, CATALOG_TITLES]]);
+
+/**
+ * Searches `books` (the whole catalog by default) by title, the way a bookstore's search box does:
+ * the title is compared folded (case, accents, punctuation and spacing do not count) with a leading
+ * "The", "A" or "An" ignored; a title that matches no book in full may match a book's main title
+ * (before its subtitle: "Sapiens" finds "Sapiens: A Brief History of Humankind"). A non-blank
+ * `author` narrows the matches to books whose author(s) include every word of it except initials
+ * ("Tolkien", "J.R.R. Tolkien", "Le Guin", "Kernighan and Ritchie" all match as expected); an
+ * author that names nobody relevant leaves nothing.
+ *
+ * Several books left → `ambiguous`: the fleet then answers 404 rather than guess (a wrong guess
+ * would sell the wrong book). The search runs over the whole catalog, not one seller's shelf, so
+ * every seller resolves a title to the same book or to none.
+ */
+export function findByTitle(title: string, author: string | null = null, books: readonly CatalogBook[] = CATALOG): TitleMatch {
+  const key = titleKey(title);
+  if (key === '') return { kind: 'none' };
+  let index = titleIndexes.get(books);
+  if (!index) {
+    index = indexTitles(books);
+    titleIndexes.set(books, index);
+  }
+  let candidates = index.byTitle.get(key) ?? index.byMainTitle.get(key) ?? [];
+  const wanted = author === null ? [] : authorQueryWords(author);
+  if (wanted.length > 0) {
+    candidates = candidates.filter((b) => {
+      const words = index.authors.get(b)!;
+      return wanted.every((w) => words.has(w));
+    });
+  }
+  if (candidates.length === 0) return { kind: 'none' };
+  if (candidates.length === 1) return { kind: 'found', book: candidates[0]! };
+  return { kind: 'ambiguous', books: [...candidates] };
+}

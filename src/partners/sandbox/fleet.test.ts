@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseOrderResponse, parseQuoteResponse, type OrderMapping, type ParsedOffer, type QuoteMapping } from '../mapping.js';
+import { PartnerConnector } from '../connector.js';
 import { type SellerInputShape, validateSellerInput } from '../seller-config.js';
 import { renderBody, renderPath, renderText } from '../template.js';
 import { CATALOG, type CatalogBook } from './catalog.js';
@@ -524,6 +525,173 @@ describe('SandboxFleet with custom sellers', () => {
     for (const book of CATALOG.filter((b) => !b.outOfPrint && !b.minTier)) {
       const offers = await quoteOffers(input('solo'), values(book));
       expect(offers?.length, book.title).toBe(1);
+    }
+  });
+});
+
+describe('SandboxFleet title search', () => {
+  beforeEach(() => startFleet());
+
+  const TITLE_SELLERS = ['pageturner', 'novella', 'chapterhouse', 'dogear', 'remainders'];
+  const ISBN_ONLY = ['inkwell', 'foliofox', 'oldbindery'];
+  /** A quote (or order) for a book given by title (and maybe author), with no ISBN. */
+  const byTitle = (title: string, author: string | null = null, extra: Record<string, unknown> = {}) =>
+    values({}, { title, author, ...extra });
+  const surname = (author: string) => author.split(/[;]/)[0]!.trim().split(/\s+/).pop()!;
+
+  it('has five title-searching sellers (both shapes, every tier) and three ISBN-only ones', () => {
+    const specs = fleet.specs();
+    const searching = specs.filter((s) => s.titleSearch !== false);
+    expect(searching.map((s) => s.key)).toEqual(TITLE_SELLERS);
+    expect(specs.filter((s) => s.titleSearch === false).map((s) => s.key)).toEqual(ISBN_ONLY);
+    expect(new Set(searching.map((s) => s.shape))).toEqual(new Set(['flat', 'offers']));
+    expect(new Set(searching.map((s) => s.tier))).toEqual(new Set([1, 2, 3]));
+  });
+
+  it('finds a book by its title alone (any case, punctuation, spacing, leading article) with the offers its ISBN gets', async () => {
+    for (const key of TITLE_SELLERS) {
+      const { book, offers } = await carriedBook(key);
+      const messy = `  ${book.title.toUpperCase().replace(/^THE /, '').replace(/ /g, '   ')} !`;
+      expect(await quoteOffers(input(key), byTitle(messy)), `${key}: ${messy}`).toEqual(offers);
+      const withArticle = /^(the|a|an) /i.test(book.title) ? book.title : `The ${book.title}`;
+      expect(await quoteOffers(input(key), byTitle(withArticle)), key).toEqual(offers);
+    }
+  });
+
+  it('quotes every in-print book by title somewhere, always at the same prices as by ISBN', async () => {
+    for (const book of CATALOG.filter((b) => !b.outOfPrint)) {
+      let carriers = 0;
+      for (const key of TITLE_SELLERS) {
+        const viaIsbn = await quoteOffers(input(key), values({ isbn: book.isbn }));
+        const viaTitle = await quoteOffers(input(key), byTitle(book.title));
+        const viaTitleAuthor = await quoteOffers(input(key), byTitle(book.title, book.author));
+        expect(viaTitle, `${key}: ${book.title}`).toEqual(viaIsbn);
+        expect(viaTitleAuthor, `${key}: ${book.title} by ${book.author}`).toEqual(viaIsbn);
+        if (viaTitle && viaTitle.length > 0) carriers += 1;
+      }
+      expect(carriers, book.title).toBeGreaterThan(0);
+    }
+  });
+
+  it('narrows a title by author: a surname or initials match, another author finds nothing', async () => {
+    for (const key of ['pageturner', 'novella']) {
+      const { book, offers } = await carriedBook(key);
+      expect(await quoteOffers(input(key), byTitle(book.title, surname(book.author).toUpperCase())), key).toEqual(offers);
+      expect(await quoteOffers(input(key), byTitle(book.title, book.author.replace(/\./g, ''))), key).toEqual(offers);
+      const wrong = await call(input(key), 'quote', byTitle(book.title, 'Stephen King'));
+      expect(wrong.status, key).toBe(404);
+    }
+    const tolkien = CATALOG.find((b) => b.title === 'The Hobbit')!;
+    let carrier = '';
+    let viaIsbn: ParsedOffer[] | null = null;
+    for (const key of TITLE_SELLERS) {
+      viaIsbn = await quoteOffers(input(key), values({ isbn: tolkien.isbn }));
+      carrier = key;
+      if (viaIsbn && viaIsbn.length > 0) break;
+    }
+    expect(viaIsbn?.length).toBeGreaterThan(0);
+    for (const author of ['Tolkien', 'JRR Tolkien', 'J.R.R. Tolkien', 'tolkien, j. r. r.']) {
+      expect(await quoteOffers(input(carrier), byTitle('hobbit', author)), author).toEqual(viaIsbn);
+    }
+  });
+
+  it('answers 404 (does not carry) for a title that is not in the catalog or an out-of-print one', async () => {
+    const outOfPrint = CATALOG.find((b) => b.outOfPrint)!;
+    for (const key of ['pageturner', 'novella']) {
+      const unknown = await call(input(key), 'quote', byTitle('A Book Nobody Ever Wrote', 'Anonymous'));
+      expect(unknown.status, key).toBe(404);
+      expect((await call(input(key), 'quote', byTitle('A Book Nobody Ever Wrote'))).status, key).toBe(404);
+      expect((await call(input(key), 'quote', byTitle(outOfPrint.title))).status, key).toBe(404);
+    }
+    expect((await call(input('pageturner'), 'quote', byTitle('A Book Nobody Ever Wrote'))).json).toEqual({ error: 'not_carried' });
+  });
+
+  it('ISBN-only sellers answer 400 "isbn is required" to a quote without an ISBN, and quote by ISBN as before', async () => {
+    const dune = CATALOG.find((b) => b.title === 'Dune')!;
+    for (const key of ISBN_ONLY) {
+      for (const vals of [byTitle(dune.title), byTitle(dune.title, dune.author)]) {
+        const res = await call(input(key), 'quote', vals);
+        expect(res.status, key).toBe(400);
+        expect(res.headers.get('content-type'), key).toMatch(/application\/json/);
+        expect(JSON.stringify(res.json), key).toContain('isbn is required');
+      }
+      const { offers } = await carriedBook(key);
+      expect(offers.length, key).toBeGreaterThan(0);
+    }
+    expect((await call(input('inkwell'), 'quote', byTitle('Dune'))).json).toEqual({ error: 'isbn_required', message: 'isbn is required' });
+    expect((await call(input('foliofox'), 'quote', byTitle('Dune'))).json).toEqual({
+      error: { code: 'ISBN_REQUIRED', message: 'isbn is required' },
+    });
+    // A title-searching seller asked for no book at all.
+    expect((await call(input('novella'), 'quote', byTitle('  '))).status).toBe(400);
+  });
+
+  for (const key of ['pageturner', 'novella']) {
+    it(`${key} places an order for an offer found by title (the order carries no ISBN)`, async () => {
+      const { book } = await carriedBook(key);
+      const offer = (await quoteOffers(input(key), byTitle(book.title)))!.find((o) => o.available)!;
+      const placed = await call(
+        input(key),
+        'order',
+        byTitle(book.title, null, {
+          idempotencyKey: `${key}-by-title-1`,
+          offerId: offer.offerId,
+          totalCents: offer.totalCents,
+          total: `${Math.floor(offer.totalCents / 100)}.${String(offer.totalCents % 100).padStart(2, '0')}`,
+        }),
+      );
+      expect(placed.status, placed.text).toBeGreaterThanOrEqual(200);
+      expect(placed.status, placed.text).toBeLessThan(300);
+      expect(parseOrderResponse(placed.json, orderMapping(input(key))).totalCents).toBe(offer.totalCents);
+      expect(fleet.ledger(key)).toEqual([
+        expect.objectContaining({ isbn: book.isbn, offerId: offer.offerId, totalCents: offer.totalCents }),
+      ]);
+    });
+  }
+
+  it('works through the broker\'s own connector: a title-only request (no author) is quoted and bought', async () => {
+    const connector = new PartnerConnector();
+    try {
+      const seller = (key: string) => {
+        const checked = validateSellerInput(input(key), { sellerUrls: 'any' });
+        if (!checked.ok) throw new Error(JSON.stringify(checked.errors));
+        const c = checked.value;
+        return { id: key, baseUrl: c.baseUrl, headers: c.headers ?? {}, timeoutMs: c.timeoutMs, quote: c.quote, order: c.order, orderStatus: c.orderStatus };
+      };
+      const quote = (key: string, isbn: string | null, title: string | null) =>
+        connector.quote(seller(key), {
+          book: { isbn, title, author: null },
+          condition: 'any',
+          requestId: 'req-title',
+          quoteRef: `qr-${key}`,
+          callbackUrl: 'http://127.0.0.1:9/unused',
+        });
+      for (const key of ['pageturner', 'novella']) {
+        const { book } = await carriedBook(key);
+        const viaTitle = await quote(key, null, book.title);
+        const viaIsbn = await quote(key, book.isbn, null);
+        expect(viaTitle.kind, key).toBe('offers');
+        if (viaTitle.kind !== 'offers' || viaIsbn.kind !== 'offers') throw new Error('no offers');
+        expect(viaTitle.offers, key).toEqual(viaIsbn.offers);
+        const offer = viaTitle.offers.find((o) => o.available)!;
+        const placed = await connector.order(seller(key), {
+          book: { isbn: null, title: book.title, author: null },
+          requestId: 'req-title',
+          idempotencyKey: `${key}-connector-title`,
+          offerId: offer.offerId,
+          totalCents: offer.totalCents,
+          currency: 'USD',
+          shipping: SHIP_TO,
+        });
+        expect(placed.kind, key).toBe('confirmed');
+        expect(fleet.ledger(key).at(-1)).toEqual(expect.objectContaining({ isbn: book.isbn, offerId: offer.offerId }));
+      }
+      // An ISBN-only seller gives no offers for it (400: it cannot answer this query).
+      const refused = await quote('inkwell', null, 'Dune');
+      expect(refused.kind).not.toBe('offers');
+      expect(fleet.stats().inkwell!.byStatus['400']).toBe(1);
+    } finally {
+      await connector.close();
     }
   });
 });

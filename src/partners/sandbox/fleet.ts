@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { normalizeIsbn } from '../../domain/isbn.js';
 import type { SellerInputShape } from '../seller-config.js';
-import { CATALOG, bookByIsbn, bookByTitleAuthor, type CatalogBook } from './catalog.js';
+import { CATALOG, bookByIsbn, findByTitle, type CatalogBook } from './catalog.js';
 import { createRng, hashSeed, logNormalMs, type Rng } from './random.js';
 import {
   SHAPES,
@@ -94,6 +94,12 @@ export interface SandboxSellerSpec {
   carries: number;
   /** Also lists used copies (some books used only). */
   usedToo: boolean;
+  /**
+   * Whether a quote without an ISBN is searched by title (+ optional author; see `findByTitle`),
+   * answered exactly as the same book asked by ISBN. false = an ISBN-only API: a quote without an
+   * ISBN is answered 400 "isbn is required". Absent = true.
+   */
+  titleSearch?: boolean;
   knobs: SellerKnobs;
 }
 
@@ -162,8 +168,14 @@ export function quietKnobs(medianMs: number, p99Ms: number): SellerKnobs {
   };
 }
 
-/** The default fleet: 8 sellers over 3 tiers, both shapes in every tier but the last, no faults. */
+/**
+ * The default fleet: 8 sellers over 3 tiers, both shapes in every tier, no faults. Five search by
+ * title as well as ISBN (pageturner, novella, chapterhouse, dogear, remainders: both shapes, every
+ * tier); three are ISBN-only (inkwell, foliofox, oldbindery) and answer 400 to a quote without one.
+ */
 export function defaultSellerSpecs(): SandboxSellerSpec[] {
+  const TITLE = true;
+  const ISBN_ONLY = false;
   const seller = (
     key: string,
     name: string,
@@ -175,17 +187,18 @@ export function defaultSellerSpecs(): SandboxSellerSpec[] {
     feeCents: number,
     carries: number,
     usedToo: boolean,
+    titleSearch: boolean,
     knobs: SellerKnobs,
-  ): SandboxSellerSpec => ({ key, name, tier, shape, priceFactor, shippingCents, taxRate, feeCents, carries, usedToo, knobs });
+  ): SandboxSellerSpec => ({ key, name, tier, shape, priceFactor, shippingCents, taxRate, feeCents, carries, usedToo, titleSearch, knobs });
   return [
-    seller('pageturner', 'PageTurner Books', 1, 'flat', 1.0, 399, 0.08, 0, 0.8, false, quietKnobs(40, 150)),
-    seller('novella', 'Novella & Co.', 1, 'offers', 0.95, 499, 0.07, 50, 0.75, true, quietKnobs(35, 130)),
-    seller('inkwell', 'Inkwell Booksellers', 1, 'flat', 1.06, 0, 0.0825, 0, 0.7, false, quietKnobs(45, 170)),
-    seller('chapterhouse', 'Chapterhouse', 2, 'offers', 0.9, 599, 0.06, 99, 0.6, true, quietKnobs(80, 300)),
-    seller('dogear', 'Dog-Ear Used Books', 2, 'flat', 0.86, 450, 0.07, 0, 0.55, true, quietKnobs(75, 280)),
-    seller('foliofox', 'Folio Fox', 2, 'offers', 0.98, 350, 0.065, 25, 0.6, false, quietKnobs(85, 320)),
-    seller('oldbindery', 'The Old Bindery', 3, 'flat', 0.8, 699, 0.05, 150, 0.5, true, quietKnobs(150, 800)),
-    seller('remainders', 'Remainder Stacks', 3, 'offers', 0.76, 799, 0.05, 200, 0.5, true, quietKnobs(160, 850)),
+    seller('pageturner', 'PageTurner Books', 1, 'flat', 1.0, 399, 0.08, 0, 0.8, false, TITLE, quietKnobs(40, 150)),
+    seller('novella', 'Novella & Co.', 1, 'offers', 0.95, 499, 0.07, 50, 0.75, true, TITLE, quietKnobs(35, 130)),
+    seller('inkwell', 'Inkwell Booksellers', 1, 'flat', 1.06, 0, 0.0825, 0, 0.7, false, ISBN_ONLY, quietKnobs(45, 170)),
+    seller('chapterhouse', 'Chapterhouse', 2, 'offers', 0.9, 599, 0.06, 99, 0.6, true, TITLE, quietKnobs(80, 300)),
+    seller('dogear', 'Dog-Ear Used Books', 2, 'flat', 0.86, 450, 0.07, 0, 0.55, true, TITLE, quietKnobs(75, 280)),
+    seller('foliofox', 'Folio Fox', 2, 'offers', 0.98, 350, 0.065, 25, 0.6, false, ISBN_ONLY, quietKnobs(85, 320)),
+    seller('oldbindery', 'The Old Bindery', 3, 'flat', 0.8, 699, 0.05, 150, 0.5, true, ISBN_ONLY, quietKnobs(150, 800)),
+    seller('remainders', 'Remainder Stacks', 3, 'offers', 0.76, 799, 0.05, 200, 0.5, true, TITLE, quietKnobs(160, 850)),
   ];
 }
 
@@ -728,13 +741,17 @@ export class SandboxFleet {
     if (query === null) return { status: 400, body: { error: 'bad_request' } };
     let book: CatalogBook | undefined;
     if (query.isbn !== null) {
+      // An ISBN decides, whatever title came with it.
       const isbn = normalizeIsbn(query.isbn);
       book = isbn === null ? undefined : bookByIsbn(isbn);
+    } else if (seller.spec.titleSearch === false) {
+      return seller.codec.queryError('isbn_required', 'isbn is required');
+    } else if (query.title.trim() === '') {
+      return seller.codec.queryError('isbn_or_title_required', 'isbn or title is required');
     } else {
-      if (query.title.trim() === '' || query.author.trim() === '') {
-        return { status: 400, body: { error: 'isbn_or_title_and_author_required' } };
-      }
-      book = bookByTitleAuthor(query.title, query.author);
+      // The same book (so the same listings and prices) as by its ISBN; ambiguous or unknown → 404.
+      const match = findByTitle(query.title, query.author);
+      book = match.kind === 'found' ? match.book : undefined;
     }
     const listings = book === undefined ? [] : (seller.listings.get(book.isbn) ?? []);
     const views: OfferView[] = listings
@@ -833,7 +850,11 @@ export class SandboxFleet {
 
 // ---- seeding ----
 
-/** Which books each seller lists: a seeded draw per (seller, book), then every in-print book gets at least one eligible seller. */
+/**
+ * Which books each seller lists: a seeded draw per (seller, book), then every in-print book gets at
+ * least one eligible seller, and at least one eligible title-searching seller when there is one (so
+ * every in-print book can be bought by title as well as by ISBN).
+ */
 function assignCatalog(seed: number, specs: readonly SandboxSellerSpec[]): Map<string, CatalogBook[]> {
   const carried = new Map<string, CatalogBook[]>(specs.map((s) => [s.key, []]));
   for (const book of CATALOG) {
@@ -841,6 +862,10 @@ function assignCatalog(seed: number, specs: readonly SandboxSellerSpec[]): Map<s
     const eligible = specs.filter((s) => s.tier >= (book.minTier ?? 1));
     const takers = eligible.filter((s) => createRng(hashSeed(seed, s.key, book.isbn, 'carries'))() < s.carries);
     if (takers.length === 0 && eligible.length > 0) takers.push(eligible[hashSeed(seed, book.isbn) % eligible.length]!);
+    const byTitle = eligible.filter((s) => s.titleSearch !== false);
+    if (byTitle.length > 0 && !takers.some((s) => s.titleSearch !== false)) {
+      takers.push(byTitle[hashSeed(seed, book.isbn, 'title') % byTitle.length]!);
+    }
     for (const s of takers) carried.get(s.key)!.push(book);
   }
   return carried;
@@ -1007,6 +1032,9 @@ function checkSpecs(specs: SandboxSellerSpec[]): void {
       throw new SandboxError(400, `${where}: taxRate and carries must be from 0 to 1`);
     }
     if (typeof spec.usedToo !== 'boolean') throw new SandboxError(400, `${where}: usedToo must be a boolean`);
+    if (spec.titleSearch !== undefined && typeof spec.titleSearch !== 'boolean') {
+      throw new SandboxError(400, `${where}: titleSearch must be a boolean`);
+    }
     const knobs = checkKnobs(spec.knobs, true) as Omit<SellerKnobs, 'async'> & Partial<Pick<SellerKnobs, 'async'>>;
     spec.knobs = { ...knobs, async: knobs.async ?? null };
   }

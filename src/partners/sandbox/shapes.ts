@@ -65,6 +65,8 @@ export interface ShapeCodec {
   readQuote(query: URLSearchParams, body: unknown): QuoteQuery | null;
   /** `offers` are the seller's listings in the wanted condition; `carried` says whether it lists the book at all. */
   quoteReply(offers: OfferView[], carried: boolean): Reply;
+  /** 400: a quote this seller cannot answer as asked (no ISBN for an ISBN-only seller, no book at all…). */
+  queryError(code: string, message: string): Reply;
   readOrder(body: unknown, headers: IncomingHttpHeaders): OrderRequest | null;
   /** The answer to a placed order; orderStatus answers 200 with the same body. */
   orderReply(order: PlacedOrder): Reply;
@@ -194,6 +196,9 @@ const flat: ShapeCodec = {
       },
     };
   },
+  queryError(code, message) {
+    return { status: 400, body: { error: code, message } };
+  },
   readOrder(body) {
     if (!isRecord(body)) return null;
     const idempotencyKey = nonEmpty(body.idempotency_key);
@@ -291,6 +296,9 @@ const offers: ShapeCodec = {
         },
       },
     };
+  },
+  queryError(code, message) {
+    return { status: 400, body: { error: { code: code.toUpperCase(), message } } };
   },
   readOrder(body, headers) {
     if (!isRecord(body)) return null;
