@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import { sql } from 'drizzle-orm';
+import { buildClientSchema, getIntrospectionQuery } from 'graphql';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
@@ -211,6 +212,54 @@ describe('query limits apply alike over HTTP and WebSocket', () => {
       expect(omitted.status).toBe(400);
       expect(omitted.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
     });
+  });
+});
+
+describe('good-faith introspection, alike over HTTP and WebSocket', () => {
+  const ofTypes = (n: number) => `${'ofType { '.repeat(n)}name${' }'.repeat(n)}`;
+  const BAD_FAITH: Array<[string, string, RegExp]> = [
+    ['ofType 40 deep', `{ __schema { types { fields { type { ${ofTypes(40)} } } } } }`, /introspection depth 45 exceeds the limit of 20/],
+    ['a __Type cycle', '{ __schema { types { fields { type { fields { type { name } } } } } } }', /not in good faith: __Type\.fields is asked again/],
+    ['two __schema under aliases', '{ a: __schema { queryType { name } } b: __schema { types { name } } }', /once per operation, not 2 times/],
+    ['__type and __schema', '{ __type(name: "PurchaseRequest") { name } __schema { queryType { name } } }', /once per operation, not 2 times/],
+  ];
+
+  it("serves GraphiQL's introspection query over HTTP under the default depth limit, with every option", async () => {
+    // What graphiql 3 sends, then every option graphql-js has.
+    for (const options of [{ inputValueDeprecation: true, schemaDescription: true }, { descriptions: true, inputValueDeprecation: true, specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true }]) {
+      const res = await s.gql(getIntrospectionQuery(options), {}, s.tokens.alice);
+      expect(res.status).toBe(200);
+      expect(res.errors).toBeUndefined();
+      // What GraphiQL does with the answer: build the schema its editor and docs work from.
+      const schema = buildClientSchema(res.data);
+      expect(schema.getQueryType()?.getFields()).toHaveProperty('purchaseRequest');
+      expect(schema.getSubscriptionType()?.getFields()).toHaveProperty('purchaseRequestUpdated');
+    }
+  });
+
+  it.each(BAD_FAITH)('refuses %s over HTTP as a validation error', async (_, query, message) => {
+    const res = await s.gql(query, {}, s.tokens.alice);
+    expect(res.status).toBe(400);
+    expect(res.data ?? null).toBeNull();
+    expect(res.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(res.errors?.map((e) => e.message).join('\n')).toMatch(message);
+    for (const e of res.errors ?? []) expectNoInternals(e);
+  });
+
+  it('refuses each over WebSocket with an error, and the socket keeps serving', async () => {
+    const token = await freshUser(s);
+    const { id } = await createRequest(s, token);
+    const sock = rawSocket(s.wsUrl);
+    await sock.init(bearer(token));
+    for (const [i, [what, query, message]] of BAD_FAITH.entries()) {
+      const first = await sock.subscribe(`bad-${i}`, query);
+      expect(first.type, what).toBe('error');
+      expect(first.payload[0].extensions.code, what).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect((first.payload as WireError[]).map((e) => e.message).join('\n'), what).toMatch(message);
+      for (const e of first.payload as WireError[]) expectNoInternals(e);
+    }
+    const good = await sock.subscribe('good', `subscription S($id: ID!) { purchaseRequestUpdated(id: $id) { id } }`, { id });
+    expect(good).toMatchObject({ type: 'next', payload: { data: { purchaseRequestUpdated: { id } } } });
   });
 });
 

@@ -2,6 +2,7 @@ import {
   type ArgumentNode,
   type ASTVisitor,
   type DocumentNode,
+  type FieldNode,
   type FragmentDefinitionNode,
   GraphQLError,
   type GraphQLSchema,
@@ -35,39 +36,189 @@ export interface QueryLimits {
 const code = { extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } } as const;
 
 export function limitRules(limits: QueryLimits): ValidationRule[] {
-  return [maxDepthRule(limits.maxDepth), maxAliasesRule(limits.maxAliases), maxDirectivesRule(limits.maxDirectives)];
+  return [maxDepthRule(limits.maxDepth), goodFaithIntrospectionRule, maxAliasesRule(limits.maxAliases), maxDirectivesRule(limits.maxDirectives)];
+}
+
+/**
+ * Good-faith introspection, after graphql-java's GoodFaithIntrospection. Introspection counts
+ * towards depth like any selection, but the standard query GraphiQL and codegen send is 15 deep
+ * (its TypeRef fragment spells a type's wrappers as nine nested `ofType`s), so `__schema` and
+ * `__type` are held to this depth of their own, graphql-java's GOOD_FAITH_MAX_DEPTH_COUNT,
+ * instead of QUERY_MAX_DEPTH. What keeps them cheap is their shape (goodFaithIntrospectionRule).
+ */
+export const INTROSPECTION_MAX_DEPTH = 20;
+/** `ofType`s along one path: as many as graphql-js's own introspection query nests (4 nested lists). */
+export const INTROSPECTION_MAX_OF_TYPE = 9;
+const INTROSPECTION_ROOTS = new Set(['__schema', '__type']);
+/** The `__Type` fields that lead back to `__Type`s: one of each along a path, so no cycles. */
+const TYPE_CYCLE_FIELDS = new Map([
+  ['fields', 1],
+  ['inputFields', 2],
+  ['interfaces', 4],
+  ['possibleTypes', 8],
+]);
+
+function fragmentsOf(document: DocumentNode): Map<string, FragmentDefinitionNode> {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+  return fragments;
 }
 
 function maxDepthRule(max: number): ValidationRule {
   return (ctx: ValidationContext): ASTVisitor => {
-    const fragments = new Map<string, FragmentDefinitionNode>();
-    for (const d of ctx.getDocument().definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
+    const fragments = fragmentsOf(ctx.getDocument());
+    // A fragment's depth below where it is spread is the same wherever it is spread: computing it
+    // once keeps a document that spreads fragments in fragments from costing 2^n walks.
+    const memo = new Map<string, Depth>();
     return {
       OperationDefinition(op) {
-        const depth = depthOf(op.selectionSet, fragments, new Set(), 0);
-        if (depth > max) ctx.reportError(new GraphQLError(`query depth ${depth} exceeds the limit of ${max}`, { nodes: [op], ...code }));
+        const { data, introspection } = depthOf(op.selectionSet, fragments, memo, new Set());
+        if (data > max) ctx.reportError(new GraphQLError(`query depth ${data} exceeds the limit of ${max}`, { nodes: [op], ...code }));
+        if (introspection > INTROSPECTION_MAX_DEPTH) {
+          ctx.reportError(new GraphQLError(`introspection depth ${introspection} exceeds the limit of ${INTROSPECTION_MAX_DEPTH}`, { nodes: [op], ...code }));
+        }
       },
     };
   };
 }
 
-function depthOf(set: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, seen: Set<string>, depth: number): number {
-  let max = depth;
+/** The deepest path under `__schema`/`__type`, and the deepest elsewhere. */
+interface Depth {
+  data: number;
+  introspection: number;
+}
+
+function depthOf(set: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, memo: Map<string, Depth>, active: Set<string>): Depth {
+  const depth: Depth = { data: 0, introspection: 0 };
+  for (const s of set.selections) {
+    let inner: Depth;
+    if (s.kind === Kind.FIELD) {
+      const below = s.selectionSet ? depthOf(s.selectionSet, fragments, memo, active) : { data: 0, introspection: 0 };
+      const here = 1 + Math.max(below.data, below.introspection);
+      inner = INTROSPECTION_ROOTS.has(s.name.value) ? { data: 0, introspection: here } : { data: here, introspection: 0 };
+    } else if (s.kind === Kind.INLINE_FRAGMENT) {
+      inner = depthOf(s.selectionSet, fragments, memo, active);
+    } else {
+      const name = s.name.value;
+      const f = fragments.get(name);
+      if (!f || active.has(name)) continue; // cycles are reported by the standard rules
+      let known = memo.get(name);
+      if (!known) {
+        active.add(name);
+        known = depthOf(f.selectionSet, fragments, memo, active);
+        active.delete(name);
+        memo.set(name, known);
+      }
+      inner = known;
+    }
+    depth.data = Math.max(depth.data, inner.data);
+    depth.introspection = Math.max(depth.introspection, inner.introspection);
+  }
+  return depth;
+}
+
+/**
+ * Refuses introspection that is not asked in good faith (graphql-java's GoodFaithIntrospection):
+ * more than one `__schema` or `__type` in an operation (aliases and fragments included); a
+ * `__Type` cycle, that is `fields`, `inputFields`, `interfaces` or `possibleTypes` twice along one
+ * path (`types { fields { type { fields …`), which multiplies the answer by the schema's size at
+ * every turn; or `ofType` nested deeper than any type's wrappers. The standard query does none.
+ */
+function goodFaithIntrospectionRule(ctx: ValidationContext): ASTVisitor {
+  const fragments = fragmentsOf(ctx.getDocument());
+  const rootCounts = new Map<string, number>();
+  return {
+    OperationDefinition(op) {
+      const roots = new Set<FieldNode>();
+      const count = introspectionRoots(op.selectionSet, fragments, rootCounts, new Set(), roots);
+      if (count > 1) {
+        ctx.reportError(
+          new GraphQLError(`introspection not in good faith: __schema and __type may be asked once per operation, not ${count} times`, {
+            nodes: [...roots],
+            ...code,
+          }),
+        );
+      }
+      const walk: ShapeWalk = { fragments, visited: new Set(), found: new Map() };
+      for (const root of roots) if (root.selectionSet) walkShape(root.selectionSet, 0, 0, walk);
+      for (const error of walk.found.values()) ctx.reportError(error);
+    },
+  };
+}
+
+/** How many `__schema`/`__type` fields the operation asks for; collects them in `roots`. */
+function introspectionRoots(
+  set: SelectionSetNode,
+  fragments: Map<string, FragmentDefinitionNode>,
+  memo: Map<string, number>,
+  active: Set<string>,
+  roots: Set<FieldNode>,
+): number {
+  let count = 0;
   for (const s of set.selections) {
     if (s.kind === Kind.FIELD) {
-      if (s.name.value.startsWith('__')) continue; // introspection is bounded by the schema itself
-      max = Math.max(max, s.selectionSet ? depthOf(s.selectionSet, fragments, seen, depth + 1) : depth + 1);
+      // Only the query root has them (the standard rules refuse them elsewhere).
+      if (INTROSPECTION_ROOTS.has(s.name.value)) {
+        count += 1;
+        roots.add(s);
+      }
     } else if (s.kind === Kind.INLINE_FRAGMENT) {
-      max = Math.max(max, depthOf(s.selectionSet, fragments, seen, depth));
+      count += introspectionRoots(s.selectionSet, fragments, memo, active, roots);
     } else {
-      const f = fragments.get(s.name.value);
-      if (!f || seen.has(f.name.value)) continue; // cycles are reported by the standard rules
-      seen.add(f.name.value);
-      max = Math.max(max, depthOf(f.selectionSet, fragments, seen, depth));
-      seen.delete(f.name.value);
+      const name = s.name.value;
+      const f = fragments.get(name);
+      if (!f || active.has(name)) continue;
+      let known = memo.get(name);
+      if (known === undefined) {
+        active.add(name);
+        known = introspectionRoots(f.selectionSet, fragments, memo, active, roots);
+        active.delete(name);
+        memo.set(name, known);
+      }
+      count += known;
     }
   }
-  return max;
+  return count;
+}
+
+interface ShapeWalk {
+  fragments: Map<string, FragmentDefinitionNode>;
+  /** Fragment spreads already walked, with the path's state: the same state finds the same. */
+  visited: Set<string>;
+  /** The first refusal of each kind, so a 40-deep chain is one error and not thirty. */
+  found: Map<string, GraphQLError>;
+}
+
+/** `cycles` holds the TYPE_CYCLE_FIELDS bits already on the path; `ofTypes` counts its `ofType`s. */
+function walkShape(set: SelectionSetNode, cycles: number, ofTypes: number, walk: ShapeWalk): void {
+  for (const s of set.selections) {
+    if (s.kind === Kind.FIELD) {
+      const name = s.name.value;
+      const bit = TYPE_CYCLE_FIELDS.get(name) ?? 0;
+      if (cycles & bit) {
+        refuse(walk, `cycle:${name}`, `introspection not in good faith: __Type.${name} is asked again inside itself (a cycle)`, s);
+        continue;
+      }
+      const depth = name === 'ofType' ? ofTypes + 1 : ofTypes;
+      if (depth > INTROSPECTION_MAX_OF_TYPE) {
+        refuse(walk, 'ofType', `introspection not in good faith: ofType nested more than ${INTROSPECTION_MAX_OF_TYPE} deep`, s);
+        continue;
+      }
+      if (s.selectionSet) walkShape(s.selectionSet, cycles | bit, depth, walk);
+    } else if (s.kind === Kind.INLINE_FRAGMENT) {
+      walkShape(s.selectionSet, cycles, ofTypes, walk);
+    } else {
+      const f = walk.fragments.get(s.name.value);
+      const key = `${s.name.value}:${cycles}:${ofTypes}`;
+      if (!f || walk.visited.has(key)) continue;
+      walk.visited.add(key);
+      walkShape(f.selectionSet, cycles, ofTypes, walk);
+    }
+  }
+}
+
+function refuse(walk: ShapeWalk, kind: string, message: string, node: FieldNode): void {
+  if (!walk.found.has(kind)) walk.found.set(kind, new GraphQLError(message, { nodes: [node], ...code }));
 }
 
 function maxAliasesRule(max: number): ValidationRule {
@@ -117,7 +268,7 @@ export function operationCost(
   const root =
     operation.operation === 'query' ? schema.getQueryType() : operation.operation === 'mutation' ? schema.getMutationType() : schema.getSubscriptionType();
   if (!root) return 0;
-  return costOf(operation.selectionSet, root, fragments, variables ?? {}, new Set());
+  return costOf(operation.selectionSet, root, fragments, variables ?? {}, new Set(), new Map());
 }
 
 function costOf(
@@ -126,6 +277,8 @@ function costOf(
   fragments: Map<string, FragmentDefinitionNode>,
   vars: Record<string, unknown>,
   seen: Set<string>,
+  /** A fragment's cost on a given type, computed once: fragments spreading fragments twice over cost 2^n walks. */
+  memo: Map<string, number>,
 ): number {
   const named = getNamedType(parent);
   const fields: Record<string, GraphQLField<unknown, unknown>> = isObjectType(named) || isInterfaceType(named) ? named.getFields() : {};
@@ -136,16 +289,22 @@ function costOf(
       const field = fields[s.name.value];
       if (!field) continue;
       const multiplier = listSize(field, s.arguments ?? [], vars);
-      const inner = s.selectionSet ? costOf(s.selectionSet, field.type, fragments, vars, seen) : 0;
+      const inner = s.selectionSet ? costOf(s.selectionSet, field.type, fragments, vars, seen, memo) : 0;
       cost += multiplier * (1 + inner);
     } else if (s.kind === Kind.INLINE_FRAGMENT) {
-      cost += costOf(s.selectionSet, parent, fragments, vars, seen);
+      cost += costOf(s.selectionSet, parent, fragments, vars, seen, memo);
     } else {
       const f = fragments.get(s.name.value);
       if (!f || seen.has(f.name.value)) continue;
-      seen.add(f.name.value);
-      cost += costOf(f.selectionSet, parent, fragments, vars, seen);
-      seen.delete(f.name.value);
+      const key = `${f.name.value}:${named.name}`;
+      let known = memo.get(key);
+      if (known === undefined) {
+        seen.add(f.name.value);
+        known = costOf(f.selectionSet, parent, fragments, vars, seen, memo);
+        seen.delete(f.name.value);
+        memo.set(key, known);
+      }
+      cost += known;
     }
   }
   return cost;
