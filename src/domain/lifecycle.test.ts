@@ -1,14 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ATTEMPT_TRANSITIONS,
   TRANSITIONS,
   assertLifecycleValid,
+  attemptLifecycleProblems,
+  canMoveAttempt,
   canTransition,
+  isAttemptLive,
   isCancelable,
   isTerminal,
   isUpdatable,
+  requestLifecycleProblems,
   validateTransitions,
 } from './lifecycle.js';
-import { REQUEST_STATUSES } from './types.js';
+import { ATTEMPT_STATES, REQUEST_STATUSES } from './types.js';
 
 describe('request lifecycle', () => {
   it('is a valid table covering every status', () => {
@@ -54,5 +59,51 @@ describe('request lifecycle', () => {
     );
     expect(validateTransitions({ A: ['END'], END: [] }, 'A')).toEqual([]);
     expect(validateTransitions({ A: [] }, 'X')).toContain('initial status X is not in the table');
+  });
+});
+
+describe('order attempt lifecycle', () => {
+  it('is a valid table covering every state', () => {
+    expect(attemptLifecycleProblems()).toEqual([]);
+    expect(Object.keys(ATTEMPT_TRANSITIONS).sort()).toEqual([...ATTEMPT_STATES].sort());
+  });
+
+  it('ends only in succeeded or failed', () => {
+    expect(ATTEMPT_STATES.filter((s) => !isAttemptLive(s)).sort()).toEqual(['failed', 'succeeded']);
+  });
+
+  it('captures only after the seller confirmed, and fails only after voiding or a decline', () => {
+    const into = (to: string) => ATTEMPT_STATES.filter((from) => ATTEMPT_TRANSITIONS[from].some((t) => t === to)).sort();
+    expect(into('capturing')).toEqual(['ordering', 'unknown']);
+    expect(into('succeeded')).toEqual(['capturing']);
+    expect(into('failed')).toEqual(['authorizing', 'voiding']);
+    // Once captured or voided there is no way back to ordering: never a second order or charge.
+    expect(canMoveAttempt('capturing', 'ordering')).toBe(false);
+    expect(canMoveAttempt('voiding', 'ordering')).toBe(false);
+    expect(canMoveAttempt('failed', 'ordering')).toBe(false);
+    expect(canMoveAttempt('authorizing', 'capturing')).toBe(false);
+  });
+
+  it('catches a broken table', () => {
+    // A target that does not exist.
+    expect(attemptLifecycleProblems({ ...ATTEMPT_TRANSITIONS, capturing: ['succeeded', 'settled'] })).toContain(
+      'capturing → settled: unknown target status',
+    );
+    // Nothing leads to voiding any more.
+    expect(
+      attemptLifecycleProblems({ ...ATTEMPT_TRANSITIONS, ordering: ['capturing', 'unknown'], unknown: ['ordering', 'capturing'] }),
+    ).toContain('voiding is unreachable from authorizing');
+    // unknown can only go back to ordering, which can only come back: a loop with no way out.
+    expect(attemptLifecycleProblems({ ...ATTEMPT_TRANSITIONS, ordering: ['unknown'], unknown: ['ordering'] })).toEqual(
+      expect.arrayContaining(['ordering can never reach a terminal status', 'unknown can never reach a terminal status']),
+    );
+    // A declared state left out of the table.
+    const { voiding: _, ...withoutVoiding } = ATTEMPT_TRANSITIONS;
+    expect(attemptLifecycleProblems(withoutVoiding)).toEqual(expect.arrayContaining(['voiding has no entry']));
+  });
+
+  it('is checked at boot with the request table', () => {
+    expect(requestLifecycleProblems()).toEqual([]);
+    expect(() => assertLifecycleValid()).not.toThrow();
   });
 });

@@ -1,4 +1,4 @@
-import { REQUEST_STATUSES, type RequestStatus } from './types.js';
+import { ATTEMPT_STATES, type AttemptState, REQUEST_STATUSES, type RequestStatus } from './types.js';
 
 /**
  * The request lifecycle (SPEC §2) as data: every status and the statuses it may move to.
@@ -36,6 +36,36 @@ export function isCancelable(status: RequestStatus): boolean {
 /** Budget and deadline may change in the same statuses as cancel (SPEC §2). */
 export function isUpdatable(status: RequestStatus): boolean {
   return isCancelable(status);
+}
+
+/**
+ * The order attempt's lifecycle (SPEC §4) as data. The driver runs one step per live state and
+ * checks every move it writes against this table.
+ */
+export const ATTEMPT_TRANSITIONS: Readonly<Record<AttemptState, readonly AttemptState[]>> = {
+  // Payment authorised → the order is placed; declined → finished, nothing ordered.
+  authorizing: ['ordering', 'failed'],
+  // The seller confirmed, refused (the authorisation is voided), or left us not knowing.
+  ordering: ['capturing', 'voiding', 'unknown'],
+  // Resolved by a status check, a retry with the same key (back to ordering), or a callback.
+  unknown: ['ordering', 'capturing', 'voiding'],
+  capturing: ['succeeded'],
+  voiding: ['failed'],
+  succeeded: [],
+  failed: [],
+};
+
+export const INITIAL_ATTEMPT_STATE: AttemptState = 'authorizing';
+
+/** An attempt state the driver still has work for. */
+export type LiveAttemptState = Exclude<AttemptState, 'succeeded' | 'failed'>;
+
+export function canMoveAttempt(from: AttemptState, to: AttemptState): boolean {
+  return ATTEMPT_TRANSITIONS[from].includes(to);
+}
+
+export function isAttemptLive(state: AttemptState): state is LiveAttemptState {
+  return ATTEMPT_TRANSITIONS[state].length > 0;
 }
 
 /**
@@ -82,9 +112,25 @@ function walk(start: string, next: (s: string) => readonly string[]): Set<string
   return seen;
 }
 
-/** Boot-time check of the real table, including that it covers every declared status. */
+/** A request table's problems, including any declared status it has no entry for. */
+export function requestLifecycleProblems(table: Readonly<Record<string, readonly string[]>> = TRANSITIONS): string[] {
+  return coverage(validateTransitions(table, INITIAL_STATUS), table, REQUEST_STATUSES);
+}
+
+/** An attempt table's problems, including any declared state it has no entry for. */
+export function attemptLifecycleProblems(table: Readonly<Record<string, readonly string[]>> = ATTEMPT_TRANSITIONS): string[] {
+  return coverage(validateTransitions(table, INITIAL_ATTEMPT_STATE), table, ATTEMPT_STATES);
+}
+
+function coverage(problems: string[], table: Readonly<Record<string, readonly string[]>>, declared: readonly string[]): string[] {
+  for (const s of declared) if (!(s in table)) problems.push(`${s} has no entry`);
+  return problems;
+}
+
+/** Boot-time check of the real tables, the request's and the order attempt's. */
 export function assertLifecycleValid(): void {
-  const problems = validateTransitions(TRANSITIONS, INITIAL_STATUS);
-  for (const s of REQUEST_STATUSES) if (!(s in TRANSITIONS)) problems.push(`${s} has no entry`);
-  if (problems.length > 0) throw new Error(`invalid request lifecycle:\n${problems.join('\n')}`);
+  const request = requestLifecycleProblems();
+  if (request.length > 0) throw new Error(`invalid request lifecycle:\n${request.join('\n')}`);
+  const attempt = attemptLifecycleProblems();
+  if (attempt.length > 0) throw new Error(`invalid order attempt lifecycle:\n${attempt.join('\n')}`);
 }

@@ -1,14 +1,15 @@
 import type { Db } from '../db/client.js';
-import { advanceAttempt, findAttempt } from '../db/queries/attempts.js';
 import { findDeadLetter, listDeadLetters, recordDeadLetterFailure, resolveDeadLetter } from '../db/queries/dead-letters.js';
 import type { DeadLetterRow, SellerRow } from '../db/schema.js';
 import type { CallbackMessage, CallbackReceiver } from '../partners/callbacks.js';
 import type { Clock } from '../domain/clock.js';
+import { redriveAttempt } from '../engine/attempt-driver.js';
 import { type Outcome, ok, refused, toError, userError } from '../domain/errors.js';
 
 /**
  * Work that kept failing, for admins: list it, and re-drive it. An unresolved order attempt is
- * made due again with a fresh count of tries; a stored partner callback is processed again.
+ * handed back to the attempt driver (due now, a fresh count of tries; the reconciler drives it
+ * from its row); a stored partner callback is processed again.
  */
 export class DeadLetterService {
   constructor(
@@ -17,7 +18,7 @@ export class DeadLetterService {
       clock: Clock;
       callbacks: CallbackReceiver;
       findSeller: (id: string) => Promise<SellerRow | null>;
-      /** Nudges the engine to look at attempts now. */
+      /** Nudges the engine's reconciler to drive due attempts now. */
       wake: () => void;
     },
   ) {}
@@ -32,7 +33,7 @@ export class DeadLetterService {
     if (letter.resolvedAt) return ok(letter);
     const now = this.d.clock.now();
     try {
-      if (letter.kind === 'attempt') await this.redriveAttempt(letter, now);
+      if (letter.kind === 'attempt') await this.redriveAttempt(letter.ref, now);
       else await this.redriveCallback(letter);
     } catch (e) {
       const message = toError(e).message;
@@ -42,20 +43,9 @@ export class DeadLetterService {
     return ok((await resolveDeadLetter(this.d.db, id, now)) ?? (await findDeadLetter(this.d.db, id))!);
   }
 
-  private async redriveAttempt(letter: DeadLetterRow, now: Date): Promise<void> {
-    const a = await findAttempt(this.d.db, letter.ref);
-    if (!a) throw new Error('the attempt no longer exists');
-    if (a.state === 'succeeded' || a.state === 'failed') return; // resolved since
-    const moved = await advanceAttempt(this.d.db, a.id, a.state, {
-      tries: 0,
-      needsAttention: false,
-      nextCheckAt: now,
-      leaseOwner: null,
-      leaseExpiresAt: null,
-      updatedAt: now,
-    });
-    if (!moved) throw new Error('the attempt changed while being re-driven; try again');
-    this.d.wake();
+  private async redriveAttempt(attemptId: string, now: Date): Promise<void> {
+    // A finished attempt was resolved since: the letter is resolved with nothing to drive.
+    if ((await redriveAttempt(this.d.db, attemptId, now)) === 'due') this.d.wake();
   }
 
   private async redriveCallback(letter: DeadLetterRow): Promise<void> {

@@ -12,6 +12,7 @@ import {
 import type { RequestRow } from '../db/schema.js';
 import type { PubSub } from '../infra/pubsub.js';
 import type { Clock } from '../domain/clock.js';
+import { type RequestEventType, events } from '../domain/events.js';
 import { type RequestSnapshot, toSnapshotMessage } from './snapshot.js';
 import { ConflictError, type Outcome, ok, refused, userError } from '../domain/errors.js';
 import { INITIAL_STATUS, canTransition, isCancelable, isUpdatable } from '../domain/lifecycle.js';
@@ -31,8 +32,8 @@ export const requestTopic = (id: string) => `request:${id}`;
 /** What one guarded write does to a request: an optional status change plus column changes. */
 export interface Change {
   to?: RequestStatus;
-  /** Event type, e.g. CREATED, UPDATED, CANCELED, SEARCH_STARTED. */
-  type: string;
+  /** The event appended with this change: one of the catalogue's, built by its constructor in `events`. */
+  type: RequestEventType;
   message?: string | null;
   changes?: RequestChanges;
   data?: Record<string, unknown> | null;
@@ -85,6 +86,7 @@ export class RequestService {
     await this.deps.admission?.check();
 
     const id = randomUUID();
+    const created = events.created();
     try {
       const row = await db.transaction(async (tx) => {
         const inserted = await insertRequest(tx, {
@@ -114,18 +116,10 @@ export class RequestService {
           createdAt: now,
         });
         if (!claimed) throw new KeyTaken();
-        await insertEvent(tx, {
-          requestId: id,
-          revision: 1,
-          at: now,
-          type: 'CREATED',
-          status: INITIAL_STATUS,
-          message: 'Request received; waiting for the engine',
-          data: null,
-        });
+        await insertEvent(tx, { requestId: id, revision: 1, at: now, status: INITIAL_STATUS, ...created });
         return inserted;
       });
-      this.deps.onCommitted?.(row, { type: 'CREATED' });
+      this.deps.onCommitted?.(row, created);
       return ok(row);
     } catch (e) {
       if (!(e instanceof KeyTaken)) throw e;
@@ -179,15 +173,13 @@ export class RequestService {
       if (!isUpdatable(row.status)) {
         return refused(userError('NOT_UPDATABLE', `a ${row.status} request can no longer be changed`, ['id']));
       }
-      const parts: string[] = [];
-      if (patch.maxTotalCents !== undefined) parts.push(`budget ${row.maxTotalCents} → ${patch.maxTotalCents} cents`);
-      if (patch.expiresAt !== undefined) parts.push(`deadline ${row.expiresAt.toISOString()} → ${patch.expiresAt.toISOString()}`);
       return ok<Change>({
-        type: 'UPDATED',
-        message: `Updated: ${parts.join('; ')}`,
+        ...events.updated({
+          maxTotalCents: patch.maxTotalCents !== undefined ? { from: row.maxTotalCents, to: patch.maxTotalCents } : undefined,
+          expiresAt: patch.expiresAt !== undefined ? { from: row.expiresAt, to: patch.expiresAt } : undefined,
+        }),
         // Due at once so the engine re-evaluates against the new budget or deadline.
         changes: { ...patch, nextRunAt: this.deps.clock.now() },
-        data: { maxTotalCents: patch.maxTotalCents ?? null, expiresAt: patch.expiresAt?.toISOString() ?? null },
       });
     });
   }
@@ -197,7 +189,7 @@ export class RequestService {
       if (!isCancelable(row.status)) {
         return refused(userError('NOT_CANCELABLE', `a ${row.status} request can no longer be canceled`, ['id']));
       }
-      return ok<Change>({ to: 'CANCELED', type: 'CANCELED', message: 'Canceled by the user', changes: { nextRunAt: null } });
+      return ok<Change>({ to: 'CANCELED', ...events.canceled(), changes: { nextRunAt: null } });
     });
   }
 
