@@ -1,9 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CANCEL, usd } from './support/fixtures.js';
+import { CANCEL, CREATE, GET, createInput, usd } from './support/fixtures.js';
 import { startPartnerProxy } from './support/proxy.js';
-import { eventually } from './support/server.js';
-import { type World, quoteCalls, startWorld } from './support/world.js';
+import { type TestServer, eventually, startTestServer } from './support/server.js';
+import { FAST_ENGINE_ENV, type World, quoteCalls, startWorld } from './support/world.js';
+import { systemClock } from '../src/domain/clock.js';
+import { SandboxPaymentGateway } from '../src/payments/sandbox-gateway.js';
 
 /**
  * Resilience (SPEC §6), end to end: circuit breakers that open on consecutive failures and close
@@ -307,8 +311,10 @@ describe('circuit breaker, back-off and retries', () => {
     expect((await w.server.gql(DEAD_LETTERS, {}, w.server.tokens.alice)).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     expect((await w.server.gql(REDRIVE, { id: letter.id }, w.server.tokens.alice)).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
 
-    // Heal the seller, then re-drive: the reconciler asks again with the same key and finds the order.
+    // Heal the seller and close its breaker (status checks count toward it like any call), then
+    // re-drive: the reconciler asks again with the same key and finds the order.
     await w.sandbox.configure('pageturner', { script: [] });
+    await w.server.gql(RESET, { id: w.sellerIds.pageturner }, w.server.tokens.admin);
     const redriven = await w.server.gql(REDRIVE, { id: letter.id }, w.server.tokens.admin);
     expect(redriven.errors).toBeUndefined();
     expect(redriven.data.redriveDeadLetter).toMatchObject({ deadLetter: { id: letter.id }, userErrors: [] });
@@ -442,5 +448,188 @@ describe('half-open probes and transient gateway errors', () => {
     const after = (await w.sandbox.stats()).dogear!;
     expect(after.quote - before.quote).toBe(1);
     expect((await w.sandbox.ledger('dogear')).filter((e) => e.requestId === id)).toHaveLength(1);
+  });
+});
+
+/**
+ * A bookstore that searches by ISBN only, as a real partner might: a quote without an ISBN is
+ * answered 400 (API.md: the seller cannot answer this query). It counts what it was asked.
+ */
+interface IsbnOnlyStore {
+  url: string;
+  counts: { titleQuotes: number; isbnQuotes: number; orders: number };
+  /** ISBN quotes wait for `release()` before answering; resolves when the first one arrives. */
+  holdQuotes(): { arrived: Promise<void>; release(): void };
+  close(): Promise<void>;
+}
+
+async function startIsbnOnlyStore(): Promise<IsbnOnlyStore> {
+  const counts = { titleQuotes: 0, isbnQuotes: 0, orders: 0 };
+  let hold: { arrived: () => void; released: Promise<void> } | null = null;
+  const server = createServer((req, res) => {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    req.resume();
+    req.on('end', async () => {
+      const url = new URL(req.url ?? '/', 'http://store');
+      if (req.method === 'GET' && url.pathname === '/quote') {
+        if (!url.searchParams.get('isbn')) {
+          counts.titleQuotes += 1;
+          return send(400, { error: 'isbn_required', message: 'this store searches by ISBN only' });
+        }
+        counts.isbnQuotes += 1;
+        if (hold) {
+          hold.arrived();
+          await hold.released;
+        }
+        return send(200, { id: 'offer-1', price: '12.50', shipping: '3.00', inventory: 50 });
+      }
+      if (req.method === 'POST' && url.pathname === '/orders') {
+        counts.orders += 1;
+        return send(201, { id: `order-${counts.orders}` });
+      }
+      send(404, { error: 'not_found' });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    counts,
+    holdQuotes() {
+      let arrived!: () => void;
+      let release!: () => void;
+      const arrivedP = new Promise<void>((r) => (arrived = r));
+      hold = { arrived, released: new Promise<void>((r) => (release = r)) };
+      return {
+        arrived: arrivedP,
+        release: () => {
+          hold = null;
+          release();
+        },
+      };
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+describe('a query the seller cannot answer is not its fault (400/422)', () => {
+  let server: TestServer;
+  let store: IsbnOnlyStore;
+  let sellerId: string;
+
+  beforeAll(async () => {
+    store = await startIsbnOnlyStore();
+    server = await startTestServer({ ...FAST_ENGINE_ENV, BREAKER_THRESHOLD: String(BREAKER_THRESHOLD), BREAKER_HALF_OPEN_MS: '60000' });
+    const res = await server.gql(
+      `mutation($input: SellerInput!) { upsertSeller(input: $input) { seller { id } userErrors { code message } } }`,
+      {
+        input: {
+          name: 'ISBN-only Books',
+          tier: 1,
+          baseUrl: store.url,
+          // No offer cache: every request's round asks the seller again.
+          offerTtlSeconds: 0,
+          timeoutMs: 2000,
+          maxConcurrency: 4,
+          quote: {
+            method: 'GET',
+            path: '/quote?isbn={{isbn}}&title={{title}}',
+            response: { offerId: 'id', itemPrice: 'price', shipping: 'shipping', inventory: 'inventory' },
+          },
+          order: {
+            method: 'POST',
+            path: '/orders',
+            body: { key: '{{idempotencyKey}}', offer: '{{offerId}}', totalCents: '{{totalCents}}' },
+            response: { orderId: 'id' },
+          },
+        },
+      },
+      server.tokens.admin,
+    );
+    if (!res.data?.upsertSeller?.seller) throw new Error(`upsertSeller failed: ${JSON.stringify(res.errors ?? res.data?.upsertSeller)}`);
+    sellerId = res.data.upsertSeller.seller.id;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await store?.close();
+  });
+
+  async function create(book: Record<string, string>): Promise<string> {
+    const res = await server.gql(CREATE, { input: createInput({ book, maxTotalPrice: usd(5000) }) });
+    const p = res.data?.createPurchaseRequest;
+    if (!p?.purchaseRequest) throw new Error(`create failed: ${JSON.stringify(res.errors ?? p?.userErrors)}`);
+    return p.purchaseRequest.id as string;
+  }
+
+  async function settled(id: string, done: (status: string) => boolean, timeoutMs = 10_000): Promise<any> {
+    return eventually(
+      async () => {
+        const r = (await server.gql(GET, { id })).data?.purchaseRequest;
+        return r && done(r.status) ? r : null;
+      },
+      timeoutMs,
+    );
+  }
+
+  it('30 title-only requests open no breaker, and an ISBN request to the same seller is served at once', async () => {
+    const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => create({ title: `A Book Searched By Title ${i} ${randomUUID()}` })));
+    for (const id of ids) {
+      const r = await settled(id, (s) => s !== 'PENDING' && s !== 'SEARCHING');
+      // No offers from a seller that cannot search by title; the request was not failed for it.
+      expect(r.status).toBe('OUT_OF_STOCK');
+      await server.gql(CANCEL, { id });
+    }
+    expect(store.counts.titleQuotes).toBeGreaterThanOrEqual(30);
+
+    const health = await server.gql(`query { sellerHealth { seller { id } breaker errorRate recentCalls pausedUntil concurrencyLimit } }`, {}, server.tokens.admin);
+    const h = (health.data.sellerHealth as any[]).find((x) => x.seller.id === sellerId);
+    expect(h).toMatchObject({ breaker: 'CLOSED', errorRate: 0, recentCalls: 0, pausedUntil: null });
+    // Never halved: those answers were not failures (AIMD would have cut the limit).
+    expect(h.concurrencyLimit).toBe(Math.min(server.config.engine.sellerInitialConcurrency, 4));
+
+    const started = Date.now();
+    const id = await create({ isbn: '9780141439518' });
+    const r = await settled(id, (s) => s === 'ORDERED' || s === 'FAILED' || s === 'OUT_OF_STOCK', 5_000);
+    expect(r.status).toBe('ORDERED');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(r.events.map((e: { type: string }) => e.type)).toEqual(['CREATED', 'SEARCH_STARTED', 'ORDER_STARTED', 'ORDERED']);
+    expect(store.counts.isbnQuotes).toBe(1);
+    expect(store.counts.orders).toBe(1);
+  });
+  it('a payment conflict is definitive: the attempt fails once, nothing is ordered, and it is never retried', async () => {
+    const hold = store.holdQuotes();
+    const ordersBefore = store.counts.orders;
+    const id = await create({ isbn: '9780547928227' });
+    await hold.arrived;
+    // While the seller is quoting, the payment provider already holds this attempt's key for another amount.
+    await new SandboxPaymentGateway(server.app.services.db, systemClock).authorize({ key: `${id}:1`, amountCents: 1, currency: 'USD', token: 'tok_visa' });
+    hold.release();
+
+    const failed = await eventually(async () => {
+      const r = (await server.gql(`query($id: ID!) { purchaseRequest(id: $id) { status events { type } attempts { attemptNo state paymentState failure needsAttention } } }`, { id })).data
+        ?.purchaseRequest;
+      return r?.attempts?.[0]?.state === 'FAILED' && r.status !== 'ORDERING' ? r : null;
+    });
+    expect(failed.attempts).toHaveLength(1);
+    expect(failed.attempts[0]).toMatchObject({ attemptNo: 1, paymentState: 'NONE', needsAttention: false });
+    expect(failed.attempts[0].failure).toMatch(/payment conflict/);
+    expect(statusesOf(failed)).toContain('ORDER_REFUSED');
+    const ledger = async () => ((await server.gql(LEDGER, { id }, server.tokens.admin)).data.paymentLedger as any[]).filter((c) => c.key === `${id}:1`);
+    // Our own first authorisation, then the engine's: refused once as a conflict, not repeated.
+    expect((await ledger()).map((c) => [c.operation, c.result])).toEqual([
+      ['authorize', 'authorized'],
+      ['authorize', 'conflict'],
+    ]);
+    expect(store.counts.orders).toBe(ordersBefore);
+    // Later rounds for the request do not try the same offer again (and so never the same key).
+    await server.gql(CANCEL, { id });
+    expect((await ledger()).length).toBe(2);
   });
 });

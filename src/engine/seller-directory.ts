@@ -1,4 +1,5 @@
 import type { SellerRow } from '../db/schema.js';
+import { type Clock, systemClock } from '../domain/clock.js';
 
 /**
  * The enabled sellers grouped by tier, held in memory for the hot path and reloaded when an
@@ -8,27 +9,28 @@ export class SellerDirectory {
   private tiersCache: SellerRow[][] = [];
   private byId = new Map<string, SellerRow>();
   private loading: Promise<void> | null = null;
-  private loadedAt = 0;
+  private loadedAt = -Infinity;
 
   constructor(
     private readonly load: () => Promise<SellerRow[]>,
+    private readonly clock: Clock = systemClock,
     private readonly maxAgeMs = 5_000,
   ) {}
 
   /** Enabled sellers, tier 1 first. */
-  async tiers(now = Date.now()): Promise<SellerRow[][]> {
+  async tiers(now = this.clock.now().getTime()): Promise<SellerRow[][]> {
     await this.fresh(now);
     return this.tiersCache;
   }
 
-  async get(id: string, now = Date.now()): Promise<SellerRow | null> {
+  async get(id: string, now = this.clock.now().getTime()): Promise<SellerRow | null> {
     await this.fresh(now);
     return this.byId.get(id) ?? null;
   }
 
   /** Forces the next read to reload (after an upsert on this instance). */
   invalidate(): void {
-    this.loadedAt = 0;
+    this.loadedAt = -Infinity;
   }
 
   count(): number {
@@ -56,6 +58,6 @@ export class SellerDirectory {
       tiers.set(r.tier, list);
     }
     this.tiersCache = [...tiers.entries()].sort((a, b) => a[0] - b[0]).map(([, list]) => list);
-    this.loadedAt = Date.now();
+    this.loadedAt = this.clock.now().getTime();
   }
 }

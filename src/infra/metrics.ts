@@ -21,6 +21,18 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  readonly sellerRetries = new Counter({
+    name: 'broker_seller_call_retries_total',
+    help: 'Seller calls tried again by the retry table, by seller, endpoint and the cause of the failure retried',
+    labelNames: ['seller', 'endpoint', 'cause'] as const,
+    registers: [this.registry],
+  });
+  readonly sellerCallsRefused = new Counter({
+    name: 'broker_seller_calls_refused_total',
+    help: 'Seller calls not sent because the seller is out of service here (circuit open, Retry-After pause)',
+    labelNames: ['seller', 'endpoint', 'why'] as const,
+    registers: [this.registry],
+  });
   readonly cacheLookups = new Counter({
     name: 'broker_offer_cache_lookups_total',
     help: 'Offer cache lookups by rounds, by result (hit: a seller call avoided)',

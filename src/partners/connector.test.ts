@@ -236,9 +236,8 @@ describe('quote', () => {
     expect(await connector.quote(seller(), quoteParams)).toMatchObject({
       kind: 'failed',
       status: 500,
+      cause: { kind: 'http', status: 500 },
       retryAfterMs: null,
-      timedOut: false,
-      aborted: false,
     });
     handler = (_req, res) => json(res, 429, { error: 'slow down' }, { 'retry-after': '2' });
     expect(await connector.quote(seller(), quoteParams)).toMatchObject({
@@ -246,8 +245,15 @@ describe('quote', () => {
       status: 429,
       retryAfterMs: 2000,
     });
-    handler = (_req, res) => json(res, 400, { error: 'bad' }, { 'retry-after': '2' });
-    expect(await connector.quote(seller(), quoteParams)).toMatchObject({ kind: 'failed', status: 400, retryAfterMs: null });
+    handler = (_req, res) => json(res, 418, { error: 'teapot' }, { 'retry-after': '2' });
+    expect(await connector.quote(seller(), quoteParams)).toMatchObject({ kind: 'failed', status: 418, retryAfterMs: null });
+  });
+
+  it.each([400, 422])('is unanswerable on %i: the seller cannot answer this query, which is not a failure', async (status) => {
+    handler = (_req, res) => json(res, status, { error: 'title search not supported' });
+    const outcome = await connector.quote(seller(), quoteParams);
+    expect(outcome).toMatchObject({ kind: 'unanswerable', status });
+    expect(outcome).not.toHaveProperty('cause');
   });
 
   it('fails on malformed JSON, an empty 2xx body and a body the mapping cannot read', async () => {
@@ -258,16 +264,17 @@ describe('quote', () => {
     expect(await connector.quote(seller(), quoteParams)).toMatchObject({
       kind: 'failed',
       status: 200,
+      cause: { kind: 'unreadable' },
       reason: 'malformed JSON',
     });
     handler = (_req, res) => {
       res.writeHead(200);
       res.end();
     };
-    expect(await connector.quote(seller(), quoteParams)).toMatchObject({ kind: 'failed', reason: 'empty response body' });
+    expect(await connector.quote(seller(), quoteParams)).toMatchObject({ kind: 'failed', cause: { kind: 'unreadable' }, reason: 'empty response body' });
     handler = (_req, res) => json(res, 200, { offers: [{ id: 'a1', price: 'twelve' }] });
     const unreadable = await connector.quote(seller(), quoteParams);
-    expect(unreadable).toMatchObject({ kind: 'failed', status: 200 });
+    expect(unreadable).toMatchObject({ kind: 'failed', status: 200, cause: { kind: 'unreadable' } });
     if (unreadable.kind !== 'failed') throw new Error('unreachable');
     expect(unreadable.reason).toContain('itemPrice');
   });
@@ -288,7 +295,7 @@ describe('quote', () => {
         res.end('"}');
       };
       const outcome = await small.quote(seller(), quoteParams);
-      expect(outcome).toMatchObject({ kind: 'failed', status: 200 });
+      expect(outcome).toMatchObject({ kind: 'failed', status: 200, cause: { kind: 'unreadable' } });
       if (outcome.kind !== 'failed') throw new Error('unreachable');
       expect(outcome.reason).toContain('larger than 1024 bytes');
     } finally {
@@ -299,7 +306,7 @@ describe('quote', () => {
   it('fails a template error without sending anything', async () => {
     const quote: EndpointConfig = { ...quoteEndpoint, path: '/quote/{{idempotencyKey}}' };
     const outcome = await connector.quote(seller({ quote }), quoteParams);
-    expect(outcome).toMatchObject({ kind: 'failed', status: null });
+    expect(outcome).toMatchObject({ kind: 'failed', status: null, cause: { kind: 'unsendable' } });
     if (outcome.kind !== 'failed') throw new Error('unreachable');
     expect(outcome.reason).toContain('{{idempotencyKey}}');
     expect(received).toHaveLength(0);
@@ -310,7 +317,7 @@ describe('quote', () => {
     const quote: EndpointConfig = { ...quoteEndpoint, headers: { 'X-Title': '{{title}}' } };
     const evil = 'Evil\r\nX-Injected: yes';
     const outcome = await connector.quote(seller({ quote }), { ...quoteParams, book: { ...book, title: evil } });
-    expect(outcome).toMatchObject({ kind: 'failed', status: null });
+    expect(outcome).toMatchObject({ kind: 'failed', status: null, cause: { kind: 'unsendable' } });
     if (outcome.kind !== 'failed') throw new Error('unreachable');
     expect(outcome.reason).toContain('x-title');
     expect(outcome.reason).not.toContain('Evil');
@@ -326,7 +333,7 @@ describe('quote', () => {
     const started = performance.now();
     const outcome = await connector.quote(seller({ timeoutMs: 100 }), quoteParams);
     expect(performance.now() - started).toBeLessThan(900);
-    expect(outcome).toMatchObject({ kind: 'failed', timedOut: true, aborted: false, status: null });
+    expect(outcome).toMatchObject({ kind: 'failed', cause: { kind: 'timeout' }, status: null });
   });
 
   it('stops a call when the caller aborts, and closes the connection', async () => {
@@ -340,7 +347,7 @@ describe('quote', () => {
     const call = connector.quote(seller(), quoteParams, controller.signal);
     await arrived.promise;
     controller.abort();
-    expect(await call).toMatchObject({ kind: 'failed', aborted: true, timedOut: false });
+    expect(await call).toMatchObject({ kind: 'failed', cause: { kind: 'aborted' } });
     await closed.promise;
   });
 
@@ -356,16 +363,24 @@ describe('quote', () => {
 
   it('does not call at all when the signal is already aborted', async () => {
     const outcome = await connector.quote(seller(), quoteParams, AbortSignal.abort());
-    expect(outcome).toMatchObject({ kind: 'failed', aborted: true });
+    expect(outcome).toMatchObject({ kind: 'failed', cause: { kind: 'aborted' } });
     expect(received).toHaveLength(0);
   });
 
   it('fails when the connection is refused', async () => {
     const free = await closedPort();
     const outcome = await connector.quote(seller({ baseUrl: `http://127.0.0.1:${free}` }), quoteParams);
-    expect(outcome).toMatchObject({ kind: 'failed', status: null, timedOut: false, aborted: false });
+    expect(outcome).toMatchObject({ kind: 'failed', status: null, cause: { kind: 'network', errno: 'ECONNREFUSED' } });
     if (outcome.kind !== 'failed') throw new Error('unreachable');
     expect(outcome.reason).toContain('ECONNREFUSED');
+  });
+
+  it('names the errno of a connection reset before an answer', async () => {
+    handler = (req) => req.socket.destroy();
+    const outcome = await connector.quote(seller(), quoteParams);
+    expect(outcome).toMatchObject({ kind: 'failed', status: null, cause: { kind: 'network' } });
+    if (outcome.kind !== 'failed' || outcome.cause.kind !== 'network') throw new Error('unreachable');
+    expect(outcome.cause.errno).toMatch(/^(ECONNRESET|UND_ERR_SOCKET|EPIPE)$/);
   });
 
   it('reuses keep-alive sockets for sequential calls', async () => {
@@ -467,14 +482,13 @@ describe('order', () => {
     handler = () => {};
     expect(await connector.order(seller({ timeoutMs: 100 }), orderParams)).toMatchObject({
       kind: 'unknown',
-      timedOut: true,
+      cause: { kind: 'timeout' },
       status: null,
     });
     const free = await closedPort();
     expect(await connector.order(seller({ baseUrl: `http://127.0.0.1:${free}` }), orderParams)).toMatchObject({
       kind: 'unknown',
-      timedOut: false,
-      aborted: false,
+      cause: { kind: 'network', errno: 'ECONNREFUSED' },
     });
   });
 
@@ -485,7 +499,7 @@ describe('order', () => {
     const call = connector.order(seller(), orderParams, controller.signal);
     await arrived.promise;
     controller.abort();
-    expect(await call).toMatchObject({ kind: 'unknown', aborted: true });
+    expect(await call).toMatchObject({ kind: 'unknown', cause: { kind: 'aborted' } });
   });
 });
 
@@ -518,7 +532,7 @@ describe('orderStatus', () => {
     handler = () => {};
     expect(await connector.orderStatus(seller({ timeoutMs: 100 }), statusParams)).toMatchObject({
       kind: 'unknown',
-      timedOut: true,
+      cause: { kind: 'timeout' },
     });
   });
 

@@ -1,6 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
+import { type Clock, systemClock } from '../domain/clock.js';
 import type { Address } from '../domain/types.js';
+import { PENDING_STATUS, ORDER_NOT_PLACED_STATUS, QUOTE_NOT_CARRIED_STATUS, isOrderRejected, isQuoteUnanswerable, isSuccess } from './answers.js';
 import { parseOrderResponse, parseQuoteResponse, type OrderMapping, type ParsedOffer, type QuoteMapping } from './mapping.js';
 import type { EndpointConfig, HttpMethod } from './seller-config.js';
 import { renderBody, renderPath, renderText } from './template.js';
@@ -51,17 +53,35 @@ interface Timing {
   latencyMs: number;
 }
 
+/** Why a call failed, as data: retries and breaker accounting read this, never the message. */
+export type FailureCause =
+  /** The seller's timeout passed before a full answer. */
+  | { kind: 'timeout' }
+  /** The caller stopped waiting (a round decided, shutdown): says nothing about the seller. */
+  | { kind: 'aborted' }
+  /** The connection failed before a full answer: the system or undici code (ECONNREFUSED, ECONNRESET, UND_ERR_SOCKET…). */
+  | { kind: 'network'; errno: string }
+  /** An answer with a status this call does not accept. */
+  | { kind: 'http'; status: number }
+  /** A 2xx whose body could not be read: too large, empty, not JSON, or not what the mapping expects. */
+  | { kind: 'unreadable' }
+  /** Nothing was sent: the call could not be built (a bad base URL, a header value rendering CR/LF…). */
+  | { kind: 'unsendable' };
+
 export type CallFailure = {
+  /** For people (logs, `lastError`); decisions read `cause`. */
   reason: string;
+  cause: FailureCause;
+  /** The answer's HTTP status when there was one (an unreadable 2xx too). */
   status: number | null;
   retryAfterMs: number | null;
-  timedOut: boolean;
-  aborted: boolean;
 };
 
 export type QuoteOutcome = (
   | { kind: 'offers'; offers: ParsedOffer[] }
   | { kind: 'not_carried' }
+  /** 400/422: the seller cannot answer this query (API.md). No offers, and not the seller's fault. */
+  | { kind: 'unanswerable'; status: number }
   | { kind: 'pending' }
   | ({ kind: 'failed' } & CallFailure)
 ) &
@@ -88,6 +108,8 @@ export interface ConnectorOptions {
   /** Largest response body read (default 1 MiB); larger answers are failed calls. */
   maxResponseBytes?: number;
   userAgent?: string;
+  /** Reads HTTP-date Retry-After headers against this clock. */
+  clock?: Clock;
 }
 
 const DEFAULT_CONNECTIONS = 64;
@@ -123,14 +145,18 @@ type Exchange =
   | { ok: true; status: number; body: unknown; retryAfterMs: number | null }
   | { ok: false; failure: CallFailure };
 
-function failure(reason: string, status: number | null = null): CallFailure {
-  return { reason, status, retryAfterMs: null, timedOut: false, aborted: false };
+function failure(reason: string, cause: FailureCause, status: number | null = null): CallFailure {
+  return { reason, cause, status, retryAfterMs: null };
 }
 
 /** A partner that answered with a status the call does not accept. */
 function httpFailure(status: number, retryAfterMs: number | null): CallFailure {
-  return { ...failure(`HTTP ${status}`, status), retryAfterMs };
+  return { ...failure(`HTTP ${status}`, { kind: 'http', status }, status), retryAfterMs };
 }
+
+const ABORTED: FailureCause = { kind: 'aborted' };
+const UNREADABLE: FailureCause = { kind: 'unreadable' };
+const UNSENDABLE: FailureCause = { kind: 'unsendable' };
 
 function containsPlaceholder(value: unknown): boolean {
   if (typeof value === 'string') return value.includes('{{');
@@ -148,7 +174,7 @@ export function centsToDecimal(cents: number): string {
 }
 
 /** Retry-After as seconds or an HTTP date → milliseconds from now (never negative); null if unreadable. */
-export function parseRetryAfter(raw: string | string[] | undefined, now = Date.now()): number | null {
+export function parseRetryAfter(raw: string | string[] | undefined, now: number): number | null {
   const value = Array.isArray(raw) ? raw[0] : raw;
   if (value === undefined) return null;
   const text = value.trim();
@@ -205,6 +231,24 @@ function discard(body: Dispatcher.ResponseData['body']): void {
   body.destroy();
 }
 
+/**
+ * The code of a connection failure. undici wraps socket errors (UND_ERR_SOCKET) around the system
+ * error that caused them: the system code (ECONNRESET) is the more telling, so it wins.
+ */
+export function errnoOf(err: unknown): string {
+  let fallback: string | null = null;
+  let cur: unknown = err;
+  for (let depth = 0; cur instanceof Error && depth < 5; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      if (/^E[A-Z0-9_]+$/.test(code)) return code;
+      fallback ??= code;
+    }
+    cur = cur.cause;
+  }
+  return fallback ?? 'UNKNOWN';
+}
+
 function errorMessage(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
@@ -221,6 +265,7 @@ export class PartnerConnector {
   readonly #agent: Agent;
   readonly #maxResponseBytes: number;
   readonly #userAgent: string;
+  readonly #clock: Clock;
   // Keyed by the endpoint object: seller configurations are treated as immutable values.
   readonly #prepared = new WeakMap<EndpointConfig, PreparedEndpoint>();
 
@@ -231,6 +276,7 @@ export class PartnerConnector {
     });
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#userAgent = options.userAgent ?? DEFAULT_USER_AGENT;
+    this.#clock = options.clock ?? systemClock;
   }
 
   async quote(seller: ConnectorSeller, params: QuoteParams, signal?: AbortSignal): Promise<QuoteOutcome> {
@@ -248,16 +294,17 @@ export class PartnerConnector {
     const result = await this.#exchange(seller, seller.quote, values, signal, true);
     if (!result.ok) return { kind: 'failed', ...result.failure, latencyMs: performance.now() - started };
     const { status } = result;
-    if (status === 202) return { kind: 'pending', latencyMs: performance.now() - started };
-    if (status === 404) return { kind: 'not_carried', latencyMs: performance.now() - started };
-    if (status < 200 || status > 299) {
+    if (status === PENDING_STATUS) return { kind: 'pending', latencyMs: performance.now() - started };
+    if (status === QUOTE_NOT_CARRIED_STATUS) return { kind: 'not_carried', latencyMs: performance.now() - started };
+    if (isQuoteUnanswerable(status)) return { kind: 'unanswerable', status, latencyMs: performance.now() - started };
+    if (!isSuccess(status)) {
       return { kind: 'failed', ...httpFailure(status, result.retryAfterMs), latencyMs: performance.now() - started };
     }
     const parsed = parseQuoteResponse(result.body, seller.quote.response as unknown as QuoteMapping);
     if (!parsed.ok) {
       return {
         kind: 'failed',
-        ...failure(`unreadable quote: ${parsed.reason}`, status),
+        ...failure(`unreadable quote: ${parsed.reason}`, UNREADABLE, status),
         latencyMs: performance.now() - started,
       };
     }
@@ -301,22 +348,22 @@ export class PartnerConnector {
     if (!result.ok) {
       const { failure: f } = result;
       // A 2xx whose body could not be read may still have placed the order.
-      const reason = f.status !== null && f.status >= 200 && f.status <= 299 ? `unreadable confirmation: ${f.reason}` : f.reason;
+      const reason = f.status !== null && isSuccess(f.status) ? `unreadable confirmation: ${f.reason}` : f.reason;
       return { kind: 'unknown', ...f, reason, latencyMs: performance.now() - started };
     }
     const { status } = result;
-    if (status === 202) return { kind: 'pending', latencyMs: performance.now() - started };
-    if (status === 409 || status === 410 || status === 422) {
+    if (status === PENDING_STATUS) return { kind: 'pending', latencyMs: performance.now() - started };
+    if (isOrderRejected(status)) {
       return { kind: 'rejected', status, reason: `HTTP ${status}`, latencyMs: performance.now() - started };
     }
-    if (status < 200 || status > 299) {
+    if (!isSuccess(status)) {
       return { kind: 'unknown', ...httpFailure(status, result.retryAfterMs), latencyMs: performance.now() - started };
     }
     const parsed = parseOrderResponse(result.body, seller.order.response as OrderMapping);
     if (parsed.orderId === null) {
       return {
         kind: 'unknown',
-        ...failure('unreadable confirmation', status),
+        ...failure('unreadable confirmation', UNREADABLE, status),
         latencyMs: performance.now() - started,
       };
     }
@@ -337,7 +384,7 @@ export class PartnerConnector {
     const started = performance.now();
     const endpoint = seller.orderStatus;
     if (endpoint === null) {
-      return { kind: 'unknown', ...failure('no orderStatus endpoint'), latencyMs: performance.now() - started };
+      return { kind: 'unknown', ...failure('no orderStatus endpoint', UNSENDABLE), latencyMs: performance.now() - started };
     }
     const { book } = params;
     const values = {
@@ -351,8 +398,8 @@ export class PartnerConnector {
     const result = await this.#exchange(seller, endpoint, values, signal, false);
     if (!result.ok) return { kind: 'unknown', ...result.failure, latencyMs: performance.now() - started };
     const { status } = result;
-    if (status === 404) return { kind: 'not_placed', latencyMs: performance.now() - started };
-    if (status >= 200 && status <= 299) {
+    if (status === ORDER_NOT_PLACED_STATUS) return { kind: 'not_placed', latencyMs: performance.now() - started };
+    if (isSuccess(status)) {
       const parsed = parseOrderResponse(result.body, endpoint.response as OrderMapping);
       if (parsed.orderId !== null) {
         return {
@@ -363,7 +410,7 @@ export class PartnerConnector {
           latencyMs: performance.now() - started,
         };
       }
-      return { kind: 'unknown', ...failure('unreadable status', status), latencyMs: performance.now() - started };
+      return { kind: 'unknown', ...failure('unreadable status', UNREADABLE, status), latencyMs: performance.now() - started };
     }
     return { kind: 'unknown', ...httpFailure(status, result.retryAfterMs), latencyMs: performance.now() - started };
   }
@@ -389,10 +436,10 @@ export class PartnerConnector {
     signal: AbortSignal | undefined,
     pendingOn202: boolean,
   ): Promise<Exchange> {
-    if (signal?.aborted) return { ok: false, failure: { ...failure('aborted'), aborted: true } };
+    if (signal?.aborted) return { ok: false, failure: failure('aborted', ABORTED) };
 
     const prepared = this.#prepare(seller, endpoint);
-    if (prepared.error !== null) return { ok: false, failure: failure(prepared.error) };
+    if (prepared.error !== null) return { ok: false, failure: failure(prepared.error, UNSENDABLE) };
 
     let path: string;
     let headers: readonly string[] = prepared.staticHeaders;
@@ -406,7 +453,7 @@ export class PartnerConnector {
           const value = renderText(templated[i + 1]!, values);
           // Never echo the value: it may carry a credential or the injected text.
           if (UNSAFE_HEADER_VALUE.test(value)) {
-            return { ok: false, failure: failure(`header ${templated[i]} renders CR, LF or NUL`) };
+            return { ok: false, failure: failure(`header ${templated[i]} renders CR, LF or NUL`, UNSENDABLE) };
           }
           all.push(templated[i]!, value);
         }
@@ -415,7 +462,7 @@ export class PartnerConnector {
       body =
         prepared.staticBody ?? (prepared.body === null ? null : JSON.stringify(renderBody(prepared.body, values)));
     } catch (err) {
-      return { ok: false, failure: failure(`template: ${errorMessage(err)}`) };
+      return { ok: false, failure: failure(`template: ${errorMessage(err)}`, UNSENDABLE) };
     }
 
     const deadline = new CallDeadline(seller.timeoutMs, signal);
@@ -432,31 +479,31 @@ export class PartnerConnector {
       });
       status = response.statusCode;
       const retryAfterMs =
-        status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after']) : null;
-      if (status < 200 || status > 299 || (status === 202 && pendingOn202)) {
+        status === 429 || status === 503 ? parseRetryAfter(response.headers['retry-after'], this.#clock.now().getTime()) : null;
+      if (!isSuccess(status) || (status === PENDING_STATUS && pendingOn202)) {
         await response.body.dump();
         return { ok: true, status, body: undefined, retryAfterMs };
       }
       const text = await this.#readText(response);
       if (text === null) {
-        return { ok: false, failure: failure(`response body larger than ${this.#maxResponseBytes} bytes`, status) };
+        return { ok: false, failure: failure(`response body larger than ${this.#maxResponseBytes} bytes`, UNREADABLE, status) };
       }
-      if (text.length === 0) return { ok: false, failure: failure('empty response body', status) };
+      if (text.length === 0) return { ok: false, failure: failure('empty response body', UNREADABLE, status) };
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
       } catch {
-        return { ok: false, failure: failure('malformed JSON', status) };
+        return { ok: false, failure: failure('malformed JSON', UNREADABLE, status) };
       }
       return { ok: true, status, body: parsed, retryAfterMs };
     } catch (err) {
       // Destroying an unread body closes its socket instead of returning it to the pool half-read.
       if (response !== null) discard(response.body);
-      if (signal?.aborted) return { ok: false, failure: { ...failure('aborted', status), aborted: true } };
+      if (signal?.aborted) return { ok: false, failure: failure('aborted', ABORTED, status) };
       if (deadline.timedOut) {
-        return { ok: false, failure: { ...failure(`timed out after ${seller.timeoutMs}ms`, status), timedOut: true } };
+        return { ok: false, failure: failure(`timed out after ${seller.timeoutMs}ms`, { kind: 'timeout' }, status) };
       }
-      return { ok: false, failure: failure(`request failed: ${errorMessage(err)}`, status) };
+      return { ok: false, failure: failure(`request failed: ${errorMessage(err)}`, { kind: 'network', errno: errnoOf(err) }, status) };
     } finally {
       deadline.release();
     }

@@ -23,26 +23,31 @@ export class SandboxPaymentGateway implements PaymentGateway {
     const authorizationId = `auth_${createHash('sha256').update(req.key).digest('hex').slice(0, 20)}`;
     const state = declined ? 'declined' : 'authorized';
     const reason = declined ? 'card declined' : null;
-    const rows = rowsOf<{ state: string; authorization_id: string; decline_reason: string | null }>(
+    const rows = rowsOf<{ state: string; authorization_id: string; decline_reason: string | null; conflict: boolean; amount_cents: number; currency: string }>(
       await this.db.execute(sql`
         with ins as (
           insert into sandbox_payments (key, authorization_id, amount_cents, currency, state, decline_reason, created_at, updated_at)
           values (${req.key}, ${authorizationId}, ${req.amountCents}, ${req.currency}, ${state}, ${reason}, ${now}::timestamptz, ${now}::timestamptz)
           on conflict (key) do nothing
-          returning state, authorization_id, decline_reason, true as fresh
+          returning state, authorization_id, decline_reason, amount_cents, currency, true as fresh
         ), cur as (
-          select state, authorization_id, decline_reason, false as fresh from sandbox_payments where key = ${req.key}
+          select state, authorization_id, decline_reason, amount_cents, currency, false as fresh from sandbox_payments where key = ${req.key}
         ), res as (
-          select * from ins union all select * from cur where not exists (select 1 from ins)
+          select *, (amount_cents <> ${req.amountCents}::int or currency <> ${req.currency}) as conflict
+          from (select * from ins union all select * from cur where not exists (select 1 from ins)) r
         ), log as (
           insert into sandbox_payment_calls (key, operation, amount_cents, result, effective, at)
-          select ${req.key}, 'authorize', ${req.amountCents}, state, fresh, ${now}::timestamptz from res
+          select ${req.key}, 'authorize', ${req.amountCents}, case when conflict then 'conflict' else state end, fresh, ${now}::timestamptz from res
         )
-        select state, authorization_id, decline_reason from res`),
+        select state, authorization_id, decline_reason, conflict, amount_cents, currency from res`),
     );
     const r = rows[0];
     // A concurrent first authorisation with the same key is not visible to this statement yet.
     if (!r) throw new Error('payment is being authorised concurrently; retry');
+    // The same key for another amount is a different payment: repeating will never make it this one.
+    if (r.conflict) {
+      throw new PaymentConflictError(`key ${req.key} already authorised ${r.amount_cents} ${r.currency}, not ${req.amountCents} ${req.currency}`);
+    }
     return r.state === 'declined'
       ? { status: 'declined', reason: r.decline_reason ?? 'declined' }
       : { status: 'authorized', authorizationId: r.authorization_id };

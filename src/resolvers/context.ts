@@ -8,7 +8,7 @@ import type { RequestService } from '../services/requests.js';
 import type { SellerService } from '../services/sellers.js';
 import type { Viewer } from '../domain/types.js';
 import { queuePositions } from '../db/queries/work.js';
-import type { GateHealth, SellerGates } from '../engine/seller-gate.js';
+import type { GateHealth, SellerGates } from '../partners/seller-gate.js';
 import type { DeadLetterService } from '../services/dead-letters.js';
 
 /** The parts of the system resolvers may call; composed once in server.ts. */

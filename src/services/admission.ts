@@ -1,5 +1,6 @@
 import type { Db } from '../db/client.js';
 import { countPending } from '../db/queries/work.js';
+import { type Clock, systemClock } from '../domain/clock.js';
 import { AppError } from '../domain/errors.js';
 
 /**
@@ -14,12 +15,13 @@ export class Admission {
     private readonly db: Db,
     private readonly maxBacklog: number,
     private readonly retryAfterMs: number,
+    private readonly clock: Clock = systemClock,
     /** How long a backlog count is reused: a burst of creates must not each count the table. */
     private readonly cacheMs = 250,
   ) {}
 
   async check(): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now().getTime();
     if (!this.cached || now - this.cached.at > this.cacheMs) this.cached = { count: await countPending(this.db), at: now };
     if (this.cached.count >= this.maxBacklog) {
       throw new AppError('OVERLOADED', `the backlog is full (${this.cached.count} requests waiting); retry later`, {

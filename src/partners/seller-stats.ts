@@ -30,15 +30,19 @@ export class SellerStats {
     this.get(sellerId).inFlight += 1;
   }
 
-  /** Records a finished call; aborted calls say nothing about the seller and are not counted. */
-  finished(sellerId: string, outcome: { ok: boolean; latencyMs: number; aborted: boolean }): void {
+  /**
+   * Records a finished call. Neutral ones (aborted, never sent, a query the seller cannot answer)
+   * say nothing about the seller and are not counted.
+   */
+  finished(sellerId: string, outcome: { verdict: 'ok' | 'failed' | 'neutral'; latencyMs: number }): void {
     const s = this.get(sellerId);
     s.inFlight = Math.max(0, s.inFlight - 1);
-    if (outcome.aborted) return;
+    if (outcome.verdict === 'neutral') return;
+    const ok = outcome.verdict === 'ok';
     s.calls += 1;
-    if (!outcome.ok) s.failures += 1;
+    if (!ok) s.failures += 1;
     s.latencyMs += ALPHA * (outcome.latencyMs - s.latencyMs);
-    s.successRate += ALPHA * ((outcome.ok ? 1 : 0) - s.successRate);
+    s.successRate += ALPHA * ((ok ? 1 : 0) - s.successRate);
   }
 
   /** Feeds price competitiveness: this seller's best total against the round's best. */

@@ -1,10 +1,10 @@
-import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import { type Clock, systemClock } from '../domain/clock.js';
 
 /**
  * Everything that stands between the engine and one seller: a circuit breaker (closed → open
- * after consecutive failures → half-open probes), an adaptive concurrency limit (AIMD: grows by
- * about one per round trip while calls succeed fast, halves when they fail, time out, are rate
- * limited or slow down), and a pause honouring the seller's Retry-After.
+ * after consecutive failures → half-open: one probe call), an adaptive concurrency limit (AIMD:
+ * grows by about one per round trip while calls succeed fast, halves when they fail, time out,
+ * are rate limited or slow down), and a pause honouring the seller's Retry-After.
  */
 export interface GateOptions {
   /** Ceiling from the seller's configuration. */
@@ -26,7 +26,7 @@ export interface GateHealth {
   concurrencyLimit: number;
   inFlight: number;
   queued: number;
-  /** Recent latencies (successful or failed calls, not aborted ones). */
+  /** Recent latencies (successful or failed calls; not neutral ones). */
   latencyMs: { p50: number | null; p90: number | null; p99: number | null };
   /** Share of recent calls that failed. */
   errorRate: number;
@@ -34,11 +34,17 @@ export interface GateHealth {
   pausedUntil: Date | null;
 }
 
-/** Thrown into the breaker for a failed call so it counts; unwrapped before anyone sees it. */
-class CallFailed<T> extends Error {
-  constructor(readonly outcome: T) {
-    super('seller call failed');
-  }
+/**
+ * What one finished call says about the seller. `failed` counts against it (breaker, error
+ * rate, a smaller limit); `ok` for it; `neutral` not at all — an aborted call, one never sent, or a
+ * query the seller cannot answer (400/422): nothing a user asks can take a seller out of service.
+ */
+export interface Observation {
+  verdict: 'ok' | 'failed' | 'neutral';
+  latencyMs: number;
+  /** A 429: calls pause for `retryAfterMs` (1 s without one). */
+  rateLimited?: boolean;
+  retryAfterMs?: number | null;
 }
 
 export class OpenCircuitError extends Error {
@@ -48,56 +54,84 @@ export class OpenCircuitError extends Error {
 const WINDOW = 200;
 
 export class SellerGate {
-  private breaker: CircuitBreakerPolicy;
+  private breaker: BreakerState = 'CLOSED';
+  private consecutiveFailures = 0;
   /** When the breaker last opened: it stays shut to callers until breakerHalfOpenMs after. */
   private openedAt = 0;
+  /** Half-open: the one probe call is under way. */
+  private probing = false;
   private limit: number;
   private inFlight = 0;
   private readonly queue: Array<() => void> = [];
-  private lastDecrease = 0;
+  private lastDecrease = -Infinity;
   private pausedUntil = 0;
   private readonly latencies: number[] = [];
   private readonly failures: boolean[] = [];
   private baselineMs: number | null = null;
 
-  constructor(private options: GateOptions) {
-    this.breaker = this.makeBreaker();
+  constructor(
+    private options: GateOptions,
+    private readonly now: () => number = Date.now,
+  ) {
     this.limit = Math.max(1, Math.min(options.initialConcurrency, options.maxConcurrency));
   }
 
   /** Follows a change of the seller's configuration without losing what was learned. */
   reconfigure(options: GateOptions): void {
-    if (options.maxConcurrency === this.options.maxConcurrency && options.timeoutMs === this.options.timeoutMs) return;
+    const o = this.options;
+    if (
+      options.maxConcurrency === o.maxConcurrency &&
+      options.timeoutMs === o.timeoutMs &&
+      options.breakerThreshold === o.breakerThreshold &&
+      options.breakerHalfOpenMs === o.breakerHalfOpenMs
+    ) {
+      return;
+    }
     this.options = options;
     this.limit = Math.max(1, Math.min(this.limit, options.maxConcurrency));
     this.drain();
   }
 
-  /** False while the breaker is open or the seller asked us to back off: skip it rather than queue. */
-  available(now = Date.now()): boolean {
+  /** False while the breaker refuses calls or the seller asked us to back off: skip it rather than queue. */
+  available(now = this.now()): boolean {
     if (now < this.pausedUntil) return false;
-    // The breaker moves to half-open lazily, on the first call after the wait: allow that call.
-    return this.breaker.state !== CircuitState.Open || now >= this.openedAt + this.options.breakerHalfOpenMs;
+    switch (this.breaker) {
+      case 'CLOSED':
+        return true;
+      case 'OPEN':
+        // The breaker moves to half-open lazily, on the first call after the wait: allow that call.
+        return now >= this.openedAt + this.options.breakerHalfOpenMs;
+      case 'HALF_OPEN':
+        return !this.probing;
+      default: {
+        const never: never = this.breaker;
+        throw new Error(`unknown breaker state ${String(never)}`);
+      }
+    }
+  }
+
+  /** How long the seller asked us to wait still (Retry-After); 0 when it did not. */
+  pausedFor(now = this.now()): number {
+    return Math.max(0, this.pausedUntil - now);
   }
 
   /**
-   * Runs one call under the breaker and the concurrency limit. `failed` tells which outcomes
-   * count against the seller. Throws OpenCircuitError when the breaker refuses the call.
+   * Runs one call under the concurrency limit and the breaker; `observe` tells what the outcome
+   * says about the seller. Throws OpenCircuitError, without calling, when the breaker refuses.
    */
-  async run<T>(call: () => Promise<T>, classify: (outcome: T) => { failed: boolean; latencyMs: number; aborted: boolean; retryAfterMs?: number | null; rateLimited?: boolean }): Promise<T> {
+  async run<T>(call: () => Promise<T>, observe: (outcome: T) => Observation): Promise<T> {
     await this.acquire();
     try {
-      return await this.breaker.execute(async () => {
+      const probe = this.admit(this.now());
+      // A call that throws tells nothing readable about the seller: it stays neutral.
+      let seen: Observation = { verdict: 'neutral', latencyMs: 0 };
+      try {
         const outcome = await call();
-        const c = classify(outcome);
-        this.observe(c);
-        if (c.failed && !c.aborted) throw new CallFailed(outcome);
+        seen = observe(outcome);
         return outcome;
-      });
-    } catch (e) {
-      if (e instanceof CallFailed) return e.outcome as T;
-      if (e instanceof BrokenCircuitError) throw new OpenCircuitError('circuit open');
-      throw e;
+      } finally {
+        this.settle(seen, probe);
+      }
     } finally {
       this.release();
     }
@@ -105,18 +139,20 @@ export class SellerGate {
 
   /** An operator's hand reset: breaker closed, pause lifted, limit back to its start. */
   reset(): void {
-    this.breaker = this.makeBreaker();
+    this.breaker = 'CLOSED';
+    this.consecutiveFailures = 0;
+    this.probing = false;
     this.pausedUntil = 0;
     this.limit = Math.max(1, Math.min(this.options.initialConcurrency, this.options.maxConcurrency));
     this.drain();
   }
 
-  health(now = Date.now()): GateHealth {
+  health(now = this.now()): GateHealth {
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : null);
     const failed = this.failures.filter(Boolean).length;
     return {
-      breaker: breakerState(this.breaker.state),
+      breaker: this.breaker,
       concurrencyLimit: Math.floor(this.limit),
       inFlight: this.inFlight,
       queued: this.queue.length,
@@ -127,14 +163,63 @@ export class SellerGate {
     };
   }
 
-  private observe(c: { failed: boolean; latencyMs: number; aborted: boolean; retryAfterMs?: number | null; rateLimited?: boolean }): void {
-    if (c.aborted) return;
+  /** Lets a call through the breaker, or throws. True when the call is the half-open probe. */
+  private admit(now: number): boolean {
+    switch (this.breaker) {
+      case 'CLOSED':
+        return false;
+      case 'OPEN':
+        if (now < this.openedAt + this.options.breakerHalfOpenMs) throw new OpenCircuitError('circuit open');
+        this.breaker = 'HALF_OPEN';
+        this.probing = true;
+        return true;
+      case 'HALF_OPEN':
+        if (this.probing) throw new OpenCircuitError('circuit half-open: a probe is under way');
+        this.probing = true;
+        return true;
+      default: {
+        const never: never = this.breaker;
+        throw new Error(`unknown breaker state ${String(never)}`);
+      }
+    }
+  }
+
+  /** Feeds one finished call to the breaker and to the adaptive limit. */
+  private settle(seen: Observation, probe: boolean): void {
+    const now = this.now();
+    if (seen.verdict === 'neutral') {
+      // The probe proved nothing either way: the next call probes again.
+      if (probe) this.probing = false;
+      return;
+    }
+    if (seen.verdict === 'ok') {
+      // A call admitted before the breaker opened proves nothing about the seller now; the probe does.
+      if (probe || this.breaker === 'CLOSED') {
+        this.breaker = 'CLOSED';
+        this.probing = false;
+        this.consecutiveFailures = 0;
+      }
+    } else if (probe) {
+      this.open(now);
+    } else if (this.breaker === 'CLOSED') {
+      this.consecutiveFailures += 1;
+      if (this.consecutiveFailures >= this.options.breakerThreshold) this.open(now);
+    }
+    this.adapt(seen, now);
+  }
+
+  private open(now: number): void {
+    this.breaker = 'OPEN';
+    this.probing = false;
+    this.openedAt = now;
+  }
+
+  private adapt(c: Observation, now: number): void {
     push(this.latencies, c.latencyMs);
-    push(this.failures, c.failed);
-    const now = Date.now();
+    push(this.failures, c.verdict === 'failed');
     if (c.rateLimited) this.pausedUntil = Math.max(this.pausedUntil, now + (c.retryAfterMs ?? 1000));
     const slow = this.baselineMs !== null && c.latencyMs > Math.max(3 * this.baselineMs, 50) && c.latencyMs > 0.5 * this.options.timeoutMs;
-    if (c.failed || slow) {
+    if (c.verdict === 'failed' || slow) {
       // Multiplicative decrease, at most once per baseline round trip so one burst halves once.
       if (now - this.lastDecrease >= Math.max(50, this.baselineMs ?? 50)) {
         this.limit = Math.max(1, this.limit / 2);
@@ -169,33 +254,6 @@ export class SellerGate {
   private drain(): void {
     while (this.queue.length > 0 && this.inFlight < Math.floor(this.limit)) this.queue.shift()!();
   }
-
-  private makeBreaker(): CircuitBreakerPolicy {
-    const breaker = circuitBreaker(handleWhen((e) => e instanceof CallFailed), {
-      halfOpenAfter: this.options.breakerHalfOpenMs,
-      breaker: new ConsecutiveBreaker(this.options.breakerThreshold),
-    });
-    breaker.onBreak(() => {
-      this.openedAt = Date.now();
-    });
-    return breaker;
-  }
-}
-
-function breakerState(s: CircuitState): BreakerState {
-  switch (s) {
-    case CircuitState.Closed:
-      return 'CLOSED';
-    case CircuitState.HalfOpen:
-      return 'HALF_OPEN';
-    case CircuitState.Open:
-    case CircuitState.Isolated:
-      return 'OPEN';
-    default: {
-      const never: never = s;
-      throw new Error(`unknown circuit state ${String(never)}`);
-    }
-  }
 }
 
 function push<T>(ring: T[], v: T): void {
@@ -212,14 +270,20 @@ export interface GateDefaults {
 /** One gate per seller, created on first use and kept in step with the seller's configuration. */
 export class SellerGates {
   private readonly gates = new Map<string, SellerGate>();
+  private readonly now: () => number;
 
-  constructor(private readonly defaults: GateDefaults) {}
+  constructor(
+    private readonly defaults: GateDefaults,
+    clock: Clock = systemClock,
+  ) {
+    this.now = () => clock.now().getTime();
+  }
 
   get(seller: { id: string; maxConcurrency: number; timeoutMs: number }): SellerGate {
     const options: GateOptions = { ...this.defaults, maxConcurrency: seller.maxConcurrency, timeoutMs: seller.timeoutMs };
     let gate = this.gates.get(seller.id);
     if (!gate) {
-      gate = new SellerGate(options);
+      gate = new SellerGate(options, this.now);
       this.gates.set(seller.id, gate);
     } else {
       gate.reconfigure(options);

@@ -1,0 +1,263 @@
+import { setMaxListeners } from 'node:events';
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { Metrics } from '../infra/metrics.js';
+import type {
+  CallFailure,
+  ConnectorSeller,
+  OrderOutcome,
+  OrderParams,
+  OrderStatusOutcome,
+  OrderStatusParams,
+  PartnerConnector,
+  QuoteOutcome,
+  QuoteParams,
+} from './connector.js';
+import { retryDecision } from './retry.js';
+import { type Observation, OpenCircuitError, type SellerGates } from './seller-gate.js';
+import type { SellerStats } from './seller-stats.js';
+
+/**
+ * The one way to call a seller (STYLE §7). Every call — quote, revalidation, order, order
+ * status — passes, in this order:
+ *
+ *   Retry-After pause → breaker → the seller's adaptive concurrency limit → the global cap →
+ *   send (with the caller's AbortSignal) → stats and metrics → the retry table
+ *
+ * with a policy per kind of call:
+ *
+ * | kind        | retried by the table | while the seller asked us to pause       |
+ * | ----------- | -------------------- | ---------------------------------------- |
+ * | quote       | yes                  | skipped at once (the round asks others)  |
+ * | order       | never (1)            | waits for the pause up to the timeout    |
+ * | orderStatus | yes                  | waits for the pause up to the timeout    |
+ *
+ * (1) An order is repeated only by the attempt driver, with the attempt's idempotency key.
+ *
+ * What an answer says about the seller is decided here, once: a failure of the seller itself
+ * (5xx, 429, timeout, connection error, unreadable 2xx) counts against it; a call the caller
+ * aborted, one that could not be sent, and a quote the seller cannot answer for this query
+ * (400/422) count toward nothing — breaker, error rate, stats and AIMD alike (SPEC §6).
+ */
+export type CallKind = 'quote' | 'order' | 'orderStatus';
+
+/** A seller as the pipeline needs it: the connector's view plus what names and bounds it. */
+export type PipelineSeller = ConnectorSeller & { name: string; maxConcurrency: number };
+
+/** The pipeline did not send the call (or a retry of it). Never a fault of the seller. */
+export interface Refused {
+  kind: 'refused';
+  /**
+   * circuit_open: the breaker refuses calls (or a half-open probe is under way);
+   * paused: the seller's Retry-After has not passed;
+   * not_needed: the caller stopped needing it (aborted, or `stillNeeded` said no) before it was sent.
+   */
+  why: 'circuit_open' | 'paused' | 'not_needed';
+}
+
+export interface CallOptions {
+  /** Aborts the call in flight, and any wait (in the queues, for a pause, before a retry). */
+  signal?: AbortSignal;
+  /** Asked after each wait, before anything is sent: false → the call is not made. */
+  stillNeeded?: () => boolean;
+  /** Called just before each try is sent (rounds count calls and date their quotes from it). */
+  onSend?: () => void;
+}
+
+export interface PipelineDeps {
+  connector: Pick<PartnerConnector, 'quote' | 'order' | 'orderStatus'>;
+  gates: SellerGates;
+  stats: SellerStats;
+  /** Seller calls in flight at once across all sellers and kinds. */
+  globalConcurrency: number;
+  metrics?: Metrics;
+  /** Jitter source for retry waits (tests pin it). */
+  random?: () => number;
+}
+
+/** The longest a caller waits before a retry (a Retry-After beyond it ends the retries). */
+const MAX_RETRY_WAIT_MS = 1_000;
+
+interface Policy<O> {
+  endpoint: CallKind;
+  /** Whether failed outcomes go through the retry table. */
+  retried: boolean;
+  /** How long a call may wait for the seller's Retry-After pause to end; beyond it the call is refused. */
+  pauseWaitMs: (seller: PipelineSeller) => number;
+  /** The failure in an outcome, if it is one. */
+  failure: (o: O) => CallFailure | null;
+  /** What the outcome says about the seller. */
+  observe: (o: O) => Observation;
+}
+
+const QUOTE: Policy<QuoteOutcome> = {
+  endpoint: 'quote',
+  retried: true,
+  pauseWaitMs: () => 0,
+  failure: (o) => (o.kind === 'failed' ? o : null),
+  observe: (o) => (o.kind === 'failed' ? observeFailure(o, o.latencyMs) : { verdict: o.kind === 'unanswerable' ? 'neutral' : 'ok', latencyMs: o.latencyMs }),
+};
+
+const ORDER: Policy<OrderOutcome> = {
+  endpoint: 'order',
+  retried: false,
+  pauseWaitMs: (s) => s.timeoutMs,
+  failure: (o) => (o.kind === 'unknown' ? o : null),
+  // A refusal (409/410/422) is a sound answer from a working seller.
+  observe: (o) => (o.kind === 'unknown' ? observeFailure(o, o.latencyMs) : { verdict: 'ok', latencyMs: o.latencyMs }),
+};
+
+const ORDER_STATUS: Policy<OrderStatusOutcome> = {
+  endpoint: 'orderStatus',
+  retried: true,
+  pauseWaitMs: (s) => s.timeoutMs,
+  failure: (o) => (o.kind === 'unknown' ? o : null),
+  observe: (o) => (o.kind === 'unknown' ? observeFailure(o, o.latencyMs) : { verdict: 'ok', latencyMs: o.latencyMs }),
+};
+
+function observeFailure(f: CallFailure, latencyMs: number): Observation {
+  switch (f.cause.kind) {
+    case 'aborted':
+    case 'unsendable':
+      return { verdict: 'neutral', latencyMs };
+    case 'http':
+      return { verdict: 'failed', latencyMs, rateLimited: f.cause.status === 429, retryAfterMs: f.retryAfterMs };
+    case 'timeout':
+    case 'network':
+    case 'unreadable':
+      return { verdict: 'failed', latencyMs };
+    default: {
+      const never: never = f.cause;
+      throw new Error(`unknown failure cause ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+const NOT_NEEDED: Refused = { kind: 'refused', why: 'not_needed' };
+const NEUTRAL: Observation = { verdict: 'neutral', latencyMs: 0 };
+
+export class SellerPipeline {
+  readonly #d: PipelineDeps;
+  readonly #global: LimitFunction;
+
+  constructor(deps: PipelineDeps) {
+    this.#d = deps;
+    this.#global = pLimit(deps.globalConcurrency);
+  }
+
+  /** False while the seller is out of service here (breaker open, Retry-After pause): skip it rather than queue. */
+  available(seller: PipelineSeller): boolean {
+    return this.#d.gates.get(seller).available();
+  }
+
+  /** A quote, for a round or to revalidate a cached price before ordering on it. */
+  quote(seller: PipelineSeller, params: QuoteParams, options: CallOptions = {}): Promise<QuoteOutcome | Refused> {
+    return this.#call(seller, QUOTE, (signal) => this.#d.connector.quote(seller, params, signal), options);
+  }
+
+  /** One order call. Never repeated here: the attempt driver repeats it, with the same idempotency key. */
+  order(seller: PipelineSeller, params: OrderParams, options: CallOptions = {}): Promise<OrderOutcome | Refused> {
+    return this.#call(seller, ORDER, (signal) => this.#d.connector.order(seller, params, signal), options);
+  }
+
+  orderStatus(seller: PipelineSeller, params: OrderStatusParams, options: CallOptions = {}): Promise<OrderStatusOutcome | Refused> {
+    return this.#call(seller, ORDER_STATUS, (signal) => this.#d.connector.orderStatus(seller, params, signal), options);
+  }
+
+  async #call<O extends { kind: string; latencyMs: number }>(
+    seller: PipelineSeller,
+    policy: Policy<O>,
+    send: (signal: AbortSignal | undefined) => Promise<O>,
+    options: CallOptions,
+  ): Promise<O | Refused> {
+    const { gates, stats, metrics } = this.#d;
+    const { signal, stillNeeded, onSend } = options;
+    const needed = () => !signal?.aborted && (stillNeeded?.() ?? true);
+    const gate = gates.get(seller);
+
+    const pause = gate.pausedFor();
+    if (pause > 0) {
+      if (pause > policy.pauseWaitMs(seller)) return this.#refused(seller, policy.endpoint, 'paused');
+      await sleep(pause, signal);
+      if (!needed()) return NOT_NEEDED;
+    }
+    if (!gate.available()) return this.#refused(seller, policy.endpoint, 'circuit_open');
+
+    for (let attempt = 1; ; attempt++) {
+      let seen: Observation = NEUTRAL;
+      let outcome: O | Refused;
+      try {
+        outcome = await gate.run(
+          () =>
+            this.#global(async (): Promise<O | Refused> => {
+              // Queued behind the caps: by now the call may no longer be needed.
+              if (!needed()) return NOT_NEEDED;
+              onSend?.();
+              stats.started(seller.id);
+              const o = await send(signal);
+              seen = policy.observe(o);
+              stats.finished(seller.id, seen);
+              recordCall(metrics, seller, policy.endpoint, o);
+              return o;
+            }),
+          () => seen,
+        );
+      } catch (e) {
+        if (e instanceof OpenCircuitError) return this.#refused(seller, policy.endpoint, 'circuit_open');
+        throw e;
+      }
+      if (isRefused(outcome) || !policy.retried) return outcome;
+      const failure = policy.failure(outcome);
+      if (failure === null) return outcome;
+      const next = retryDecision(failure, attempt, Math.min(MAX_RETRY_WAIT_MS, seller.timeoutMs), this.#d.random);
+      if (!next.retry || !needed()) return outcome;
+      metrics?.sellerRetries.inc({ seller: seller.name, endpoint: policy.endpoint, cause: causeLabel(failure) });
+      await sleep(next.delayMs, signal);
+      // Nobody waits any more: the failure stands as the answer.
+      if (!needed()) return outcome;
+    }
+  }
+
+  #refused(seller: PipelineSeller, endpoint: CallKind, why: 'circuit_open' | 'paused'): Refused {
+    this.#d.metrics?.sellerCallsRefused.inc({ seller: seller.name, endpoint, why });
+    return { kind: 'refused', why };
+  }
+}
+
+export function isRefused(o: { kind: string }): o is Refused {
+  return o.kind === 'refused';
+}
+
+/** Waits, or stops waiting as soon as the signal aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    if (signal) {
+      // A round's one signal is shared by every call and wait of the round.
+      setMaxListeners(0, signal);
+      signal.addEventListener('abort', done, { once: true });
+    }
+  });
+}
+
+function causeLabel(f: CallFailure): string {
+  const c = f.cause;
+  return c.kind === 'http' ? `http_${c.status}` : c.kind === 'network' ? c.errno : c.kind;
+}
+
+/** Counts one partner call and its latency, by seller, endpoint and outcome. */
+function recordCall(metrics: Metrics | undefined, seller: { name: string }, endpoint: CallKind, o: { kind: string; latencyMs: number; cause?: CallFailure['cause'] }): void {
+  if (!metrics) return;
+  const failure = o.cause;
+  const outcome = failure === undefined ? o.kind : failure.kind === 'http' ? `http_${failure.status}` : failure.kind;
+  metrics.sellerCalls.inc({ seller: seller.name, endpoint, outcome });
+  // Aborted and unsent calls took no time of the seller's worth measuring.
+  if (failure?.kind !== 'aborted' && failure?.kind !== 'unsendable') {
+    metrics.sellerLatency.observe({ seller: seller.name, endpoint }, o.latencyMs / 1000);
+  }
+}
