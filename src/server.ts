@@ -25,15 +25,15 @@ import { AttemptDriver } from './engine/attempt-driver.js';
 import { OrderingService } from './engine/ordering.js';
 import { RoundCoordinator } from './engine/round.js';
 import { SellerDirectory } from './engine/seller-directory.js';
-import { SellerStats } from './engine/seller-stats.js';
+import { SellerStats } from './partners/seller-stats.js';
 import { type InventoryGuard, MemoryInventoryGuard } from './infra/inventory.js';
 import { RedisLimits } from './infra/redis-limits.js';
 import { PartnerConnector } from './partners/connector.js';
+import { SellerPipeline } from './partners/pipeline.js';
 import { type EmbeddedSandbox, embedSandbox } from './partners/sandbox/embed.js';
 import type { SandboxFleet } from './partners/sandbox/fleet.js';
 import { SandboxPaymentGateway } from './payments/sandbox-gateway.js';
-import pLimit from 'p-limit';
-import { SellerGates } from './engine/seller-gate.js';
+import { SellerGates } from './partners/seller-gate.js';
 import { Metrics } from './infra/metrics.js';
 import { limitRules } from './http/query-limits.js';
 import { httpOperationLimits } from './http/operation-limits.js';
@@ -94,7 +94,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let apollo: ApolloServer<Context> | undefined;
   let sandbox: EmbeddedSandbox | null = null;
   let shared: RedisLimits | null = null;
-  const connector = new PartnerConnector({ connectionsPerOrigin: config.connectionsPerOrigin });
+  const connector = new PartnerConnector({ connectionsPerOrigin: config.connectionsPerOrigin, clock });
   try {
     await database.migrate();
     if (config.redisUrl) {
@@ -112,7 +112,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const bus = pubsub;
     const metrics = new Metrics();
     let engine: Engine | null = null;
-    const directory = new SellerDirectory(() => listSellers(db));
+    const directory = new SellerDirectory(() => listSellers(db), clock);
     const requests = new RequestService({
       db,
       pubsub: bus,
@@ -122,15 +122,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         engine?.onCommitted(row, change);
         countOutcome(metrics, row, change);
       },
-      admission: new Admission(db, config.maxBacklog, config.overloadedRetryAfterMs),
+      admission: new Admission(db, config.maxBacklog, config.overloadedRetryAfterMs, clock),
     });
     const sellers = new SellerService({ db, clock, sellerUrls: config.sellerUrls, onChanged: () => directory.invalidate() });
     const gates = config.engine.enabled
-      ? new SellerGates({
-          initialConcurrency: config.engine.sellerInitialConcurrency,
-          breakerThreshold: config.engine.breakerThreshold,
-          breakerHalfOpenMs: config.engine.breakerHalfOpenMs,
-        })
+      ? new SellerGates(
+          {
+            initialConcurrency: config.engine.sellerInitialConcurrency,
+            breakerThreshold: config.engine.breakerThreshold,
+            breakerHalfOpenMs: config.engine.breakerHalfOpenMs,
+          },
+          clock,
+        )
       : null;
     const auth = new Auth(config.jwtSecret);
     const callbacks = new CallbackReceiver({
@@ -302,17 +305,17 @@ function composeEngine(o: {
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const cache = new MemoryOfferCache();
   const stats = new SellerStats();
+  // The one way every seller call is made — quotes, revalidations, orders, status checks.
+  const pipeline = new SellerPipeline({ connector, gates, stats, globalConcurrency: e.globalConcurrency, metrics });
   const callbackUrl = (sellerId: string) => `${o.publicUrl}/partners/${sellerId}/callbacks`;
   let engine: Engine | null = null;
   const rounds = new RoundCoordinator({
     directory,
-    connector,
+    pipeline,
     cache,
     stats,
     clock,
     log,
-    globalLimit: pLimit(e.globalConcurrency),
-    gates,
     improvementWindowMs: e.improvementWindowMs,
     callbackUrl,
     metrics,
@@ -321,9 +324,8 @@ function composeEngine(o: {
   const driver = new AttemptDriver({
     db,
     requests,
-    connector,
+    pipeline,
     gateway: new SandboxPaymentGateway(db, clock),
-    gates,
     cache,
     directory,
     clock,
@@ -339,7 +341,7 @@ function composeEngine(o: {
     db,
     requests,
     driver,
-    connector,
+    pipeline,
     inventory,
     gates,
     cache,

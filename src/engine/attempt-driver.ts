@@ -1,30 +1,31 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Db } from '../db/client.js';
+import type { Db, Executor } from '../db/client.js';
 import { advanceAttempt, type AttemptChanges, attemptsForRequests, findAttempt, findAttemptByKey } from '../db/queries/attempts.js';
 import { findRequestById } from '../db/queries/requests.js';
 import { findOpenDeadLetter, insertDeadLetter } from '../db/queries/dead-letters.js';
 import type { AttemptRow, RequestRow, SellerRow } from '../db/schema.js';
 import type { Metrics } from '../infra/metrics.js';
 import { type OrderMapping, parseOrderResponse } from '../partners/mapping.js';
-import type { OrderOutcome, PartnerConnector } from '../partners/connector.js';
-import type { PaymentGateway } from '../payments/gateway.js';
+import { isOrderRejected, isSuccess } from '../partners/answers.js';
+import type { Refused, SellerPipeline } from '../partners/pipeline.js';
+import { PaymentConflictError, type PaymentGateway } from '../payments/gateway.js';
 import type { Clock } from '../domain/clock.js';
 import { toError } from '../domain/errors.js';
-import { bookOf, money } from '../domain/books.js';
+import { bookOf } from '../domain/books.js';
+import { NO_SELLER_BEFORE_DEADLINE, events } from '../domain/events.js';
+import { type LiveAttemptState, canMoveAttempt, isAttemptLive } from '../domain/lifecycle.js';
 import type { AttemptState } from '../domain/types.js';
 import type { Change, RequestService } from '../services/requests.js';
 import type { OfferCache } from './offer-cache.js';
-import { recordCall } from './round.js';
 import type { SellerDirectory } from './seller-directory.js';
-import { OpenCircuitError, type SellerGates } from './seller-gate.js';
 
 export interface AttemptDriverDeps {
   db: Db;
   requests: RequestService;
-  connector: Pick<PartnerConnector, 'order' | 'orderStatus'>;
+  /** Orders and status checks go through the one seller-call pipeline (gate, caps, stats); it never repeats an order. */
+  pipeline: Pick<SellerPipeline, 'order' | 'orderStatus'>;
   gateway: PaymentGateway;
-  gates: SellerGates;
   cache: OfferCache;
   directory: SellerDirectory;
   clock: Clock;
@@ -45,6 +46,66 @@ export interface AttemptDriverDeps {
 /** How one attempt ended, as far as this call could take it. */
 export type AttemptOutcome = 'succeeded' | 'declined' | 'rejected' | 'unknown';
 
+/** What a drive knows besides the row, fixed for the whole drive (but the count of retries). */
+interface DriveContext {
+  readonly seller: SellerRow;
+  readonly request: RequestRow;
+  /** Unknown outcomes retried in place so far in this drive. */
+  inline: number;
+}
+
+/**
+ * What one step did: wrote the attempt's next row (null: another driver moved it first, so
+ * continue from what that one wrote), or stopped the drive with an outcome.
+ */
+type StepResult = { readonly next: AttemptRow | null } | { readonly stop: AttemptOutcome };
+
+/** One step per live attempt state: it makes that state's external call and writes the move. */
+type Steps = { readonly [S in LiveAttemptState]: (a: AttemptRow, ctx: DriveContext) => Promise<StepResult> };
+
+/** Thrown when code asks for an attempt move ATTEMPT_TRANSITIONS forbids: a bug, never written. */
+export class IllegalAttemptMoveError extends Error {
+  constructor(
+    readonly attemptId: string,
+    readonly from: AttemptState,
+    readonly to: AttemptState,
+  ) {
+    super(from === to ? `order attempt ${attemptId} is ${from}: a finished attempt is never written again` : `illegal order attempt move ${from} → ${to} (attempt ${attemptId})`);
+    this.name = 'IllegalAttemptMoveError';
+  }
+}
+
+/**
+ * Every write of an attempt row goes through here. A move (`to` differs from the state the row
+ * was read in) is checked against ATTEMPT_TRANSITIONS before anything is written; `to` equal to
+ * the current state keeps the attempt where it is (a lease, a due time, a count of tries). The
+ * row is written only if still in the state it was read in: null when another writer moved it.
+ */
+export async function advance(
+  ex: Executor,
+  a: Pick<AttemptRow, 'id' | 'state'>,
+  to: AttemptState,
+  changes: Omit<AttemptChanges, 'state'> & { updatedAt: Date },
+): Promise<AttemptRow | null> {
+  if (to === a.state ? !isAttemptLive(to) : !canMoveAttempt(a.state, to)) throw new IllegalAttemptMoveError(a.id, a.state, to);
+  return advanceAttempt(ex, a.id, a.state, to === a.state ? changes : { ...changes, state: to });
+}
+
+/**
+ * An operator re-drives an attempt left for attention: it becomes due now with a fresh count of
+ * tries, and the next reconciliation pass (any instance's) drives it from its row. A function of
+ * the row rather than of a running driver, so an instance without the engine can re-drive too.
+ * 'finished' when the attempt was resolved meanwhile.
+ */
+export async function redriveAttempt(ex: Executor, attemptId: string, now: Date): Promise<'due' | 'finished'> {
+  const a = await findAttempt(ex, attemptId);
+  if (!a) throw new Error('the attempt no longer exists');
+  if (!isAttemptLive(a.state)) return 'finished';
+  const moved = await advance(ex, a, a.state, { tries: 0, needsAttention: false, nextCheckAt: now, leaseOwner: null, leaseExpiresAt: null, updatedAt: now });
+  if (!moved) throw new Error('the attempt changed while being re-driven; try again');
+  return 'due';
+}
+
 /**
  * Drives order attempts exactly once (SPEC §4). Every step is written to the attempt's row
  * before the next external call, with the attempt's idempotency key on every call, so `drive`
@@ -52,6 +113,15 @@ export type AttemptOutcome = 'succeeded' | 'declined' | 'rejected' | 'unknown';
  * a repeated step never orders or charges twice.
  */
 export class AttemptDriver {
+  /** The attempt lifecycle's live states, one step each (ATTEMPT_TRANSITIONS says where each may go). */
+  private readonly steps: Steps = {
+    authorizing: (a, ctx) => this.authorize(a, ctx),
+    ordering: (a, ctx) => this.order(a, ctx),
+    unknown: (a, ctx) => this.askStatus(a, ctx),
+    capturing: (a, ctx) => this.capture(a, ctx),
+    voiding: (a, ctx) => this.voidAuthorization(a, ctx),
+  };
+
   constructor(private readonly d: AttemptDriverDeps) {}
 
   /**
@@ -64,125 +134,107 @@ export class AttemptDriver {
     // Only fields fixed at creation are read (payment token, address, book): a known row will do.
     const request = knownRequest ?? (await findRequestById(this.d.db, a.requestId));
     if (!seller || !request) throw new Error(`attempt ${a.id} names a missing seller or request`);
-    const heldLongEnough = a.leaseOwner === this.d.owner && (a.leaseExpiresAt?.getTime() ?? 0) > Date.now() + seller.timeoutMs;
-    if (a.state !== 'succeeded' && a.state !== 'failed' && !heldLongEnough) {
+    const heldLongEnough = a.leaseOwner === this.d.owner && (a.leaseExpiresAt?.getTime() ?? 0) > this.d.clock.now().getTime() + seller.timeoutMs;
+    if (isAttemptLive(a.state) && !heldLongEnough) {
       // Hold the attempt for as long as this seller's calls can take before the first one.
-      a = (await this.advance(a, seller, {})) ?? (await this.reload(a));
+      a = (await this.move(a, seller, a.state, {})) ?? (await this.reload(a));
     }
-    let inline = 0;
+    const ctx: DriveContext = { seller, request, inline: 0 };
     for (;;) {
-      const state: AttemptState = a.state;
-      let next: AttemptRow | null;
-      switch (state) {
-        case 'authorizing': {
-          let auth;
-          try {
-            auth = await this.d.gateway.authorize({ key: a.idempotencyKey, amountCents: a.offer.totalCents, currency: a.offer.currency, token: request.paymentToken });
-          } catch (e) {
-            return this.defer(a, seller, `payment provider: ${toError(e).message}`);
-          }
-          if (auth.status === 'declined') {
-            next = await this.advance(a, seller, { state: 'failed', paymentState: 'declined', failure: `payment declined: ${auth.reason}` });
-          } else {
-            next = await this.advance(a, seller, { state: 'ordering', paymentState: 'authorized', authorizationId: auth.authorizationId });
-          }
-          break;
-        }
-        case 'ordering': {
-          let placed: OrderOutcome;
-          try {
-            placed = await this.d.gates.get(seller).run(
-              () =>
-                this.d.connector.order(seller, {
-                  book: bookOf(request),
-                  requestId: a.requestId,
-                  idempotencyKey: a.idempotencyKey,
-                  offerId: a.offer.offerId,
-                  totalCents: a.offer.totalCents,
-                  currency: a.offer.currency,
-                  shipping: request.shippingAddress,
-                }),
-              classifyOrder,
-            );
-            recordCall(this.d.metrics, seller, 'order', placed);
-          } catch (e) {
-            // Nothing was sent: the attempt stays where it is and is tried again after the backoff.
-            if (e instanceof OpenCircuitError) return this.defer(a, seller, `${seller.name} is unavailable (circuit open)`);
-            throw e;
-          }
-          if (placed.kind === 'confirmed') {
-            next = await this.advance(a, seller, {
-              state: 'capturing',
-              sellerOrderId: placed.orderId,
-              orderTotalCents: placed.totalCents,
-              deliveryEta: placed.deliveryEta,
-            });
-          } else if (placed.kind === 'rejected') {
-            this.d.cache.invalidate(request.bookKey, seller.id);
-            next = await this.advance(a, seller, { state: 'voiding', failure: `${seller.name} refused the order (${placed.status}): ${placed.reason}` });
-          } else {
-            const why = placed.kind === 'pending' ? 'the seller will confirm later' : `${placed.reason}${placed.status ? ` (HTTP ${placed.status})` : ''}`;
-            next = await this.advance(a, seller, { state: 'unknown', lastError: why });
-            if (next && (placed.kind === 'pending' || inline >= this.d.inlineRetries)) return this.defer(next, seller, why);
-            inline += 1;
-          }
-          break;
-        }
-        case 'unknown': {
-          // Ask the seller what became of the order; without a status endpoint, repeating the
-          // order with the same key is the question (the seller answers with the same order).
-          if (!seller.orderStatus) {
-            next = await this.advance(a, seller, { state: 'ordering' });
-            break;
-          }
-          const status = await this.d.connector.orderStatus(seller, {
-            book: bookOf(request),
-            requestId: a.requestId,
-            idempotencyKey: a.idempotencyKey,
-            sellerOrderId: a.sellerOrderId,
-          });
-          recordCall(this.d.metrics, seller, 'orderStatus', status);
-          if (status.kind === 'placed') {
-            next = await this.advance(a, seller, { state: 'capturing', sellerOrderId: status.orderId, orderTotalCents: status.totalCents, deliveryEta: status.deliveryEta });
-          } else if (status.kind === 'not_placed') {
-            next = await this.advance(a, seller, { state: 'ordering' });
-          } else {
-            return this.defer(a, seller, `order status unknown: ${status.reason}`);
-          }
-          break;
-        }
-        case 'capturing': {
-          try {
-            await this.d.gateway.capture({ key: a.idempotencyKey, amountCents: a.offer.totalCents });
-          } catch (e) {
-            return this.defer(a, seller, `capture: ${toError(e).message}`);
-          }
-          // The attempt's success and the request's ORDERED commit together: one transaction.
-          if (await this.completeOrder(a, seller)) return 'succeeded';
-          next = await this.advance(a, seller, { state: 'succeeded', paymentState: 'captured', nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null });
-          break;
-        }
-        case 'voiding': {
-          try {
-            await this.d.gateway.void({ key: a.idempotencyKey });
-          } catch (e) {
-            return this.defer(a, seller, `void: ${toError(e).message}`);
-          }
-          next = await this.advance(a, seller, { state: 'failed', paymentState: a.paymentState === 'authorized' ? 'voided' : a.paymentState, nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null });
-          break;
-        }
-        case 'succeeded':
-        case 'failed':
-          // Finished: make sure the request says so too (a crash may have come in between).
-          return this.settle(a, seller);
-        default: {
-          const never: never = state;
-          throw new Error(`unknown attempt state ${String(never)}`);
-        }
-      }
+      const state = a.state;
+      // Finished: make sure the request says so too (a crash may have come in between).
+      if (!isAttemptLive(state)) return this.settle(a, seller);
+      const result = await this.steps[state](a, ctx);
+      if ('stop' in result) return result.stop;
       // Another driver moved the attempt first: continue from what it wrote.
-      a = next ?? (await this.reload(a));
+      a = result.next ?? (await this.reload(a));
     }
+  }
+
+  private async authorize(a: AttemptRow, { seller, request }: DriveContext): Promise<StepResult> {
+    let auth;
+    try {
+      auth = await this.d.gateway.authorize({ key: a.idempotencyKey, amountCents: a.offer.totalCents, currency: a.offer.currency, token: request.paymentToken });
+    } catch (e) {
+      // A conflict is the provider's final word (this key holds another amount): fail once, never loop.
+      if (e instanceof PaymentConflictError) return { next: await this.move(a, seller, 'failed', { failure: `payment conflict: ${e.message}` }) };
+      return this.defer(a, seller, `payment provider: ${toError(e).message}`);
+    }
+    if (auth.status === 'declined') {
+      return { next: await this.move(a, seller, 'failed', { paymentState: 'declined', failure: `payment declined: ${auth.reason}` }) };
+    }
+    return { next: await this.move(a, seller, 'ordering', { paymentState: 'authorized', authorizationId: auth.authorizationId }) };
+  }
+
+  private async order(a: AttemptRow, ctx: DriveContext): Promise<StepResult> {
+    const { seller, request } = ctx;
+    const placed = await this.d.pipeline.order(seller, {
+      book: bookOf(request),
+      requestId: a.requestId,
+      idempotencyKey: a.idempotencyKey,
+      offerId: a.offer.offerId,
+      totalCents: a.offer.totalCents,
+      currency: a.offer.currency,
+      shipping: request.shippingAddress,
+    });
+    // Nothing was sent: the attempt stays where it is and is tried again after the backoff.
+    if (placed.kind === 'refused') return this.defer(a, seller, unavailable(seller, placed, a.lastError));
+    if (placed.kind === 'confirmed') {
+      return {
+        next: await this.move(a, seller, 'capturing', { sellerOrderId: placed.orderId, orderTotalCents: placed.totalCents, deliveryEta: placed.deliveryEta }),
+      };
+    }
+    if (placed.kind === 'rejected') {
+      this.d.cache.invalidate(request.bookKey, seller.id);
+      return { next: await this.move(a, seller, 'voiding', { failure: `${seller.name} refused the order (${placed.status}): ${placed.reason}` }) };
+    }
+    const why = placed.kind === 'pending' ? 'the seller will confirm later' : `${placed.reason}${placed.status ? ` (HTTP ${placed.status})` : ''}`;
+    const next = await this.move(a, seller, 'unknown', { lastError: why });
+    if (next && (placed.kind === 'pending' || ctx.inline >= this.d.inlineRetries)) return this.defer(next, seller, why);
+    ctx.inline += 1;
+    return { next };
+  }
+
+  private async askStatus(a: AttemptRow, { seller, request }: DriveContext): Promise<StepResult> {
+    // Ask the seller what became of the order; without a status endpoint, repeating the
+    // order with the same key is the question (the seller answers with the same order).
+    if (!seller.orderStatus) return { next: await this.move(a, seller, 'ordering', {}) };
+    const status = await this.d.pipeline.orderStatus(seller, {
+      book: bookOf(request),
+      requestId: a.requestId,
+      idempotencyKey: a.idempotencyKey,
+      sellerOrderId: a.sellerOrderId,
+    });
+    if (status.kind === 'refused') return this.defer(a, seller, unavailable(seller, status, a.lastError));
+    if (status.kind === 'placed') {
+      return {
+        next: await this.move(a, seller, 'capturing', { sellerOrderId: status.orderId, orderTotalCents: status.totalCents, deliveryEta: status.deliveryEta }),
+      };
+    }
+    if (status.kind === 'not_placed') return { next: await this.move(a, seller, 'ordering', {}) };
+    return this.defer(a, seller, `order status unknown: ${status.reason}`);
+  }
+
+  private async capture(a: AttemptRow, { seller }: DriveContext): Promise<StepResult> {
+    try {
+      await this.d.gateway.capture({ key: a.idempotencyKey, amountCents: a.offer.totalCents });
+    } catch (e) {
+      // The seller has the order but the provider will never capture it: an operator's case, raised once.
+      return this.defer(a, seller, `capture: ${toError(e).message}`, e instanceof PaymentConflictError);
+    }
+    // The attempt's success and the request's ORDERED commit together: one transaction.
+    if (await this.completeOrder(a, seller)) return { stop: 'succeeded' };
+    return { next: await this.move(a, seller, 'succeeded', { paymentState: 'captured', nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null }) };
+  }
+
+  private async voidAuthorization(a: AttemptRow, { seller }: DriveContext): Promise<StepResult> {
+    try {
+      await this.d.gateway.void({ key: a.idempotencyKey });
+    } catch (e) {
+      return this.defer(a, seller, `void: ${toError(e).message}`, e instanceof PaymentConflictError);
+    }
+    const paymentState = a.paymentState === 'authorized' ? 'voided' : a.paymentState;
+    return { next: await this.move(a, seller, 'failed', { paymentState, nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null }) };
   }
 
   /**
@@ -199,8 +251,7 @@ export class AttemptDriver {
           ? {
               ...orderedChange(a, seller, now),
               effects: async (tx) => {
-                done = await advanceAttempt(tx, a.id, a.state, {
-                  state: 'succeeded',
+                done = await advance(tx, a, 'succeeded', {
                   paymentState: 'captured',
                   nextCheckAt: null,
                   leaseOwner: null,
@@ -234,17 +285,13 @@ export class AttemptDriver {
     if (a.paymentState === 'declined') {
       const reason = a.failure ?? 'payment declined';
       await this.d.requests.commit(a.requestId, (cur) =>
-        cur.status === 'ORDERING'
-          ? { to: 'FAILED', type: 'PAYMENT_DECLINED', message: `Payment declined: ${reason}`, changes: { failureReason: reason, nextRunAt: null } }
-          : null,
+        cur.status === 'ORDERING' ? { to: 'FAILED', ...events.paymentDeclined(reason), changes: { failureReason: reason, nextRunAt: null } } : null,
       );
       this.d.metrics?.attempts.inc({ state: a.state, payment: a.paymentState });
       return 'declined';
     }
     await this.d.requests.commit(a.requestId, (cur) =>
-      cur.status === 'ORDERING'
-        ? { type: 'ORDER_REFUSED', message: a.failure ?? 'the seller refused the order', data: { attemptNo: a.attemptNo } }
-        : null,
+      cur.status === 'ORDERING' ? events.orderRefused({ attemptNo: a.attemptNo, failure: a.failure }) : null,
     );
     this.d.metrics?.attempts.inc({ state: a.state, payment: a.paymentState });
     return 'rejected';
@@ -280,20 +327,19 @@ export class AttemptDriver {
     const now = this.d.clock.now();
     const due = { nextCheckAt: now, leaseOwner: null, leaseExpiresAt: null, updatedAt: now };
     let moved: AttemptRow | null = null;
-    if (status >= 200 && status <= 299) {
+    if (isSuccess(status)) {
       const parsed = parseOrderResponse(body, seller.order.response as OrderMapping);
       if (!parsed.orderId) return 'ignored';
-      moved = await advanceAttempt(this.d.db, a.id, 'unknown', {
+      moved = await advance(this.d.db, a, 'capturing', {
         ...due,
-        state: 'capturing',
         sellerOrderId: parsed.orderId,
         orderTotalCents: parsed.totalCents,
         deliveryEta: parsed.deliveryEta,
       });
-    } else if (status === 409 || status === 410 || status === 422) {
+    } else if (isOrderRejected(status)) {
       const request = await findRequestById(this.d.db, a.requestId);
       if (request) this.d.cache.invalidate(request.bookKey, seller.id);
-      moved = await advanceAttempt(this.d.db, a.id, 'unknown', { ...due, state: 'voiding', failure: `${seller.name} refused the order (${status})` });
+      moved = await advance(this.d.db, a, 'voiding', { ...due, failure: `${seller.name} refused the order (${status})` });
     }
     return moved ? 'applied' : 'ignored';
   }
@@ -307,30 +353,39 @@ export class AttemptDriver {
     await this.d.requests.commit(requestId, (cur) => {
       if (cur.status !== 'ORDERING') return null;
       if (now >= cur.expiresAt) {
-        return { to: 'FAILED', type: 'FAILED', message: 'No seller could take the order before the deadline', changes: { failureReason: 'No seller could take the order before the deadline', nextRunAt: null } };
+        return { to: 'FAILED', ...events.noSellerBeforeDeadline(), changes: { failureReason: NO_SELLER_BEFORE_DEADLINE, nextRunAt: null } };
       }
-      return { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'Looking for another offer after sellers refused the order', changes: { nextRunAt: now } };
+      return { to: 'SEARCHING', ...events.searchStarted('after_refusals'), changes: { nextRunAt: now } };
     });
   }
 
-  private async advance(a: AttemptRow, seller: SellerRow, changes: AttemptChanges): Promise<AttemptRow | null> {
+  /**
+   * Writes one step of the drive: moves the attempt to `to` (or keeps it where it is, when `to`
+   * is its state) and, while it is live, holds it for this instance until the seller's calls can
+   * have ended; past that the reconciler may pick it up.
+   */
+  private async move(a: AttemptRow, seller: SellerRow, to: AttemptState, changes: Omit<AttemptChanges, 'state'>): Promise<AttemptRow | null> {
     const now = this.d.clock.now();
-    const finished = changes.state === 'succeeded' || changes.state === 'failed';
-    return advanceAttempt(this.d.db, a.id, a.state, {
-      ...(finished ? {} : { leaseOwner: this.d.owner, leaseExpiresAt: new Date(now.getTime() + this.leaseFor(seller)), nextCheckAt: new Date(now.getTime() + this.leaseFor(seller)) }),
+    const until = new Date(now.getTime() + this.leaseFor(seller));
+    return advance(this.d.db, a, to, {
+      ...(isAttemptLive(to) ? { leaseOwner: this.d.owner, leaseExpiresAt: until, nextCheckAt: until } : {}),
       ...changes,
       updatedAt: now,
     });
   }
 
-  /** Leaves the attempt for the reconciler: due again after a backoff, flagged after many tries. */
-  private async defer(a: AttemptRow, seller: SellerRow, why: string): Promise<AttemptOutcome> {
+  /**
+   * Leaves the attempt for the reconciler: due again after a backoff, flagged after many tries.
+   * A definitive failure (a payment conflict) is flagged at once and not due again: only an
+   * operator's re-drive picks it up, so it never loops.
+   */
+  private async defer(a: AttemptRow, seller: SellerRow, why: string, definitive = false): Promise<StepResult> {
     const now = this.d.clock.now();
     const tries = a.tries + 1;
     const backoff = this.d.unknownBackoffMs[Math.min(tries - 1, this.d.unknownBackoffMs.length - 1)] ?? 1000;
-    const needsAttention = tries >= this.d.attentionAfterTries;
-    const moved = await advanceAttempt(this.d.db, a.id, a.state, {
-      nextCheckAt: new Date(now.getTime() + jitter(backoff)),
+    const needsAttention = definitive || tries >= this.d.attentionAfterTries;
+    const moved = await advance(this.d.db, a, a.state, {
+      nextCheckAt: definitive ? null : new Date(now.getTime() + jitter(backoff)),
       leaseOwner: null,
       leaseExpiresAt: null,
       lastError: why,
@@ -350,15 +405,11 @@ export class AttemptDriver {
           createdAt: now,
         });
       }
-      await this.d.requests.commit(a.requestId, (cur) =>
-        cur.status === 'ORDERING' ? { type: 'ORDER_UNRESOLVED', message: `Still confirming the order with ${seller.name} after ${tries} tries: ${why}` } : null,
-      );
+      await this.d.requests.commit(a.requestId, (cur) => (cur.status === 'ORDERING' ? events.orderUnresolved({ seller, tries, why }) : null));
     } else if (moved && a.tries === 0) {
-      await this.d.requests.commit(a.requestId, (cur) =>
-        cur.status === 'ORDERING' ? { type: 'ORDER_IN_DOUBT', message: `Confirming the order with ${seller.name}: ${why}` } : null,
-      );
+      await this.d.requests.commit(a.requestId, (cur) => (cur.status === 'ORDERING' ? events.orderInDoubt({ seller, why }) : null));
     }
-    return 'unknown';
+    return { stop: 'unknown' };
   }
 
   private async reload(a: AttemptRow): Promise<AttemptRow> {
@@ -373,15 +424,16 @@ export class AttemptDriver {
   }
 }
 
-function classifyOrder(o: OrderOutcome) {
-  const failed = o.kind === 'unknown';
-  return {
-    failed,
-    latencyMs: o.latencyMs,
-    aborted: failed && o.aborted,
-    retryAfterMs: failed ? o.retryAfterMs : null,
-    rateLimited: failed && o.status === 429,
-  };
+const LAST_ANSWER = '; last answer: ';
+
+/**
+ * Why the pipeline sent nothing to the seller, for the attempt's lastError. What the seller last
+ * said is kept: the refusal is about the seller's gate, not news about the order.
+ */
+function unavailable(seller: SellerRow, r: Refused, lastError: string | null): string {
+  const why = `${seller.name} is unavailable (${r.why === 'paused' ? 'it asked us to wait' : r.why === 'circuit_open' ? 'circuit open' : 'call not needed'})`;
+  const last = lastError?.split(LAST_ANSWER).at(-1);
+  return last && !last.startsWith(`${seller.name} is unavailable`) ? `${why}${LAST_ANSWER}${last}` : why;
 }
 
 /** The request's move to ORDERED, with the order's details, for a captured attempt. */
@@ -389,8 +441,7 @@ function orderedChange(a: AttemptRow, seller: SellerRow, placedAt: Date): Change
   const total = a.orderTotalCents ?? a.offer.totalCents;
   return {
     to: 'ORDERED',
-    type: 'ORDERED',
-    message: `Ordered from ${seller.name} for ${money(total, a.offer.currency)} (order ${a.sellerOrderId})`,
+    ...events.ordered({ seller, totalCents: total, currency: a.offer.currency, sellerOrderId: a.sellerOrderId }),
     changes: {
       nextRunAt: null,
       orderDetails: {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
-import { claimDueAttempts, orphanedOrdering } from '../db/queries/attempts.js';
+import { attemptsForRequests, claimDueAttempts, orphanedOrdering } from '../db/queries/attempts.js';
 import { findRequestById } from '../db/queries/requests.js';
 import { claimDueRequests, extendLeases, findExpiredActive, nextDueAt, releaseRequest, wakeWatchers } from '../db/queries/work.js';
 import type { RequestRow, SellerRow } from '../db/schema.js';
@@ -8,9 +8,10 @@ import type { Channel } from '../infra/channel.js';
 import type { PubSub } from '../infra/pubsub.js';
 import type { Clock } from '../domain/clock.js';
 import { isTerminal, canTransition } from '../domain/lifecycle.js';
-import { type SeenOffer, evaluate, snapshot } from './offers.js';
+import { OfferExclusions, evaluate, snapshot } from './offers.js';
 import { bookOf, money } from '../domain/books.js';
 import { SEARCHABLE } from '../domain/statuses.js';
+import { events } from '../domain/events.js';
 import type { AttemptDriver } from './attempt-driver.js';
 import type { OrderingService } from './ordering.js';
 import type { Change, RequestService } from '../services/requests.js';
@@ -65,6 +66,10 @@ interface QuoteArrival {
 }
 const QUOTES = 'engine:quotes';
 const MIN_TICK_SPACING_MS = 10;
+/** Rounds in one claim of a request when what it meant to take keeps slipping away. */
+const SEARCH_PASSES = 3;
+/** Recheck of a request whose offers within budget were held by others. */
+const BLOCKED_RECHECK_MS = 2_000;
 
 interface Active {
   ticket: RoundTicket | null;
@@ -275,62 +280,90 @@ export class Engine {
       const sellers = (await directory.tiers()).reduce((n, t) => n + t.length, 0);
       current = await requests.commit(
         row.id,
-        (cur) => (cur.status === 'PENDING' ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: `Asking sellers for offers (${sellers} configured)` } : null),
+        (cur) => (cur.status === 'PENDING' ? { to: 'SEARCHING', ...events.searchStarted({ sellers }) } : null),
         row,
       );
       if (!current) return this.release(row, null);
     }
-    const ticket = rounds.search(
-      { bookKey: current.bookKey, ...bookOf(current) },
-      { requestId: current.id, conditions: current.conditions, currency: current.currency, maxTotalCents: current.maxTotalCents },
-    );
-    entry.ticket = ticket;
-    if (entry.closed || this.phase !== 'running') ticket.detach();
-    const result = await ticket.result;
-    if (result.detached) return this.release(current, clock.now());
-    await this.decide(current.id, result);
+    // Offers this request may no longer take; a new request has none.
+    const exclusions = row.status === 'PENDING' ? new OfferExclusions() : OfferExclusions.fromAttempts(await attemptsForRequests(this.d.db, [row.id]));
+    for (let pass = 1; ; pass++) {
+      const ticket = rounds.search(
+        { bookKey: current.bookKey, ...bookOf(current) },
+        {
+          requestId: current.id,
+          conditions: current.conditions,
+          currency: current.currency,
+          maxTotalCents: current.maxTotalCents,
+          excludes: exclusions.excludes,
+          shown: current.bestOffer,
+        },
+      );
+      entry.ticket = ticket;
+      if (entry.closed || this.phase !== 'running') ticket.detach();
+      const result = await ticket.result;
+      if (result.detached) return this.release(current, clock.now());
+      const again = await this.decide(current.id, result, exclusions, pass < SEARCH_PASSES);
+      if (!again) return;
+      current = again;
+    }
   }
 
-  /** After a round: order a valid offer, or go on watching with the best price seen. */
-  private async decide(id: string, result: RoundResult): Promise<void> {
+  /**
+   * After a round: order a takeable offer, or go on watching with the best price seen. Returns
+   * the request when offers it meant to take turned out not to be takeable (a last copy gone, a
+   * cached price revalidated away) and nothing was written: the caller searches again at once.
+   */
+  private async decide(id: string, result: RoundResult, exclusions: OfferExclusions, mayRetry: boolean): Promise<RequestRow | null> {
     const { clock, requests, ordering } = this.d;
     let fresh = await findRequestById(this.d.db, id);
-    if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null);
-    if (clock.now() >= fresh.expiresAt) return this.expire(id);
+    if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null).then(() => null);
+    if (clock.now() >= fresh.expiresAt) return this.expire(id).then(() => null);
 
-    const { valid, best } = evaluate(result.offers, fresh);
+    const { valid } = evaluate(result.takeable.filter((o) => !exclusions.excludes(o)), fresh);
     if (valid.length > 0) {
       if (fresh.status === 'OUT_OF_STOCK') {
         // Back in stock within budget: the lifecycle goes through SEARCHING to ORDERING.
         const seen = fresh;
         fresh = await requests.commit(id, (cur) =>
-          cur.revision === seen.revision ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'The book is available again; checking offers' } : null,
+          cur.revision === seen.revision ? { to: 'SEARCHING', ...events.searchStarted('back_in_stock') } : null,
         );
-        if (!fresh) return this.release(await findRequestById(this.d.db, id), null);
+        if (!fresh) return this.release(await findRequestById(this.d.db, id), null).then(() => null);
       }
-      const outcome = await ordering.orderFirst(fresh, valid);
-      if (outcome !== 'not_started') return this.release(fresh, null);
-      // No valid offer could be taken (last copies reserved, prices moved): keep watching, soon.
+      const lostBefore = exclusions.lostCount;
+      const outcome = await ordering.orderFirst(fresh, valid, exclusions);
+      if (outcome !== 'not_started') return this.release(fresh, null).then(() => null);
       fresh = await findRequestById(this.d.db, id);
-      if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null);
+      if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null).then(() => null);
+      // What it meant to take is gone: the next-best takeable offer is looked for now, not at a recheck.
+      if (mayRetry && exclusions.lostCount > lostBefore) return fresh;
     }
 
-    const target: RequestStatus = best ? 'QUOTED' : 'OUT_OF_STOCK';
-    const bestOffer = best ? snapshot(best) : null;
+    const open = result.offers.filter((o) => !exclusions.excludes(o));
+    const seen = evaluate(open, fresh);
+    // Valid offers it could not take: copies other requests hold, or what it just lost.
+    const blocked = seen.valid.length > 0;
+    let bestOffer: OfferSnapshot | null = seen.best ? snapshot(seen.best) : null;
+    const unheard = result.failed + result.pending;
+    if (!bestOffer && unheard > 0 && fresh.bestOffer && !exclusions.excludes(fresh.bestOffer)) {
+      // Sellers that did not answer are not sellers without the book: keep what was shown.
+      bestOffer = fresh.bestOffer;
+    }
+    const target: RequestStatus = bestOffer ? 'QUOTED' : 'OUT_OF_STOCK';
     const quiet = fresh.status === target && sameOffer(fresh.bestOffer, bestOffer);
     const now = clock.now();
-    const nextRunAt = this.nextRecheck(now, quiet ? fresh.watchCount : 0, result, valid.length > 0, fresh.expiresAt);
+    const nextRunAt = this.nextRecheck(now, quiet ? fresh.watchCount : 0, result, blocked, fresh.expiresAt);
     if (quiet) {
       await releaseRequest(this.d.db, { id, owner: this.d.owner, seenRevision: fresh.revision, nextRunAt, watchCount: fresh.watchCount + 1 });
-      return;
+      return null;
     }
-    const message = await this.outcomeMessage(fresh, best, result, valid.length > 0);
+    const message = await this.outcomeMessage(fresh, bestOffer, result, blocked);
     let known: RequestRow | undefined = fresh;
     if (fresh.status !== target && !canTransition(fresh.status, target)) {
       // QUOTED ⇄ OUT_OF_STOCK goes through SEARCHING, as the lifecycle table says.
       const from = fresh.status;
       known =
-        (await requests.commit(id, (cur) => (cur.status === from ? { to: 'SEARCHING', type: 'SEARCH_STARTED', message: 'Offers changed; checking again' } : null), fresh)) ??
+        (await requests.commit(id, (cur) => (cur.status === from ? { to: 'SEARCHING', ...events.searchStarted('offers_changed') } : null), fresh)) ??
         undefined;
     }
     // Our own last write; anything newer is the user's (a raised budget) and asked for prompt work.
@@ -341,33 +374,39 @@ export class Engine {
       if (cur.leaseOwner !== null && cur.leaseOwner !== this.d.owner) return null;
       return {
         to: target,
-        type: target === 'QUOTED' && cur.status === 'QUOTED' ? 'BEST_OFFER_CHANGED' : target,
-        message,
+        ...events.roundEnded({
+          to: target,
+          from: cur.status,
+          message,
+          tally: { answered: result.answered, unanswerable: result.unanswerable, failed: result.failed, pending: result.pending, offers: result.offers.length },
+        }),
         changes: { bestOffer, nextRunAt: cur.revision === ownRevision ? nextRunAt : cur.nextRunAt, watchCount: 0, leaseOwner: null, leaseExpiresAt: null },
-        data: { answered: result.answered, failed: result.failed, offers: result.offers.length },
       };
     }, known);
     if (!committed) await this.release(fresh, now);
+    return null;
   }
 
-  private nextRecheck(now: Date, watchCount: number, result: RoundResult, hadValid: boolean, expiresAt: Date): Date {
+  private nextRecheck(now: Date, watchCount: number, result: RoundResult, blocked: boolean, expiresAt: Date): Date {
     const { recheckBaseMs, recheckMaxMs } = this.d.config;
-    // Valid offers that could not be taken, or sellers that did not answer: look again without backing off.
-    const steps = hadValid || result.failed > 0 ? 0 : Math.min(watchCount, 20);
+    // Offers within budget that others hold may come free soon: look again shortly.
+    if (blocked) return new Date(Math.min(now.getTime() + Math.min(recheckBaseMs, BLOCKED_RECHECK_MS), expiresAt.getTime()));
+    // Sellers that did not answer: look again without backing off.
+    const steps = result.failed > 0 ? 0 : Math.min(watchCount, 20);
     const delay = Math.min(recheckBaseMs * 2 ** steps, recheckMaxMs) * (0.9 + Math.random() * 0.2);
     return new Date(Math.min(now.getTime() + delay, expiresAt.getTime()));
   }
 
-  private async outcomeMessage(r: RequestRow, best: SeenOffer | null, result: RoundResult, hadValid: boolean): Promise<string> {
+  /** What the round found, in words true to what happened. */
+  private async outcomeMessage(r: RequestRow, best: OfferSnapshot | null, result: RoundResult, blocked: boolean): Promise<string> {
     if (best) {
       const seller = await this.d.directory.get(best.sellerId);
       const where = `${money(best.totalCents, best.currency)} from ${seller?.name ?? 'a seller'}`;
-      if (hadValid) return `Offers within budget were taken or changed before ordering; best now ${where}`;
+      if (blocked) return `Offers within budget are being taken by other requests or could not be taken; best now ${where}`;
+      if (best.totalCents <= r.maxTotalCents) return `No seller answered this time; the best offer seen was ${where}`;
       return `Best offer ${where} is over the budget of ${money(r.maxTotalCents, r.currency)}`;
     }
-    if (result.consulted === 0) return 'No sellers are configured';
-    if (result.failed > 0) return `No offers: ${result.failed} of ${result.consulted} sellers did not answer; the others do not have the book`;
-    return `None of the ${result.answered} sellers has the book`;
+    return describeNoOffers(result, r.isbn !== null);
   }
 
   private async expire(id: string): Promise<void> {
@@ -376,10 +415,7 @@ export class Engine {
       SEARCHABLE.includes(cur.status) && now >= cur.expiresAt
         ? {
             to: 'EXPIRED',
-            type: 'EXPIRED',
-            message: cur.bestOffer
-              ? `The deadline passed; the best price seen was ${money(cur.bestOffer.totalCents, cur.bestOffer.currency)}`
-              : 'The deadline passed with no order',
+            ...events.expired(cur.bestOffer),
             changes: { nextRunAt: null, leaseOwner: null, leaseExpiresAt: null },
           }
         : null,
@@ -452,6 +488,24 @@ export class Engine {
     const n = await wakeWatchers(this.d.db, bookKey, this.d.clock.now()).catch(() => 0);
     if (n > 0) this.wake();
   }
+}
+
+/** Why a round found no offers, seller by seller as they answered (or did not). */
+export function describeNoOffers(result: Pick<RoundResult, 'answered' | 'unanswerable' | 'failed' | 'pending' | 'consulted'>, byIsbn: boolean): string {
+  const { answered, unanswerable, failed, pending, consulted } = result;
+  if (consulted === 0) return 'No sellers are configured';
+  if (answered === consulted) return `None of the ${sellers(answered)} has the book`;
+  if (answered === 0 && unanswerable === 0) return `No seller answered (${sellers(failed + pending)} did not answer yet); checking again shortly`;
+  const parts: string[] = [];
+  if (answered > 0) parts.push(`${sellers(answered)} ${answered === 1 ? 'does' : 'do'} not have the book`);
+  if (unanswerable > 0) parts.push(`${sellers(unanswerable)} cannot ${byIsbn ? 'answer this query' : 'search by title'}`);
+  if (failed > 0) parts.push(`${sellers(failed)} did not answer`);
+  if (pending > 0) parts.push(`${sellers(pending)} will answer later`);
+  return `No offers: ${parts.join(', ')}`;
+}
+
+function sellers(n: number): string {
+  return `${n} ${n === 1 ? 'seller' : 'sellers'}`;
 }
 
 function sameOffer(a: OfferSnapshot | null, b: OfferSnapshot | null): boolean {

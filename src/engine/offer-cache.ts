@@ -7,6 +7,8 @@ export interface CachedQuote {
   condition: 'new' | 'used' | 'any';
   quotedAt: number;
   expiresAt: number;
+  /** The seller cannot answer this query (400/422: a title search it does not support); no offers. */
+  unanswerable?: boolean;
 }
 
 /**

@@ -66,3 +66,52 @@ export function snapshot(o: SeenOffer): OfferSnapshot {
   const { fromCache: _fromCache, ...rest } = o;
   return rest;
 }
+
+/** How a refusal names the offer it was about: the same seller, offer and price. */
+function refusalKey(o: Pick<OfferSnapshot, 'sellerId' | 'offerId' | 'totalCents'>): string {
+  return `${o.sellerId}|${o.offerId ?? ''}|${o.totalCents}`;
+}
+
+/** How a lost copy names its offer: one seller's stock of it, whatever the price. */
+function stockKey(o: Pick<OfferSnapshot, 'sellerId' | 'offerId' | 'condition'>): string {
+  return `${o.sellerId}|${o.condition}|${o.offerId ?? ''}`;
+}
+
+/** A seller that refused this many of a request's orders is not offered another. */
+const REFUSALS_PER_SELLER = 2;
+
+/**
+ * What one request may no longer take (SPEC §3, "Takeable, not just valid"): offers a seller
+ * refused it (and, after repeated refusals, that seller altogether), and offers it could not
+ * take this time round — a last copy gone to another request, a cached price revalidated away,
+ * a seller that stopped taking orders.
+ */
+export class OfferExclusions {
+  private readonly refused = new Set<string>();
+  private readonly refusalsBySeller = new Map<string, number>();
+  private readonly lost = new Set<string>();
+
+  /** From the request's finished attempts: every refused one counts. */
+  static fromAttempts(attempts: readonly { state: string; paymentState: string; sellerId: string; offer: OfferSnapshot }[]): OfferExclusions {
+    const x = new OfferExclusions();
+    for (const a of attempts) if (a.state === 'failed' && a.paymentState !== 'declined') x.refuse(a.offer);
+    return x;
+  }
+
+  refuse(o: OfferSnapshot): void {
+    this.refused.add(refusalKey(o));
+    this.refusalsBySeller.set(o.sellerId, (this.refusalsBySeller.get(o.sellerId) ?? 0) + 1);
+  }
+
+  lose(o: OfferSnapshot): void {
+    this.lost.add(stockKey(o));
+  }
+
+  /** Offers lost so far: a new loss is a reason to search again at once. */
+  get lostCount(): number {
+    return this.lost.size;
+  }
+
+  readonly excludes = (o: OfferSnapshot): boolean =>
+    this.refused.has(refusalKey(o)) || this.lost.has(stockKey(o)) || (this.refusalsBySeller.get(o.sellerId) ?? 0) >= REFUSALS_PER_SELLER;
+}

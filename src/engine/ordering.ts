@@ -1,26 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { type AttemptRow, type RequestRow, type SellerRow } from '../db/schema.js';
-import { attemptsForRequests, insertAttempt, nextAttemptNo } from '../db/queries/attempts.js';
+import { insertAttempt, nextAttemptNo } from '../db/queries/attempts.js';
 import type { InventoryGuard } from '../infra/inventory.js';
 import type { Metrics } from '../infra/metrics.js';
 import type { ParsedOffer } from '../partners/mapping.js';
-import type { PartnerConnector } from '../partners/connector.js';
+import type { SellerPipeline } from '../partners/pipeline.js';
 import type { Clock } from '../domain/clock.js';
-import { bookOf, money } from '../domain/books.js';
+import { bookOf } from '../domain/books.js';
+import { events } from '../domain/events.js';
 import type { RequestService } from '../services/requests.js';
 import type { AttemptDriver, AttemptOutcome } from './attempt-driver.js';
 import type { OfferCache } from './offer-cache.js';
-import { type SeenOffer, askedCondition, evaluate, isValid, snapshot, toSeenOffer } from './offers.js';
-import { quoteRef, recordCall } from './round.js';
+import { OfferExclusions, type SeenOffer, askedCondition, evaluate, isValid, snapshot, toSeenOffer } from './offers.js';
+import { quoteRef } from './round.js';
 import type { SellerDirectory } from './seller-directory.js';
-import type { SellerGates } from './seller-gate.js';
+import type { SellerGates } from '../partners/seller-gate.js';
 
 export interface OrderingDeps {
   db: Db;
   requests: RequestService;
   driver: AttemptDriver;
-  connector: Pick<PartnerConnector, 'quote'>;
+  /** Revalidation quotes go through the one seller-call pipeline, like a round's. */
+  pipeline: Pick<SellerPipeline, 'quote'>;
   inventory: InventoryGuard;
   gates: SellerGates;
   cache: OfferCache;
@@ -62,24 +64,26 @@ export class OrderingService {
 
 
   /**
-   * Tries the candidates, cheapest first, until one is ordered or none is left. Offers this
-   * request's attempts were already refused on (same seller, offer and total) are not tried again.
+   * Tries the candidates, cheapest first, until one is ordered or none is left. What cannot be
+   * taken is noted in `exclusions` — a refusal, a last copy other requests hold, a cached price
+   * revalidated away — so the caller can search again at once without it.
    */
-  async orderFirst(request: RequestRow, candidates: readonly SeenOffer[]): Promise<OrderingResult> {
-    const refusedBefore = new Set(
-      (await attemptsForRequests(this.d.db, [request.id]))
-        .filter((a) => a.state === 'failed')
-        .map((a) => offerKey(a.sellerId, a.offer.offerId, a.offer.totalCents)),
-    );
+  async orderFirst(request: RequestRow, candidates: readonly SeenOffer[], exclusions: OfferExclusions): Promise<OrderingResult> {
     let attempted = false;
     for (const candidate of candidates) {
       if (this.d.clock.now() >= request.expiresAt) break;
-      if (refusedBefore.has(offerKey(candidate.sellerId, candidate.offerId, candidate.totalCents))) continue;
+      if (exclusions.excludes(candidate)) continue;
       const seller = await this.d.directory.get(candidate.sellerId);
       // A seller whose breaker is open is not offered new orders until a probe succeeds.
-      if (!seller || !seller.enabled || !this.d.gates.get(seller).available()) continue;
+      if (!seller || !seller.enabled || !this.d.gates.get(seller).available()) {
+        exclusions.lose(candidate);
+        continue;
+      }
       const reservation = `${seller.id}|${request.bookKey}|${candidate.condition}|${candidate.offerId ?? ''}`;
-      if (!(await this.d.inventory.reserve(reservation, candidate.inventory, Date.parse(candidate.quotedAt)))) continue;
+      if (!(await this.d.inventory.reserve(reservation, candidate.inventory, Date.parse(candidate.quotedAt)))) {
+        exclusions.lose(candidate);
+        continue;
+      }
 
       let outcome: AttemptOutcome | 'not_started' = 'not_started';
       try {
@@ -92,6 +96,8 @@ export class OrderingService {
         } else if (offer) {
           // The request moved on (canceled, budget lowered, deadline) or another attempt exists.
           break;
+        } else {
+          exclusions.lose(candidate);
         }
       } finally {
         // An order in doubt keeps its unit: it may well have been placed. A newer quote resets the count.
@@ -100,7 +106,7 @@ export class OrderingService {
       if (outcome === 'succeeded') return 'ordered';
       if (outcome === 'declined') return 'failed';
       if (outcome === 'unknown') return 'in_doubt';
-      if (outcome === 'rejected') refusedBefore.add(offerKey(candidate.sellerId, candidate.offerId, candidate.totalCents));
+      if (outcome === 'rejected') exclusions.refuse(candidate);
     }
     if (!attempted) return 'not_started';
     await this.d.driver.afterRefusals(request.id);
@@ -114,23 +120,23 @@ export class OrderingService {
   private async revalidate(seller: SellerRow, request: RequestRow, cached: SeenOffer): Promise<SeenOffer | null> {
     const now = this.d.clock.now().getTime();
     const ref = quoteRef(seller.id, askedCondition(request.conditions), request.bookKey);
-    const outcome = await this.d.connector.quote(seller, {
+    const outcome = await this.d.pipeline.quote(seller, {
       book: bookOf(request),
       condition: askedCondition(request.conditions),
       requestId: request.id,
       quoteRef: ref,
       callbackUrl: this.d.callbackUrl(seller.id),
     });
-    recordCall(this.d.metrics, seller, 'quote', outcome);
     let offers: readonly ParsedOffer[];
     if (outcome.kind === 'offers') offers = outcome.offers;
-    else if (outcome.kind === 'not_carried') offers = [];
+    // A query the seller cannot answer (400/422) is, for this request, a seller without the book.
+    else if (outcome.kind === 'not_carried' || outcome.kind === 'unanswerable') offers = [];
     else if (outcome.kind === 'pending') {
       // An asynchronous seller answers by callback: the fresh quote is worth the wait.
       const arrived = await this.d.awaitQuote(ref, seller.timeoutMs, now);
       if (!arrived) return null;
       offers = arrived;
-    } else return null;
+    } else return null; // failed, or refused by the seller's gate (breaker open, Retry-After)
     this.d.cache.set(request.bookKey, seller.id, {
       offers,
       condition: askedCondition(request.conditions),
@@ -156,13 +162,14 @@ export class OrderingService {
       await this.d.requests.commit(requestId, (cur) => {
         const now = this.d.clock.now();
         if (!LIVE_TARGETS.has(cur.status) || now >= cur.expiresAt || !isValid(offer, cur)) return null;
+        const shown = cur.bestOffer;
+        // Dearer than what the user was shown: only because that offer is gone, and the event says so.
+        const dearer = shown !== null && shown.currency === offer.currency && offer.totalCents > shown.totalCents;
         return {
           to: 'ORDERING',
-          type: 'ORDER_STARTED',
-          message: `Ordering from ${seller.name} for ${money(offer.totalCents, offer.currency)}`,
+          ...events.orderStarted({ seller, totalCents: offer.totalCents, currency: offer.currency, shown: dearer ? shown : null }),
           // The offer being ordered is the cheapest valid one, hence the best seen.
           changes: { nextRunAt: null, bestOffer: snapshot(offer) },
-          data: { sellerId: seller.id, totalCents: offer.totalCents },
           effects: async (tx) => {
             const attemptNo = await nextAttemptNo(tx, requestId);
             attempt = await insertAttempt(tx, {
@@ -190,10 +197,6 @@ export class OrderingService {
     }
     return attempt;
   }
-}
-
-function offerKey(sellerId: string, offerId: string | null, totalCents: number): string {
-  return `${sellerId}|${offerId ?? ''}|${totalCents}`;
 }
 
 function isUniqueViolation(e: unknown): boolean {

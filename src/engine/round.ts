@@ -1,16 +1,15 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { LimitFunction } from 'p-limit';
 import type { SellerRow } from '../db/schema.js';
-import type { BookRef, PartnerConnector, QuoteOutcome } from '../partners/connector.js';
+import type { BookRef, QuoteOutcome } from '../partners/connector.js';
 import type { ParsedOffer } from '../partners/mapping.js';
 import type { Clock } from '../domain/clock.js';
 import type { OfferCache } from './offer-cache.js';
 import { type OfferCriteria, type SeenOffer, askedCondition, isValid, toSeenOffer } from './offers.js';
+import type { OfferSnapshot } from '../domain/types.js';
 import type { SellerDirectory } from './seller-directory.js';
-import { retryDecision } from './retry.js';
-import { OpenCircuitError, type SellerGate, type SellerGates } from './seller-gate.js';
-import type { SellerStats } from './seller-stats.js';
+import type { SellerPipeline } from '../partners/pipeline.js';
+import type { SellerStats } from '../partners/seller-stats.js';
 import type { Metrics } from '../infra/metrics.js';
 
 export interface RoundBook extends BookRef {
@@ -19,15 +18,30 @@ export interface RoundBook extends BookRef {
 
 export interface RoundMember extends OfferCriteria {
   requestId: string;
+  /** Offers this request must not take: ones a seller already refused it, copies it lost. */
+  excludes?: (o: OfferSnapshot) => boolean;
+  /**
+   * The best offer the user was last shown. A dearer offer does not satisfy the request until
+   * that seller has been heard from in this round (cached or fresh): what was shown is never
+   * silently beaten by a dearer order.
+   */
+  shown?: Pick<OfferSnapshot, 'sellerId' | 'totalCents'> | null;
 }
 
 export interface RoundResult {
   /** Every in-stock offer seen for the book, cached or fresh, in arrival order. */
   offers: SeenOffer[];
+  /**
+   * The offers this request can take, cheapest first: valid for it, not excluded, and not a
+   * last copy that requests ahead of it in the round are taking.
+   */
+  takeable: SeenOffer[];
   /** Sellers that gave an answer (offers or "not carried"), fresh or from the cache. */
   answered: number;
   /** Sellers whose call failed (error, timeout, unreadable answer). */
   failed: number;
+  /** Sellers that cannot answer this query (400/422: a title search they do not support). */
+  unanswerable: number;
   /** Sellers that will answer later through a callback. */
   pending: number;
   /** Sellers consulted in all (answered + failed + pending). */
@@ -38,15 +52,13 @@ export interface RoundResult {
 
 export interface RoundDeps {
   directory: SellerDirectory;
-  connector: Pick<PartnerConnector, 'quote'>;
+  /** Every seller call goes through it: breaker, adaptive concurrency, Retry-After, global cap, retries, stats. */
+  pipeline: Pick<SellerPipeline, 'quote'>;
   cache: OfferCache;
+  /** Live seller statistics (kept by the pipeline), to order the calls of a tier. */
   stats: SellerStats;
   clock: Clock;
   log: Logger;
-  /** Cap on seller calls in flight across all sellers. */
-  globalLimit: LimitFunction;
-  /** Per seller: breaker, adaptive concurrency, Retry-After pauses. */
-  gates: SellerGates;
   /** After the first valid offer, how long calls in flight may still beat it. 0 = decide at once. */
   improvementWindowMs: number;
   callbackUrl: (sellerId: string) => string;
@@ -156,9 +168,14 @@ export class RoundCoordinator {
 interface MemberState {
   spec: RoundMember;
   resolve: (r: RoundResult) => void;
+  /** Offers it can take now, cheapest first; frozen once it is decided. */
+  candidates: SeenOffer[];
+  /** When it first had a takeable offer (its improvement window runs from then); null while it has none. */
   satisfiedAt: number | null;
   timer: NodeJS.Timeout | null;
   decided: boolean;
+  /** Left before deciding: it takes no copy. */
+  detached: boolean;
 }
 
 class Round {
@@ -178,8 +195,11 @@ class Round {
   /** Set once a seller was passed over because nobody needed it: a newcomer could not rely on the round. */
   private skippedAny = false;
   private answered = 0;
+  private unanswerable = 0;
   private failed = 0;
   private pending = 0;
+  /** Sellers whose part in this round has ended, however it ended. */
+  private readonly heardFrom = new Set<string>();
   private wakeAllDecided: (() => void) | null = null;
 
   constructor(
@@ -207,27 +227,29 @@ class Round {
   add(spec: RoundMember): RoundTicket {
     let resolve!: (r: RoundResult) => void;
     const result = new Promise<RoundResult>((r) => (resolve = r));
-    const m: MemberState = { spec, resolve, satisfiedAt: null, timer: null, decided: false };
+    const m: MemberState = { spec, resolve, candidates: [], satisfiedAt: null, timer: null, decided: false, detached: false };
     // A second ticket for the same request replaces nothing: each ticket is its own member.
     const id = `${spec.requestId}#${this.members.size}`;
     this.members.set(id, m);
     this.undecided += 1;
-    if (this.offers.some((o) => isValid(o, spec))) this.satisfy(m);
+    this.reassign();
     return { result, detach: () => this.decide(m, true) };
   }
 
   async run(): Promise<void> {
     try {
       const tiers = await this.deps.directory.tiers();
-      for (const tier of tiers) {
+      // Fresh cached answers of every tier cost nothing: take them all before anyone decides, so
+      // early exit never picks a dearer offer over a cheaper one that was equally at hand. Tiers
+      // order only the calls.
+      this.batching = true;
+      const uncachedTiers = tiers.map((tier) => tier.filter((s) => !this.fromCache(s)));
+      this.batching = false;
+      this.reassign();
+      for (const tier of uncachedTiers) {
         if (!this.needsMore()) break;
-        const ordered = [...tier].sort((a, b) => this.deps.stats.score(a.id) - this.deps.stats.score(b.id));
-        // Cached answers are all here at once: take every one before anyone decides, so early
-        // exit never picks a dearer cached offer over a cheaper one that was equally at hand.
-        this.batching = true;
-        const uncached = ordered.filter((s) => !this.fromCache(s));
-        this.batching = false;
-        this.satisfyFromSeen();
+        const uncached = [...tier].sort((a, b) => this.deps.stats.score(a.id) - this.deps.stats.score(b.id));
+        if (uncached.length === 0) continue;
         const allAsked = Promise.allSettled(uncached.map((s) => this.ask(s)));
         const allDecided = new Promise<void>((resolve) => (this.wakeAllDecided = resolve));
         await Promise.race([allAsked, allDecided]);
@@ -250,7 +272,7 @@ class Round {
     const cached = this.deps.cache.get(this.book.bookKey, seller.id, this.condition, this.deps.clock.now().getTime());
     if (!cached) return false;
     this.counters.cacheHit();
-    this.heard(seller.id, 'answered');
+    this.heard(seller.id, cached.unanswerable ? 'unanswerable' : 'answered');
     this.take(seller.id, cached.offers, cached.quotedAt, true);
     return true;
   }
@@ -261,73 +283,51 @@ class Round {
       this.counters.skipped();
       return;
     }
-    const gate = this.deps.gates.get(seller);
-    if (!gate.available()) {
-      // Breaker open or the seller asked us to back off: skip it this round instead of piling on.
-      this.heard(seller.id, 'failed');
-      return;
-    }
-    await this.call(seller, gate);
+    await this.call(seller);
   }
 
-  private async call(seller: SellerRow, gate: SellerGate): Promise<void> {
-    const { stats, connector, clock } = this.deps;
+  /** One seller's part in the round, through the seller-call pipeline (gate, caps, retries, stats). */
+  private async call(seller: SellerRow): Promise<void> {
+    const { clock } = this.deps;
     const signal = this.controller.signal;
-    let outcome: QuoteOutcome | null = null;
     let askedAt = 0;
-    for (let retry = 1; ; retry++) {
-      try {
-        outcome = await gate.run(
-          () =>
-            this.deps.globalLimit(async (): Promise<QuoteOutcome | null> => {
-              // Queued behind the caps: by now the call may no longer be needed.
-              if (!this.needsMore() || signal.aborted) {
-                this.skippedAny = true;
-                this.counters.skipped();
-                return null;
-              }
-              this.counters.call();
-              stats.started(seller.id);
-              askedAt = clock.now().getTime();
-              const o = await connector.quote(seller, this.quoteParams(seller), signal);
-              const aborted = o.kind === 'failed' && o.aborted;
-              stats.finished(seller.id, { ok: o.kind !== 'failed', latencyMs: o.latencyMs, aborted });
-              recordCall(this.deps.metrics, seller, 'quote', o);
-              return o;
-            }),
-          classifyQuote,
-        );
-      } catch (e) {
-        if (!(e instanceof OpenCircuitError)) throw e;
-        outcome = null;
+    const outcome = await this.deps.pipeline.quote(seller, this.quoteParams(seller), {
+      signal,
+      stillNeeded: () => this.needsMore(),
+      onSend: () => {
+        this.counters.call();
+        askedAt = clock.now().getTime();
+      },
+    });
+    if (outcome.kind === 'refused') {
+      if (outcome.why === 'not_needed') {
+        // Queued behind the caps until nobody needed it any more.
+        this.skippedAny = true;
+        this.counters.skipped();
+      } else {
+        // Breaker open or the seller asked us to back off: skipped this round instead of piling on.
         this.heard(seller.id, 'failed');
-        return;
       }
-      if (outcome === null) return;
-      if (this.isDone()) {
-        // Nobody waits for this answer any more, but it is still a fresh quote: keep it.
-        this.remember(seller, outcome, askedAt);
-        return;
-      }
-      if (outcome.kind !== 'failed' || outcome.aborted) break;
-      const next = retryDecision(outcome, retry, Math.min(1_000, seller.timeoutMs));
-      if (!next.retry || !this.needsMore()) break;
-      await sleep(next.delayMs, signal);
-      if (signal.aborted) return;
+      return;
     }
-    if (outcome.kind === 'pending') {
-      // The seller answers through a callback: wait for it as long as for a direct answer.
-      const offers = await this.waitForQuote(quoteRef(seller.id, this.condition, this.book.bookKey), seller.timeoutMs, signal, askedAt);
-      if (this.isDone()) return;
-      if (offers === null) {
-        this.heard(seller.id, 'pending');
-        return;
-      }
-      this.heard(seller.id, 'answered');
-      this.take(seller.id, offers, clock.now().getTime(), false);
+    if (this.isDone()) {
+      // Nobody waits for this answer any more, but it is still a fresh quote: keep it.
+      this.remember(seller, outcome, askedAt);
       return;
     }
     switch (outcome.kind) {
+      case 'pending': {
+        // The seller answers through a callback: wait for it as long as for a direct answer.
+        const offers = await this.waitForQuote(quoteRef(seller.id, this.condition, this.book.bookKey), seller.timeoutMs, signal, askedAt);
+        if (this.isDone()) return;
+        if (offers === null) {
+          this.heard(seller.id, 'pending');
+          return;
+        }
+        this.heard(seller.id, 'answered');
+        this.take(seller.id, offers, clock.now().getTime(), false);
+        return;
+      }
       case 'offers':
       case 'not_carried': {
         const { offers, quotedAt } = this.remember(seller, outcome, askedAt);
@@ -335,8 +335,13 @@ class Round {
         this.take(seller.id, offers, quotedAt, false);
         return;
       }
+      case 'unanswerable':
+        // No offers from it for this query, and not its fault (the pipeline counted it toward nothing).
+        this.remember(seller, outcome, askedAt);
+        this.heard(seller.id, 'unanswerable');
+        return;
       case 'failed':
-        if (!outcome.aborted) this.heard(seller.id, 'failed');
+        if (outcome.cause.kind !== 'aborted') this.heard(seller.id, 'failed');
         return;
       default: {
         const never: never = outcome;
@@ -345,15 +350,19 @@ class Round {
     }
   }
 
-  /** Caches a seller's answer; watchers of the book are woken when it differs from the last one. */
+  /**
+   * Caches a seller's answer; watchers of the book are woken when it differs from the last one.
+   * A query the seller cannot answer is cached too: the same book key asks the same query.
+   */
   private remember(seller: SellerRow, outcome: QuoteOutcome, quotedAt: number): { offers: readonly ParsedOffer[]; quotedAt: number } {
-    if (outcome.kind !== 'offers' && outcome.kind !== 'not_carried') return { offers: [], quotedAt };
+    if (outcome.kind !== 'offers' && outcome.kind !== 'not_carried' && outcome.kind !== 'unanswerable') return { offers: [], quotedAt };
     const offers = outcome.kind === 'offers' ? outcome.offers : [];
     const changed = this.deps.cache.set(this.book.bookKey, seller.id, {
       offers,
       condition: this.condition,
       quotedAt,
       expiresAt: quotedAt + seller.offerTtlSeconds * 1000,
+      ...(outcome.kind === 'unanswerable' ? { unanswerable: true } : {}),
     });
     if (changed) {
       // Watchers of the book are woken once, when the round ends, however many answers changed.
@@ -363,29 +372,64 @@ class Round {
     return { offers, quotedAt };
   }
 
-  /** Counts how a seller's part in the round ended (an answer, cached or fresh; a failure; a callback still to come). */
-  private heard(sellerId: string, how: 'answered' | 'failed' | 'pending'): void {
+  /**
+   * Counts how a seller's part in the round ended: an answer (cached or fresh), a query it
+   * cannot answer, a failure, or a callback still to come.
+   */
+  private heard(sellerId: string, how: 'answered' | 'unanswerable' | 'failed' | 'pending'): void {
+    this.heardFrom.add(sellerId);
     if (how === 'answered') this.answered += 1;
+    else if (how === 'unanswerable') this.unanswerable += 1;
     else if (how === 'failed') this.failed += 1;
     else this.pending += 1;
+    // An answer's offers follow in take(), which reassigns with them in hand.
+    if (how !== 'answered') this.reassign();
+  }
+
+  /**
+   * Works out, member by member in the order they joined, which offers each can still take:
+   * valid for it, not excluded for it, and — where the seller told its inventory — not a copy
+   * that members ahead of it are taking (each member's cheapest takeable offer claims one copy).
+   * A member is satisfied once it has one, and, when it was shown a cheaper offer before, once
+   * that seller has been heard from too; the round keeps asking while any member is not.
+   */
+  private reassign(): void {
+    if (this.batching) return;
+    const sorted = [...this.offers].sort(cheapestFirst);
+    const claimed = new Map<string, number>();
+    const changed: MemberState[] = [];
+    for (const m of this.members.values()) {
+      if (m.detached) continue;
+      if (!m.decided) {
+        m.candidates = sorted.filter(
+          (o) => isValid(o, m.spec) && !m.spec.excludes?.(o) && (o.inventory === null || (claimed.get(copyKey(o)) ?? 0) < o.inventory),
+        );
+      }
+      const pick = m.candidates[0];
+      if (pick && pick.inventory !== null) claimed.set(copyKey(pick), (claimed.get(copyKey(pick)) ?? 0) + 1);
+      if (!m.decided && this.isSatisfied(m) !== (m.satisfiedAt !== null)) changed.push(m);
+    }
+    // Decisions wait until every member's candidates are worked out: deciding may end the round.
+    for (const m of changed) {
+      if (m.decided) continue;
+      if (m.satisfiedAt === null) this.satisfy(m);
+      else this.unsatisfy(m);
+    }
+  }
+
+  private isSatisfied(m: MemberState): boolean {
+    const pick = m.candidates[0];
+    if (!pick) return false;
+    const shown = m.spec.shown;
+    return !shown || pick.totalCents <= shown.totalCents || this.heardFrom.has(shown.sellerId);
   }
 
   private take(sellerId: string, offers: readonly ParsedOffer[], quotedAt: number, fromCache: boolean): void {
     for (const o of offers) {
       if (!o.available || (o.inventory !== null && o.inventory <= 0)) continue;
-      const seen = toSeenOffer(sellerId, o, quotedAt, fromCache);
-      this.offers.push(seen);
-      if (this.batching) continue;
-      for (const m of this.members.values()) {
-        if (!m.decided && m.satisfiedAt === null && isValid(seen, m.spec)) this.satisfy(m);
-      }
+      this.offers.push(toSeenOffer(sellerId, o, quotedAt, fromCache));
     }
-  }
-
-  private satisfyFromSeen(): void {
-    for (const m of this.members.values()) {
-      if (!m.decided && m.satisfiedAt === null && this.offers.some((o) => isValid(o, m.spec))) this.satisfy(m);
-    }
+    this.reassign();
   }
 
   private satisfy(m: MemberState): void {
@@ -397,19 +441,31 @@ class Round {
     m.timer = setTimeout(() => this.decide(m, false), this.deps.improvementWindowMs);
   }
 
+  /** Its takeable offer went to a member ahead of it: it needs more offers again. */
+  private unsatisfy(m: MemberState): void {
+    m.satisfiedAt = null;
+    if (m.timer) clearTimeout(m.timer);
+    m.timer = null;
+  }
+
   private decide(m: MemberState, detached: boolean): void {
     if (m.decided) return;
     m.decided = true;
+    m.detached = detached;
     this.undecided -= 1;
     if (m.timer) clearTimeout(m.timer);
     m.resolve({
       offers: this.offers.slice(),
+      takeable: detached ? [] : m.candidates.slice(),
       answered: this.answered,
+      unanswerable: this.unanswerable,
       failed: this.failed,
       pending: this.pending,
-      consulted: this.answered + this.failed + this.pending,
+      consulted: this.answered + this.unanswerable + this.failed + this.pending,
       detached,
     });
+    // A member that left takes no copy: those behind it may take it instead.
+    if (detached && this.phase === 'running') this.reassign();
     if (this.undecided === 0) {
       this.wakeAllDecided?.();
       // Nobody needs the calls still in flight: abort them rather than wait.
@@ -455,24 +511,14 @@ class Round {
   }
 }
 
-function classifyQuote(o: QuoteOutcome | null) {
-  if (o === null) return { failed: false, latencyMs: 0, aborted: true };
-  if (o.kind !== 'failed') return { failed: false, latencyMs: o.latencyMs, aborted: false };
-  return { failed: true, latencyMs: o.latencyMs, aborted: o.aborted, retryAfterMs: o.retryAfterMs, rateLimited: o.status === 429 };
+/** Cheapest landed total first; at equal totals a fresh quote before a cached one (it needs no revalidation). */
+function cheapestFirst(a: SeenOffer, b: SeenOffer): number {
+  return a.totalCents - b.totalCents || Number(a.fromCache) - Number(b.fromCache);
 }
 
-/** Waits, or stops waiting as soon as the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
+/** One seller's stock of one offer: what known inventory counts. */
+function copyKey(o: SeenOffer): string {
+  return `${o.sellerId}|${o.condition}|${o.offerId ?? ''}`;
 }
 
 /** How a quote names its book and seller, so an asynchronous answer finds its way back. */
@@ -483,19 +529,6 @@ export function quoteRef(sellerId: string, condition: 'new' | 'used' | 'any', bo
 export function parseQuoteRef(ref: string): { sellerId: string; condition: 'new' | 'used' | 'any'; bookKey: string } | null {
   const m = /^([0-9a-f-]{36}):(new|used|any):(.+)$/i.exec(ref);
   return m ? { sellerId: m[1]!.toLowerCase(), condition: m[2] as 'new' | 'used' | 'any', bookKey: m[3]! } : null;
-}
-
-/** Counts one partner call and its latency, by seller, endpoint and outcome. */
-export function recordCall(
-  metrics: Metrics | undefined,
-  seller: { name: string },
-  endpoint: 'quote' | 'order' | 'orderStatus',
-  o: { kind: string; latencyMs: number; timedOut?: boolean; aborted?: boolean; status?: number | null },
-): void {
-  if (!metrics) return;
-  const outcome = o.kind === 'failed' || o.kind === 'unknown' ? (o.aborted ? 'aborted' : o.timedOut ? 'timeout' : o.status ? `http_${o.status}` : 'error') : o.kind;
-  metrics.sellerCalls.inc({ seller: seller.name, endpoint, outcome });
-  if (!o.aborted) metrics.sellerLatency.observe({ seller: seller.name, endpoint }, o.latencyMs / 1000);
 }
 
 const NEVER = new AbortController().signal;
