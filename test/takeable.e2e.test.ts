@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxSellerSpec } from '../src/partners/sandbox/fleet.js';
 import { usd } from './support/fixtures.js';
+import { eventually } from './support/server.js';
 import { type World, startWorld } from './support/world.js';
 
 /**
@@ -169,5 +170,44 @@ describe('takeable offers', () => {
     expect(started.message).toContain(`$${(paid / 100).toFixed(2)}`);
     expect(started.message).toContain(`$${(shown / 100).toFixed(2)}`);
     expect(started.message).toMatch(/no longer available/);
+  });
+});
+
+describe('what a round that found nothing says', () => {
+  it('a title-only request is bought from a seller that searches by title; one that cannot is not counted as lacking the book', async () => {
+    const isbn = '9780374533557'; // Thinking, Fast and Slow
+    await stock(isbn, { dogear: [1500, 5] });
+    const id = await w.create({ book: { title: 'thinking fast and slow', author: 'Kahneman' }, maxTotalPrice: usd(4000) });
+    const r = await w.until(id, (x) => x.status === 'ORDERED', 10_000, DETAIL);
+    expect(r.order).toMatchObject({ seller: { id: w.sellerIds.dogear }, total: { cents: landed('dogear', 1500) } });
+
+    const none = '9781400033416'; // Beloved
+    await stock(none, {});
+    const gone = await w.create({ book: { title: 'Beloved', author: 'Toni Morrison' }, maxTotalPrice: usd(4000) });
+    const out = await w.until(gone, (x) => x.status === 'OUT_OF_STOCK', 10_000, DETAIL);
+    // Inkwell is ISBN-only: it answered 400, which is neither "does not have it" nor a failure.
+    expect(out.events.at(-1).message).toBe('No offers: 3 sellers do not have the book, 1 seller cannot search by title');
+  });
+
+  it('a QUOTED request whose sellers stop answering stays QUOTED with the best offer it had', async () => {
+    const isbn = '9780385474542'; // Things Fall Apart; only Remainders (never cached) has it
+    await stock(isbn, { remainders: [1000, 5] });
+    const shown = landed('remainders', 1000);
+    const id = await w.create({ book: { isbn }, maxTotalPrice: usd(shown - 200) });
+    await w.until(id, (x) => x.status === 'QUOTED', 10_000, DETAIL);
+
+    const before = (await w.sandbox.stats()).remainders!.quote;
+    await w.sandbox.configure('remainders', { down: true });
+    try {
+      // A new budget, still too low, asks again at once; Remainders does not answer.
+      await w.server.gql(UPDATE, { id, input: { maxTotalPrice: usd(shown - 100) } });
+      await eventually(async () => (await w.sandbox.stats()).remainders!.quote > before);
+    } finally {
+      await w.sandbox.configure('remainders', { down: false });
+    }
+    await w.server.gql(UPDATE, { id, input: { maxTotalPrice: usd(shown + 500) } });
+    const r = await w.until(id, (x) => x.status === 'ORDERED', 10_000, DETAIL);
+    expect(r.order).toMatchObject({ seller: { id: w.sellerIds.remainders }, total: { cents: shown } });
+    expect(r.events.map((e: any) => e.status)).not.toContain('OUT_OF_STOCK');
   });
 });

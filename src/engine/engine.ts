@@ -148,7 +148,7 @@ export class Engine {
       return;
     }
     // Wakes closer together than this share one tick: its claim takes up to 100 requests at once.
-    this.schedule(this.lastTick + MIN_TICK_SPACING_MS - Date.now());
+    this.schedule(this.lastTick + MIN_TICK_SPACING_MS - this.d.clock.now().getTime());
   }
 
   private async signal(s: Signal): Promise<void> {
@@ -217,7 +217,7 @@ export class Engine {
   private async tick(): Promise<void> {
     if (this.phase !== 'running') return;
     this.ticking = true;
-    this.lastTick = Date.now();
+    this.lastTick = this.d.clock.now().getTime();
     this.again = false;
     let delay = this.d.config.pollMs;
     try {
@@ -243,7 +243,7 @@ export class Engine {
     } finally {
       this.ticking = false;
     }
-    if (this.phase === 'running') this.schedule(this.again ? this.lastTick + MIN_TICK_SPACING_MS - Date.now() : Math.max(delay, 0));
+    if (this.phase === 'running') this.schedule(this.again ? this.lastTick + MIN_TICK_SPACING_MS - this.d.clock.now().getTime() : Math.max(delay, 0));
   }
 
   private launch(row: RequestRow): void {
