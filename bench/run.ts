@@ -542,7 +542,7 @@ async function main(): Promise<void> {
     goal('requests/s sustained', round(headline.requestsPerSecond, 1), '>= 500', headline.requestsPerSecond >= 500),
     goal('p90 overhead above floor (ms)', round(headline.overheadMs?.p90, 1), '< 25', headline.overheadMs !== null ? headline.overheadMs.p90 < 25 : null),
     goal('seller calls per request vs naive', ratio(callsPerReq(mainCalls.total, created), sellersCount + orderedShare), '< 0.25', created > 0 ? callsPerReq(mainCalls.total, created)! < 0.25 * (sellersCount + orderedShare) : null),
-    goal('mean regret (%)', round(headline.regret.meanPct, 3), '< 1', headline.regret.meanPct !== null ? headline.regret.meanPct < 1 : null),
+    goal('mean regret (%)', round(headline.regret.meanPct, 3), '< 0.5', headline.regret.meanPct !== null ? headline.regret.meanPct < 0.5 : null),
     goal('seller calls/s vs loopback ceiling', ratio(engineCalls, ceiling), '>= 0.8', engineCalls !== null && ceiling ? engineCalls / ceiling >= 0.8 : null),
     goal('CPU per call vs raw undici', ratio(engineCpu, rawCpu), '< 2', engineCpu !== null && rawCpu ? engineCpu / rawCpu < 2 : null),
     goal('subscription p99 vs raw ws', round(subsRatio, 2), '<= 3', subsRatio !== null ? subsRatio <= 3 : null),
