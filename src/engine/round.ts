@@ -200,6 +200,8 @@ class Round {
   private pending = 0;
   /** Sellers whose part in this round has ended, however it ended. */
   private readonly heardFrom = new Set<string>();
+  /** The sellers this round may ask, once the directory has been read. */
+  private sellerIds: ReadonlySet<string> | null = null;
   private wakeAllDecided: (() => void) | null = null;
 
   constructor(
@@ -239,6 +241,7 @@ class Round {
   async run(): Promise<void> {
     try {
       const tiers = await this.deps.directory.tiers();
+      this.sellerIds = new Set(tiers.flat().map((seller) => seller.id));
       // Fresh cached answers of every tier cost nothing: take them all before anyone decides, so
       // early exit never picks a dearer offer over a cheaper one that was equally at hand. Tiers
       // order only the calls.
@@ -421,7 +424,9 @@ class Round {
     const pick = m.candidates[0];
     if (!pick) return false;
     const shown = m.spec.shown;
-    return !shown || pick.totalCents <= shown.totalCents || this.heardFrom.has(shown.sellerId);
+    if (!shown || pick.totalCents <= shown.totalCents || this.heardFrom.has(shown.sellerId)) return true;
+    // A seller no longer configured will not be heard from: what it showed is gone.
+    return this.sellerIds !== null && !this.sellerIds.has(shown.sellerId);
   }
 
   private take(sellerId: string, offers: readonly ParsedOffer[], quotedAt: number, fromCache: boolean): void {

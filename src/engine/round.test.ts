@@ -1,0 +1,135 @@
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { SellerRow } from '../db/schema.js';
+import { systemClock } from '../domain/clock.js';
+import type { QuoteOutcome } from '../partners/connector.js';
+import type { ParsedOffer } from '../partners/mapping.js';
+import { SellerStats } from '../partners/seller-stats.js';
+import { MemoryOfferCache } from './offer-cache.js';
+import { type RoundMember, type RoundResult, RoundCoordinator } from './round.js';
+import { SellerDirectory } from './seller-directory.js';
+
+/**
+ * The round's takeable rule, unit by unit: which offers each member may take, in the order
+ * members joined, and when the round stops asking. Sellers answer when the test says so.
+ */
+
+function seller(id: string, tier: number): SellerRow {
+  return { id, name: id, tier, enabled: true, offerTtlSeconds: 60, timeoutMs: 1_000, maxConcurrency: 8 } as unknown as SellerRow;
+}
+
+function offer(totalCents: number, inventory: number | null = null, offerId = 'o1'): ParsedOffer {
+  return { offerId, condition: 'NEW', itemCents: totalCents, shippingCents: 0, taxCents: 0, feesCents: 0, totalCents, currency: 'USD', inventory, available: true };
+}
+
+/** A pipeline whose quotes resolve when the test answers them; it records who was asked. */
+function scriptedPipeline() {
+  const waiting = new Map<string, (o: QuoteOutcome) => void>();
+  const asked: string[] = [];
+  return {
+    asked,
+    answer(sellerId: string, offers: ParsedOffer[]) {
+      const reply = waiting.get(sellerId);
+      if (!reply) throw new Error(`${sellerId} was not asked`);
+      waiting.delete(sellerId);
+      reply({ kind: 'offers', offers, latencyMs: 1 });
+    },
+    isAsked: (sellerId: string) => waiting.has(sellerId),
+    pipeline: {
+      quote: (s: { id: string }, _p: unknown, o: { onSend?: () => void; signal?: AbortSignal } = {}) =>
+        new Promise<QuoteOutcome>((resolve) => {
+          asked.push(s.id);
+          o.onSend?.();
+          waiting.set(s.id, resolve);
+          o.signal?.addEventListener('abort', () => resolve({ kind: 'failed', cause: { kind: 'aborted' }, reason: 'aborted', status: null, retryAfterMs: null, latencyMs: 0 } as unknown as QuoteOutcome));
+        }),
+    },
+  };
+}
+
+function coordinator(sellers: SellerRow[], cache = new MemoryOfferCache()) {
+  const script = scriptedPipeline();
+  const rounds = new RoundCoordinator({
+    directory: new SellerDirectory(async () => sellers),
+    pipeline: script.pipeline as never,
+    cache,
+    stats: new SellerStats(),
+    clock: systemClock,
+    log: pino({ level: 'silent' }),
+    improvementWindowMs: 0,
+    callbackUrl: () => 'http://127.0.0.1/cb',
+    onOffersChanged: () => {},
+  });
+  return { rounds, script, cache };
+}
+
+const BOOK = { bookKey: 'isbn:9780141439518', isbn: '9780141439518', title: null, author: null };
+const member = (requestId: string, extra: Partial<RoundMember> = {}): RoundMember => ({
+  requestId,
+  conditions: ['NEW'],
+  currency: 'USD',
+  maxTotalCents: 5_000,
+  ...extra,
+});
+const until = async (check: () => boolean) => {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setImmediate(r));
+  expect(check()).toBe(true);
+};
+const totals = (r: RoundResult) => r.takeable.map((o) => [o.sellerId, o.totalCents]);
+
+describe('round: takeable offers', () => {
+  it('a known last copy goes to the members ahead; the ones behind keep the round asking until another seller answers', async () => {
+    const { rounds, script } = coordinator([seller('a', 1), seller('b', 1)]);
+    const tickets = ['r1', 'r2', 'r3'].map((id) => rounds.search(BOOK, member(id)));
+    await until(() => script.isAsked('a') && script.isAsked('b'));
+    script.answer('a', [offer(1_000, 2)]);
+
+    const [r1, r2] = await Promise.all([tickets[0]!.result, tickets[1]!.result]);
+    expect(totals(r1)).toEqual([['a', 1_000]]);
+    expect(totals(r2)).toEqual([['a', 1_000]]);
+    // r3 has nothing it can take yet: B's call is still wanted.
+    expect(script.isAsked('b')).toBe(true);
+
+    script.answer('b', [offer(1_500, 10)]);
+    const r3 = await tickets[2]!.result;
+    expect(totals(r3)).toEqual([['b', 1_500]]);
+  });
+
+  it('an offer the request was refused on does not satisfy it', async () => {
+    const { rounds, script } = coordinator([seller('a', 1), seller('b', 2)]);
+    const ticket = rounds.search(BOOK, member('r1', { excludes: (o) => o.sellerId === 'a' }));
+    await until(() => script.isAsked('a'));
+    script.answer('a', [offer(1_000)]);
+    // Tier 2 is asked because tier 1 gave nothing it can take.
+    await until(() => script.isAsked('b'));
+    script.answer('b', [offer(1_800)]);
+    const r = await ticket.result;
+    expect(totals(r)).toEqual([['b', 1_800]]);
+    expect(r.offers.map((o) => o.sellerId)).toEqual(['a', 'b']);
+  });
+
+  it('a dearer offer does not satisfy a request shown a cheaper one until that seller has answered again', async () => {
+    const { rounds, script } = coordinator([seller('a', 1), seller('c', 3)]);
+    const ticket = rounds.search(BOOK, member('r1', { shown: { sellerId: 'c', totalCents: 900 } }));
+    await until(() => script.isAsked('a'));
+    script.answer('a', [offer(1_000)]);
+    await until(() => script.isAsked('c'));
+    script.answer('c', [offer(900)]);
+    const r = await ticket.result;
+    expect(totals(r)[0]).toEqual(['c', 900]);
+  });
+
+  it('fresh cached offers of every tier count before any call, and tiers only order the calls', async () => {
+    const cache = new MemoryOfferCache();
+    const now = Date.now();
+    cache.set(BOOK.bookKey, 'c', { offers: [offer(900)], condition: 'new', quotedAt: now, expiresAt: now + 60_000 });
+    cache.set(BOOK.bookKey, 'a', { offers: [offer(1_000)], condition: 'new', quotedAt: now, expiresAt: now + 60_000 });
+    const { rounds, script } = coordinator([seller('a', 1), seller('c', 3)], cache);
+    const r = await rounds.search(BOOK, member('r1')).result;
+    expect(totals(r)).toEqual([
+      ['c', 900],
+      ['a', 1_000],
+    ]);
+    expect(script.asked).toEqual([]);
+  });
+});
