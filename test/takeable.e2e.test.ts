@@ -37,11 +37,12 @@ let specs: Record<string, SandboxSellerSpec>;
 
 beforeAll(async () => {
   w = await startWorld({
+    // Generous timeouts: on a busy machine a slowed quote must still be an answer, not a failure.
     sellers: [
-      { key: 'pageturner', tier: 1 },
-      { key: 'inkwell', tier: 1 },
-      { key: 'dogear', tier: 2, offerTtlSeconds: 60 },
-      { key: 'remainders', tier: 3, offerTtlSeconds: 0 },
+      { key: 'pageturner', tier: 1, timeoutMs: 5_000 },
+      { key: 'inkwell', tier: 1, timeoutMs: 5_000 },
+      { key: 'dogear', tier: 2, offerTtlSeconds: 60, timeoutMs: 5_000 },
+      { key: 'remainders', tier: 3, offerTtlSeconds: 0, timeoutMs: 5_000 },
     ],
     env: { IMPROVEMENT_WINDOW_MS: '0', RECHECK_INTERVAL_MS: '60000' },
   });

@@ -339,9 +339,10 @@ export class Engine {
       if (mayRetry && exclusions.lostCount > lostBefore) return fresh;
     }
 
-    const open = result.offers.filter((o) => !exclusions.excludes(o));
-    const seen = evaluate(open, fresh);
-    // Valid offers it could not take: copies other requests hold, or what it just lost.
+    // Offers it could not take this time (a copy others hold, a seller not taking orders) are
+    // still the prices out there; only what was refused to it is not.
+    const seen = evaluate(result.offers.filter((o) => !exclusions.refusedOffer(o)), fresh);
+    // Valid offers it could not take: it looks again shortly, not after a recheck interval.
     const blocked = seen.valid.length > 0;
     let bestOffer: OfferSnapshot | null = seen.best ? snapshot(seen.best) : null;
     const unheard = result.failed + result.pending;

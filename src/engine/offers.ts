@@ -112,6 +112,10 @@ export class OfferExclusions {
     return this.lost.size;
   }
 
+  /** Refused to this request: not even worth showing as its best offer. */
+  readonly refusedOffer = (o: OfferSnapshot): boolean =>
+    this.refused.has(refusalKey(o)) || (this.refusalsBySeller.get(o.sellerId) ?? 0) >= REFUSALS_PER_SELLER;
+
   readonly excludes = (o: OfferSnapshot): boolean =>
     this.refused.has(refusalKey(o)) || this.lost.has(stockKey(o)) || (this.refusalsBySeller.get(o.sellerId) ?? 0) >= REFUSALS_PER_SELLER;
 }
