@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import DataLoader from 'dataloader';
 import type { Db, Executor, Tx } from '../db/client.js';
 import { insertEvent } from '../db/queries/events.js';
-import { claimIdempotencyKey, findIdempotencyKey } from '../db/queries/idempotency.js';
+import { type Transition, applyTransitions } from '../db/queries/transitions.js';
+import { findIdempotentRequest } from '../db/queries/idempotency.js';
 import {
   type RequestChanges,
   findRequestById,
-  insertRequest,
+  findRequestsByIds,
   listRequestsForUser,
   updateRequestAtRevision,
 } from '../db/queries/requests.js';
@@ -14,6 +16,7 @@ import type { PubSub } from '../infra/pubsub.js';
 import type { Clock } from '../domain/clock.js';
 import { type RequestEventType, events } from '../domain/events.js';
 import { type RequestSnapshot, toSnapshotMessage } from './snapshot.js';
+import { CreateBatcher } from './create-batcher.js';
 import { ConflictError, type Outcome, ok, refused, userError } from '../domain/errors.js';
 import { INITIAL_STATUS, canTransition, isCancelable, isUpdatable } from '../domain/lifecycle.js';
 import type { RequestStatus, Viewer } from '../domain/types.js';
@@ -61,16 +64,20 @@ export interface RequestServiceDeps {
 }
 
 const MAX_CAS_ATTEMPTS = 8;
-
-/** Thrown inside the create transaction to roll it back when the idempotency key is taken. */
-class KeyTaken extends Error {}
+/** Most guarded writes (or reads) sent in one statement. */
+const WRITE_BATCH = 200;
 
 /**
  * Requests as the user sees them: create, read, update, cancel, and the one guarded write
  * (`commit`) through which every change — the user's or the engine's — goes.
  */
 export class RequestService {
-  constructor(private readonly deps: RequestServiceDeps) {}
+  /** Creates of one tick share one INSERT statement (group commit). */
+  private readonly creates: CreateBatcher;
+
+  constructor(private readonly deps: RequestServiceDeps) {
+    this.creates = new CreateBatcher(deps.db);
+  }
 
   async create(viewer: Viewer, input: CreateInputShape): Promise<Outcome<RequestRow>> {
     const { db, clock } = this.deps;
@@ -85,49 +92,39 @@ export class RequestService {
     // After the replay check: a client retrying a request it already made is never refused.
     await this.deps.admission?.check();
 
-    const id = randomUUID();
     const created = events.created();
-    try {
-      const row = await db.transaction(async (tx) => {
-        const inserted = await insertRequest(tx, {
-          id,
-          userId: viewer.id,
-          status: INITIAL_STATUS,
-          revision: 1,
-          isbn: req.book.isbn,
-          title: req.book.title,
-          author: req.book.author,
-          bookKey: req.bookKey,
-          conditions: req.conditions,
-          maxTotalCents: req.maxTotalCents,
-          currency: req.currency,
-          expiresAt: req.expiresAt,
-          shippingAddress: req.shippingAddress,
-          paymentToken: req.paymentToken,
-          nextRunAt: now,
-          createdAt: now,
-          updatedAt: now,
-        });
-        const claimed = await claimIdempotencyKey(tx, {
-          userId: viewer.id,
-          key: req.idempotencyKey,
-          requestHash: hash,
-          requestId: id,
-          createdAt: now,
-        });
-        if (!claimed) throw new KeyTaken();
-        await insertEvent(tx, { requestId: id, revision: 1, at: now, status: INITIAL_STATUS, ...created });
-        return inserted;
-      });
-      this.deps.onCommitted?.(row, created);
-      return ok(row);
-    } catch (e) {
-      if (!(e instanceof KeyTaken)) throw e;
-      // Lost a race with a concurrent create using the same key: answer as its replay.
-      const again = await this.replayIdempotent(db, viewer.id, req.idempotencyKey, hash);
-      if (again) return again;
-      throw new Error('idempotency key claimed but not found', { cause: e });
+    const result = await this.creates.create({
+      request: {
+        id: randomUUID(),
+        userId: viewer.id,
+        status: INITIAL_STATUS,
+        revision: 1,
+        isbn: req.book.isbn,
+        title: req.book.title,
+        author: req.book.author,
+        bookKey: req.bookKey,
+        conditions: req.conditions,
+        maxTotalCents: req.maxTotalCents,
+        currency: req.currency,
+        expiresAt: req.expiresAt,
+        shippingAddress: req.shippingAddress,
+        paymentToken: req.paymentToken,
+        nextRunAt: now,
+        createdAt: now,
+        updatedAt: now,
+      },
+      idempotencyKey: req.idempotencyKey,
+      requestHash: hash,
+      event: created,
+    });
+    if (result.kind === 'created') {
+      this.deps.onCommitted?.(result.row, created);
+      return ok(result.row);
     }
+    // Another create claimed the key first (concurrently, or earlier in the same batch): answer as its replay.
+    const again = await this.replayIdempotent(db, viewer.id, req.idempotencyKey, hash);
+    if (again) return again;
+    throw new Error(`idempotency key ${req.idempotencyKey} of ${viewer.id} taken but not found`);
   }
 
   private async replayIdempotent(
@@ -136,7 +133,7 @@ export class RequestService {
     key: string,
     hash: string,
   ): Promise<Outcome<RequestRow> | null> {
-    const existing = await findIdempotencyKey(ex, userId, key);
+    const existing = await findIdempotentRequest(ex, userId, key);
     if (!existing) return null;
     if (existing.requestHash !== hash) {
       return refused(
@@ -146,9 +143,7 @@ export class RequestService {
         ]),
       );
     }
-    const row = await findRequestById(ex, existing.requestId);
-    if (!row) throw new Error(`idempotency key points at missing request ${existing.requestId}`);
-    return ok(row);
+    return ok(existing.request);
   }
 
   /** The request if the viewer may see it: its owner, or an admin. */
@@ -230,7 +225,7 @@ export class RequestService {
     const { db, clock } = this.deps;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       // A caller that just read the row saves the first read; a missed swap reads afresh.
-      const current = attempt === 0 && known ? known : await findRequestById(db, id);
+      const current = attempt === 0 && known ? known : await this.reads.load(id);
       if (!current) return null;
       const change = decide(current);
       if (!change) return null;
@@ -238,26 +233,15 @@ export class RequestService {
       if (to !== current.status && !canTransition(current.status, to)) {
         throw new IllegalTransitionError(current.status, to);
       }
-      const now = clock.now();
-      const written = await db.transaction(async (tx) => {
-        const row = await updateRequestAtRevision(tx, id, current.revision, {
-          ...change.changes,
-          status: to,
-          updatedAt: now,
-        });
-        if (!row) return null;
-        await change.effects?.(tx, row);
-        await insertEvent(tx, {
-          requestId: id,
-          revision: row.revision,
-          at: now,
-          type: change.type,
-          status: to,
-          message: change.message ?? null,
-          data: change.data ?? null,
-        });
-        return row;
-      });
+      const transition: Transition = {
+        id,
+        expectedRevision: current.revision,
+        changes: { ...change.changes, status: to, updatedAt: clock.now() },
+        event: { type: change.type, message: change.message ?? null, data: change.data ?? null },
+      };
+      // Changes with writes of their own (an attempt's row) need a transaction; the rest are
+      // group-committed with whatever other requests change in the same tick.
+      const written = change.effects ? await this.writeWithEffects(transition, change.effects) : await this.writes.load(transition);
       if (!written) continue;
       await this.deps.pubsub.publish(requestTopic(id), toSnapshotMessage(written));
       this.deps.onCommitted?.(written, change);
@@ -265,6 +249,68 @@ export class RequestService {
     }
     throw new ConflictError(`request ${id} kept changing; gave up after ${MAX_CAS_ATTEMPTS} attempts`);
   }
+
+  /** The request as stored now; reads from many callers in one tick share one query. */
+  read(id: string): Promise<RequestRow | null> {
+    return this.reads.load(id);
+  }
+
+  private async writeWithEffects(t: Transition, effects: NonNullable<Change['effects']>): Promise<RequestRow | null> {
+    return this.deps.db.transaction(async (tx) => {
+      const row = await updateRequestAtRevision(tx, t.id, t.expectedRevision, t.changes);
+      if (!row) return null;
+      await effects(tx, row);
+      await insertEvent(tx, {
+        requestId: t.id,
+        revision: row.revision,
+        at: t.changes.updatedAt,
+        type: t.event.type,
+        status: row.status,
+        message: t.event.message,
+        data: t.event.data,
+      });
+      return row;
+    });
+  }
+
+  /**
+   * Group commit: the guarded writes of one tick, from every request, in one statement. Each
+   * caller learns whether its own write won (its row) or lost its revision race (null). Two
+   * writes to one request in a tick go in successive statements, in the order they came.
+   */
+  private readonly writes = new DataLoader<Transition, RequestRow | null>(
+    async (batch) => {
+      const results = new Map<Transition, RequestRow | null>();
+      let rest = [...batch];
+      while (rest.length > 0) {
+        const ids = new Set<string>();
+        const layer: Transition[] = [];
+        const later: Transition[] = [];
+        for (const t of rest) {
+          if (ids.has(t.id)) later.push(t);
+          else {
+            ids.add(t.id);
+            layer.push(t);
+          }
+        }
+        const rows = await applyTransitions(this.deps.db, layer);
+        for (const t of layer) results.set(t, rows.get(t.id) ?? null);
+        rest = later;
+      }
+      return batch.map((t) => results.get(t) ?? null);
+    },
+    { cache: false, maxBatchSize: WRITE_BATCH },
+  );
+
+  /** Reads of one tick (the engine reloads many requests at once), in one query. */
+  private readonly reads = new DataLoader<string, RequestRow | null>(
+    async (ids) => {
+      const rows = await findRequestsByIds(this.deps.db, ids);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return ids.map((id) => byId.get(id) ?? null);
+    },
+    { cache: false, maxBatchSize: WRITE_BATCH },
+  );
 }
 
 export function canSee(viewer: Viewer, row: RequestSnapshot): boolean {

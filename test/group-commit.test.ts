@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Database, openDatabase } from '../src/db/client.js';
+import { eventsForRequests } from '../src/db/queries/events.js';
+import { findRequestById, insertRequest } from '../src/db/queries/requests.js';
+import { applyTransitions } from '../src/db/queries/transitions.js';
+import type { RequestRow } from '../src/db/schema.js';
+import { systemClock } from '../src/domain/clock.js';
+import { MemoryPubSub } from '../src/infra/pubsub.js';
+import { RequestService } from '../src/services/requests.js';
+import { freshDatabase } from './support/server.js';
+
+/**
+ * Group commit (the guarded write for many requests in one statement), on the storage the suite
+ * runs on: each transition applies only at its expected revision, with its event; a loser of a
+ * revision race changes nothing and is reported as such while the others commit.
+ */
+
+let database: Database;
+let drop: () => Promise<void>;
+let statements = 0;
+
+beforeAll(async () => {
+  const fresh = await freshDatabase();
+  drop = fresh.drop;
+  database = await openDatabase({
+    url: fresh.env.DATABASE_URL,
+    dataDir: fresh.env.DATA_DIR ?? 'memory://',
+    onQuery: () => {
+      statements += 1;
+    },
+  });
+  await database.migrate();
+});
+afterAll(async () => {
+  await database?.close();
+  await drop?.();
+});
+
+async function aRequest(): Promise<RequestRow> {
+  const now = new Date();
+  return insertRequest(database.db, {
+    id: randomUUID(),
+    userId: 'alice',
+    status: 'PENDING',
+    revision: 1,
+    isbn: '9780141439518',
+    title: null,
+    author: null,
+    bookKey: 'isbn:9780141439518',
+    conditions: ['NEW'],
+    maxTotalCents: 2_000,
+    currency: 'USD',
+    expiresAt: new Date(now.getTime() + 3_600_000),
+    shippingAddress: { name: 'Ada', line1: '1 Main St', line2: null, city: 'Springfield', region: null, postalCode: '12345', country: 'US' },
+    paymentToken: 'tok_visa',
+    nextRunAt: now,
+    createdAt: now,
+    updatedAt: now,
+  });
+}
+
+const event = (type: string) => ({ type, message: `${type} now`, data: { n: 1 } });
+
+describe('group commit', () => {
+  it('commits a batch whose one transition lost its revision race, and reports that one as lost', async () => {
+    const [a, b, c] = [await aRequest(), await aRequest(), await aRequest()];
+    const at = new Date();
+    const before = statements;
+    const rows = await applyTransitions(database.db, [
+      { id: a.id, expectedRevision: 1, changes: { status: 'SEARCHING', updatedAt: at }, event: event('SEARCH_STARTED') },
+      // b is at revision 1: this writer saw a revision that is not there any more.
+      { id: b.id, expectedRevision: 7, changes: { status: 'SEARCHING', updatedAt: at }, event: event('SEARCH_STARTED') },
+      { id: c.id, expectedRevision: 1, changes: { status: 'CANCELED', nextRunAt: null, updatedAt: at }, event: event('CANCELED') },
+    ]);
+    expect(statements - before).toBe(1);
+
+    expect([...rows.keys()].sort()).toEqual([a.id, c.id].sort());
+    expect(rows.get(a.id)).toMatchObject({ status: 'SEARCHING', revision: 2, maxTotalCents: 2_000, nextRunAt: a.nextRunAt });
+    expect(rows.get(c.id)).toMatchObject({ status: 'CANCELED', revision: 2, nextRunAt: null });
+    expect(rows.get(a.id)!.updatedAt.getTime()).toBe(at.getTime());
+
+    // The loser's row and timeline are untouched.
+    expect(await findRequestById(database.db, b.id)).toEqual(b);
+    const timeline = await eventsForRequests(database.db, [a.id, b.id, c.id]);
+    expect(timeline.map((e) => [e.requestId, e.revision, e.type, e.status, e.message, e.data])).toEqual(
+      expect.arrayContaining([
+        [a.id, 2, 'SEARCH_STARTED', 'SEARCHING', 'SEARCH_STARTED now', { n: 1 }],
+        [c.id, 2, 'CANCELED', 'CANCELED', 'CANCELED now', { n: 1 }],
+      ]),
+    );
+    expect(timeline.filter((e) => e.requestId === b.id)).toEqual([]);
+    // What it returns is what a read returns.
+    expect(rows.get(a.id)).toEqual(await findRequestById(database.db, a.id));
+  });
+
+  it('sets JSON columns and clears them; columns it does not name keep their values', async () => {
+    const r = await aRequest();
+    const offer = { sellerId: randomUUID(), offerId: 'o-1', condition: 'NEW' as const, itemCents: 900, shippingCents: 100, taxCents: 0, feesCents: 0, totalCents: 1_000, currency: 'USD', inventory: 3, quotedAt: new Date().toISOString() };
+    const set = await applyTransitions(database.db, [
+      { id: r.id, expectedRevision: 1, changes: { status: 'SEARCHING', bestOffer: offer, watchCount: 4, updatedAt: new Date() }, event: event('SEARCH_STARTED') },
+    ]);
+    expect(set.get(r.id)).toMatchObject({ bestOffer: offer, watchCount: 4, paymentToken: 'tok_visa', conditions: ['NEW'] });
+    const cleared = await applyTransitions(database.db, [
+      { id: r.id, expectedRevision: 2, changes: { status: 'QUOTED', bestOffer: null, updatedAt: new Date() }, event: { type: 'QUOTED', message: null, data: null } },
+    ]);
+    expect(cleared.get(r.id)).toMatchObject({ status: 'QUOTED', bestOffer: null, watchCount: 4, revision: 3 });
+    const last = (await eventsForRequests(database.db, [r.id])).at(-1);
+    expect(last).toMatchObject({ revision: 3, type: 'QUOTED', message: null, data: null });
+  });
+
+  it('through the request service: concurrent changes from many requests share one statement, and two to one request both apply in order', async () => {
+    const service = new RequestService({
+      db: database.db,
+      pubsub: new MemoryPubSub(),
+      clock: systemClock,
+      limits: { maxExpiryHorizonMs: 3_600_000 } as never,
+    });
+    const many = await Promise.all(Array.from({ length: 20 }, () => aRequest()));
+    const twice = await aRequest();
+    const before = statements;
+    const results = await Promise.all([
+      ...many.map((r) => service.commit(r.id, (cur) => (cur.status === 'PENDING' ? { to: 'SEARCHING', type: 'SEARCH_STARTED' } : null), r)),
+      service.commit(twice.id, () => ({ type: 'UPDATED', changes: { maxTotalCents: 2_500 } }), twice),
+      service.commit(twice.id, () => ({ type: 'UPDATED', changes: { maxTotalCents: 3_000 } }), twice),
+    ]);
+    const used = statements - before;
+    expect(results.slice(0, 20).every((r) => r?.status === 'SEARCHING' && r.revision === 2)).toBe(true);
+    // The second change to `twice` lost its race to the first, reloaded, and applied after it.
+    expect((await findRequestById(database.db, twice.id))).toMatchObject({ revision: 3, maxTotalCents: 3_000 });
+    expect((await eventsForRequests(database.db, [twice.id])).map((e) => e.revision)).toEqual([2, 3]);
+    // 21 first tries in one statement, the second change to `twice` in the next, its reload and
+    // its retry: 4 statements for 22 changes, where one transaction each took 4 apiece.
+    expect(used).toBe(4);
+  });
+});
