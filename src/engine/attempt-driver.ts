@@ -1,10 +1,11 @@
+import DataLoader from 'dataloader';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db, Executor } from '../db/client.js';
 import { advanceAttempt, type AttemptChanges, attemptsForRequests, findAttempt, findAttemptByKey } from '../db/queries/attempts.js';
-import { findRequestById } from '../db/queries/requests.js';
 import { findOpenDeadLetter, insertDeadLetter } from '../db/queries/dead-letters.js';
 import type { AttemptRow, RequestRow, SellerRow } from '../db/schema.js';
+import { type AttemptStep, advanceAttempts } from '../db/queries/attempt-steps.js';
 import type { Metrics } from '../infra/metrics.js';
 import { type OrderMapping, parseOrderResponse } from '../partners/mapping.js';
 import { isOrderRejected, isSuccess } from '../partners/answers.js';
@@ -87,8 +88,17 @@ export async function advance(
   to: AttemptState,
   changes: Omit<AttemptChanges, 'state'> & { updatedAt: Date },
 ): Promise<AttemptRow | null> {
+  return advanceAttempt(ex, a.id, a.state, checkedMove(a, to, changes));
+}
+
+/** The changes of a move the attempt table allows; an illegal one throws before anything is written. */
+function checkedMove(
+  a: Pick<AttemptRow, 'id' | 'state'>,
+  to: AttemptState,
+  changes: Omit<AttemptChanges, 'state'> & { updatedAt: Date },
+): AttemptChanges & { updatedAt: Date } {
   if (to === a.state ? !isAttemptLive(to) : !canMoveAttempt(a.state, to)) throw new IllegalAttemptMoveError(a.id, a.state, to);
-  return advanceAttempt(ex, a.id, a.state, to === a.state ? changes : { ...changes, state: to });
+  return to === a.state ? changes : { ...changes, state: to };
 }
 
 /**
@@ -132,7 +142,7 @@ export class AttemptDriver {
     let a = start;
     const seller = await this.d.directory.get(a.sellerId);
     // Only fields fixed at creation are read (payment token, address, book): a known row will do.
-    const request = knownRequest ?? (await findRequestById(this.d.db, a.requestId));
+    const request = knownRequest ?? (await this.d.requests.read(a.requestId));
     if (!seller || !request) throw new Error(`attempt ${a.id} names a missing seller or request`);
     const heldLongEnough = a.leaseOwner === this.d.owner && (a.leaseExpiresAt?.getTime() ?? 0) > this.d.clock.now().getTime() + seller.timeoutMs;
     if (isAttemptLive(a.state) && !heldLongEnough) {
@@ -330,16 +340,16 @@ export class AttemptDriver {
     if (isSuccess(status)) {
       const parsed = parseOrderResponse(body, seller.order.response as OrderMapping);
       if (!parsed.orderId) return 'ignored';
-      moved = await advance(this.d.db, a, 'capturing', {
+      moved = await this.step(a, 'capturing', {
         ...due,
         sellerOrderId: parsed.orderId,
         orderTotalCents: parsed.totalCents,
         deliveryEta: parsed.deliveryEta,
       });
     } else if (isOrderRejected(status)) {
-      const request = await findRequestById(this.d.db, a.requestId);
+      const request = await this.d.requests.read(a.requestId);
       if (request) this.d.cache.invalidate(request.bookKey, seller.id);
-      moved = await advance(this.d.db, a, 'voiding', { ...due, failure: `${seller.name} refused the order (${status})` });
+      moved = await this.step(a, 'voiding', { ...due, failure: `${seller.name} refused the order (${status})` });
     }
     return moved ? 'applied' : 'ignored';
   }
@@ -364,10 +374,43 @@ export class AttemptDriver {
    * is its state) and, while it is live, holds it for this instance until the seller's calls can
    * have ended; past that the reconciler may pick it up.
    */
+  /**
+   * A checked move outside any transaction. The moves of one tick, from every attempt this
+   * instance drives, go to the database in one statement (group commit).
+   */
+  private step(a: Pick<AttemptRow, 'id' | 'state'>, to: AttemptState, changes: Omit<AttemptChanges, 'state'> & { updatedAt: Date }): Promise<AttemptRow | null> {
+    return this.moves.load({ id: a.id, from: a.state, changes: checkedMove(a, to, changes) });
+  }
+
+  private readonly moves = new DataLoader<AttemptStep, AttemptRow | null>(
+    async (batch) => {
+      const results = new Map<AttemptStep, AttemptRow | null>();
+      let rest = [...batch];
+      while (rest.length > 0) {
+        // One step per attempt per statement; a second one waits for the next.
+        const ids = new Set<string>();
+        const layer: AttemptStep[] = [];
+        const later: AttemptStep[] = [];
+        for (const st of rest) {
+          if (ids.has(st.id)) later.push(st);
+          else {
+            ids.add(st.id);
+            layer.push(st);
+          }
+        }
+        const rows = await advanceAttempts(this.d.db, layer);
+        for (const st of layer) results.set(st, rows.get(st.id) ?? null);
+        rest = later;
+      }
+      return batch.map((st) => results.get(st) ?? null);
+    },
+    { cache: false, maxBatchSize: 200 },
+  );
+
   private async move(a: AttemptRow, seller: SellerRow, to: AttemptState, changes: Omit<AttemptChanges, 'state'>): Promise<AttemptRow | null> {
     const now = this.d.clock.now();
     const until = new Date(now.getTime() + this.leaseFor(seller));
-    return advance(this.d.db, a, to, {
+    return this.step(a, to, {
       ...(isAttemptLive(to) ? { leaseOwner: this.d.owner, leaseExpiresAt: until, nextCheckAt: until } : {}),
       ...changes,
       updatedAt: now,
@@ -384,7 +427,7 @@ export class AttemptDriver {
     const tries = a.tries + 1;
     const backoff = this.d.unknownBackoffMs[Math.min(tries - 1, this.d.unknownBackoffMs.length - 1)] ?? 1000;
     const needsAttention = definitive || tries >= this.d.attentionAfterTries;
-    const moved = await advance(this.d.db, a, a.state, {
+    const moved = await this.step(a, a.state, {
       nextCheckAt: definitive ? null : new Date(now.getTime() + jitter(backoff)),
       leaseOwner: null,
       leaseExpiresAt: null,
