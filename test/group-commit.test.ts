@@ -4,7 +4,7 @@ import { type Database, openDatabase } from '../src/db/client.js';
 import { eventsForRequests } from '../src/db/queries/events.js';
 import { findRequestById, insertRequest } from '../src/db/queries/requests.js';
 import { applyTransitions } from '../src/db/queries/transitions.js';
-import type { RequestRow } from '../src/db/schema.js';
+import { type RequestRow, sellers } from '../src/db/schema.js';
 import { systemClock } from '../src/domain/clock.js';
 import { MemoryPubSub } from '../src/infra/pubsub.js';
 import { RequestService } from '../src/services/requests.js';
@@ -76,9 +76,9 @@ describe('group commit', () => {
     expect(statements - before).toBe(1);
 
     expect([...rows.keys()].sort()).toEqual([a.id, c.id].sort());
-    expect(rows.get(a.id)).toMatchObject({ status: 'SEARCHING', revision: 2, maxTotalCents: 2_000, nextRunAt: a.nextRunAt });
-    expect(rows.get(c.id)).toMatchObject({ status: 'CANCELED', revision: 2, nextRunAt: null });
-    expect(rows.get(a.id)!.updatedAt.getTime()).toBe(at.getTime());
+    expect(rows.get(a.id)?.row).toMatchObject({ status: 'SEARCHING', revision: 2, maxTotalCents: 2_000, nextRunAt: a.nextRunAt });
+    expect(rows.get(c.id)?.row).toMatchObject({ status: 'CANCELED', revision: 2, nextRunAt: null });
+    expect(rows.get(a.id)!.row.updatedAt.getTime()).toBe(at.getTime());
 
     // The loser's row and timeline are untouched.
     expect(await findRequestById(database.db, b.id)).toEqual(b);
@@ -91,7 +91,7 @@ describe('group commit', () => {
     );
     expect(timeline.filter((e) => e.requestId === b.id)).toEqual([]);
     // What it returns is what a read returns.
-    expect(rows.get(a.id)).toEqual(await findRequestById(database.db, a.id));
+    expect(rows.get(a.id)?.row).toEqual(await findRequestById(database.db, a.id));
   });
 
   it('sets JSON columns and clears them; columns it does not name keep their values', async () => {
@@ -100,11 +100,11 @@ describe('group commit', () => {
     const set = await applyTransitions(database.db, [
       { id: r.id, expectedRevision: 1, changes: { status: 'SEARCHING', bestOffer: offer, watchCount: 4, updatedAt: new Date() }, event: event('SEARCH_STARTED') },
     ]);
-    expect(set.get(r.id)).toMatchObject({ bestOffer: offer, watchCount: 4, paymentToken: 'tok_visa', conditions: ['NEW'] });
+    expect(set.get(r.id)?.row).toMatchObject({ bestOffer: offer, watchCount: 4, paymentToken: 'tok_visa', conditions: ['NEW'] });
     const cleared = await applyTransitions(database.db, [
       { id: r.id, expectedRevision: 2, changes: { status: 'QUOTED', bestOffer: null, updatedAt: new Date() }, event: { type: 'QUOTED', message: null, data: null } },
     ]);
-    expect(cleared.get(r.id)).toMatchObject({ status: 'QUOTED', bestOffer: null, watchCount: 4, revision: 3 });
+    expect(cleared.get(r.id)?.row).toMatchObject({ status: 'QUOTED', bestOffer: null, watchCount: 4, revision: 3 });
     const last = (await eventsForRequests(database.db, [r.id])).at(-1);
     expect(last).toMatchObject({ revision: 3, type: 'QUOTED', message: null, data: null });
   });
@@ -132,5 +132,50 @@ describe('group commit', () => {
     // 21 first tries in one statement, the second change to `twice` in the next, its reload and
     // its retry: 4 statements for 22 changes, where one transaction each took 4 apiece.
     expect(used).toBe(4);
+  });
+
+  it('starts an attempt with its request, numbered after the last; completes one only if it is still where it was seen', async () => {
+    const r = await aRequest();
+    const offer = { sellerId: randomUUID(), offerId: null, condition: 'NEW' as const, itemCents: 1_000, shippingCents: 0, taxCents: 0, feesCents: 0, totalCents: 1_000, currency: 'USD', inventory: null, quotedAt: new Date().toISOString() };
+    const until = new Date(Date.now() + 60_000);
+    const start = (rev: number, sellerId: string) =>
+      applyTransitions(database.db, [
+        {
+          id: r.id,
+          expectedRevision: rev,
+          changes: { status: 'ORDERING', updatedAt: new Date() },
+          event: { type: 'ORDER_STARTED', message: null, data: null },
+          attempt: { start: { id: randomUUID(), sellerId, offer: { ...offer, sellerId }, leaseOwner: 'me', leaseExpiresAt: until, nextCheckAt: until } },
+        },
+      ]);
+    const sellerId = randomUUID();
+    const now = new Date();
+    const endpoint = { method: 'GET', path: '/', headers: {}, body: null, response: {} };
+    await database.db.insert(sellers).values({ id: sellerId, name: 'A', tier: 1, enabled: true, baseUrl: 'http://127.0.0.1:9', headers: {}, timeoutMs: 1_000, maxConcurrency: 4, offerTtlSeconds: 60, quote: endpoint as never, order: endpoint as never, createdAt: now, updatedAt: now });
+    const first = (await start(1, sellerId)).get(r.id)!;
+    expect(first.row).toMatchObject({ status: 'ORDERING', revision: 2 });
+    expect(first.attempt).toMatchObject({ requestId: r.id, attemptNo: 1, idempotencyKey: `${r.id}:1`, state: 'authorizing', paymentState: 'none', sellerId, leaseOwner: 'me' });
+    expect(first.attempt!.leaseExpiresAt!.getTime()).toBe(until.getTime());
+
+    // A second live attempt is refused by the unique index, and nothing of the statement stays.
+    await expect(start(2, sellerId)).rejects.toThrow();
+    expect(await findRequestById(database.db, r.id)).toMatchObject({ revision: 2 });
+
+    // Completing from a state the attempt is not in writes nothing, the request included.
+    const complete = (from: 'capturing' | 'authorizing') =>
+      applyTransitions(database.db, [
+        {
+          id: r.id,
+          expectedRevision: 2,
+          changes: { status: 'ORDERED', updatedAt: new Date() },
+          event: { type: 'ORDERED', message: null, data: null },
+          attempt: { complete: { id: first.attempt!.id, from } },
+        },
+      ]);
+    expect((await complete('capturing')).size).toBe(0);
+    expect(await findRequestById(database.db, r.id)).toMatchObject({ status: 'ORDERING', revision: 2 });
+    const done = (await complete('authorizing')).get(r.id)!;
+    expect(done.row).toMatchObject({ status: 'ORDERED', revision: 3 });
+    expect(done.attempt).toMatchObject({ id: first.attempt!.id, state: 'succeeded', paymentState: 'captured', leaseOwner: null, nextCheckAt: null });
   });
 });

@@ -254,33 +254,18 @@ export class AttemptDriver {
    */
   private async completeOrder(a: AttemptRow, seller: SellerRow): Promise<boolean> {
     const now = this.d.clock.now();
-    let done: AttemptRow | null = null;
-    try {
-      await this.d.requests.commit(a.requestId, (cur) =>
-        cur.status === 'ORDERING'
-          ? {
-              ...orderedChange(a, seller, now),
-              effects: async (tx) => {
-                done = await advance(tx, a, 'succeeded', {
-                  paymentState: 'captured',
-                  nextCheckAt: null,
-                  leaseOwner: null,
-                  leaseExpiresAt: null,
-                  updatedAt: now,
-                });
-                if (!done) throw new AttemptMoved();
-              },
-            }
-          : null,
-      );
-    } catch (e) {
-      if (e instanceof AttemptMoved) return false;
-      throw e;
-    }
-    if (!done) return false;
+    // The move is checked against the attempt table like any other, though written with the request's.
+    checkedMove(a, 'succeeded', { updatedAt: now });
+    // False when the request is not ORDERING (the caller then finishes the attempt alone) or the
+    // attempt had already moved (another driver finished it): then nothing was written.
+    const written = await this.d.requests.commitWithAttempt(a.requestId, (cur) =>
+      cur.status === 'ORDERING' ? { ...orderedChange(a, seller, now), attempt: { complete: { id: a.id, from: a.state } } } : null,
+    );
+    if (!written?.attempt) return false;
     this.d.metrics?.attempts.inc({ state: 'succeeded', payment: 'captured' });
     return true;
   }
+
 
   /**
    * Brings the request in line with a finished attempt: ORDERED for a success, FAILED for a
@@ -498,9 +483,6 @@ function orderedChange(a: AttemptRow, seller: SellerRow, placedAt: Date): Change
     },
   };
 }
-
-/** Rolls back a combined commit whose attempt another driver had already moved on. */
-class AttemptMoved extends Error {}
 
 function jitter(ms: number): number {
   return Math.round(ms * (0.8 + Math.random() * 0.4));

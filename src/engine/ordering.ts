@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { type AttemptRow, type RequestRow, type SellerRow } from '../db/schema.js';
-import { insertAttempt, nextAttemptNo } from '../db/queries/attempts.js';
 import type { InventoryGuard } from '../infra/inventory.js';
 import type { Metrics } from '../infra/metrics.js';
 import type { ParsedOffer } from '../partners/mapping.js';
@@ -157,36 +156,22 @@ export class OrderingService {
    * The unique index on live attempts refuses a second one.
    */
   private async start(requestId: string, seller: SellerRow, offer: SeenOffer, known?: RequestRow): Promise<AttemptRow | null> {
-    let attempt: AttemptRow | null = null;
+    let written;
     try {
-      await this.d.requests.commit(requestId, (cur) => {
+      written = await this.d.requests.commitWithAttempt(requestId, (cur) => {
         const now = this.d.clock.now();
         if (!LIVE_TARGETS.has(cur.status) || now >= cur.expiresAt || !isValid(offer, cur)) return null;
         const shown = cur.bestOffer;
         // Dearer than what the user was shown: only because that offer is gone, and the event says so.
         const dearer = shown !== null && shown.currency === offer.currency && offer.totalCents > shown.totalCents;
+        const heldUntil = new Date(now.getTime() + this.d.driver.leaseFor(seller));
         return {
           to: 'ORDERING',
           ...events.orderStarted({ seller, totalCents: offer.totalCents, currency: offer.currency, shown: dearer ? shown : null }),
           // The offer being ordered is the cheapest valid one, hence the best seen.
           changes: { nextRunAt: null, bestOffer: snapshot(offer) },
-          effects: async (tx) => {
-            const attemptNo = await nextAttemptNo(tx, requestId);
-            attempt = await insertAttempt(tx, {
-              id: randomUUID(),
-              requestId,
-              attemptNo,
-              sellerId: seller.id,
-              offer: snapshot(offer),
-              idempotencyKey: `${requestId}:${attemptNo}`,
-              state: 'authorizing',
-              paymentState: 'none',
-              leaseOwner: this.d.owner,
-              leaseExpiresAt: new Date(now.getTime() + this.d.driver.leaseFor(seller)),
-              nextCheckAt: new Date(now.getTime() + this.d.driver.leaseFor(seller)),
-              createdAt: now,
-              updatedAt: now,
-            });
+          attempt: {
+            start: { id: randomUUID(), sellerId: seller.id, offer: snapshot(offer), leaseOwner: this.d.owner, leaseExpiresAt: heldUntil, nextCheckAt: heldUntil },
           },
         };
       }, known);
@@ -195,8 +180,9 @@ export class OrderingService {
       if (isUniqueViolation(e)) return null;
       throw e;
     }
-    return attempt;
+    return written?.attempt ?? null;
   }
+
 }
 
 function isUniqueViolation(e: unknown): boolean {

@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import DataLoader from 'dataloader';
-import type { Db, Executor, Tx } from '../db/client.js';
-import { insertEvent } from '../db/queries/events.js';
-import { type Transition, applyTransitions } from '../db/queries/transitions.js';
+import type { Db, Executor } from '../db/client.js';
+import { type AttemptWrite, type Transition, type Written, applyTransitions } from '../db/queries/transitions.js';
 import { findIdempotentRequest } from '../db/queries/idempotency.js';
 import {
   type RequestChanges,
   findRequestById,
   findRequestsByIds,
   listRequestsForUser,
-  updateRequestAtRevision,
 } from '../db/queries/requests.js';
 import type { RequestRow } from '../db/schema.js';
 import type { PubSub } from '../infra/pubsub.js';
@@ -17,7 +15,7 @@ import type { Clock } from '../domain/clock.js';
 import { type RequestEventType, events } from '../domain/events.js';
 import { type RequestSnapshot, toSnapshotMessage } from './snapshot.js';
 import { CreateBatcher } from './create-batcher.js';
-import { ConflictError, type Outcome, ok, refused, userError } from '../domain/errors.js';
+import { ConflictError, type Outcome, ok, refused, toError, userError } from '../domain/errors.js';
 import { INITIAL_STATUS, canTransition, isCancelable, isUpdatable } from '../domain/lifecycle.js';
 import type { RequestStatus, Viewer } from '../domain/types.js';
 import {
@@ -40,8 +38,8 @@ export interface Change {
   message?: string | null;
   changes?: RequestChanges;
   data?: Record<string, unknown> | null;
-  /** Further writes that must commit or roll back with this change (an order attempt's row). */
-  effects?: (tx: Tx, row: RequestRow) => Promise<void>;
+  /** An order attempt written with this change, all or nothing (started, or completed). */
+  attempt?: AttemptWrite;
 }
 
 /** Thrown when code asks for a transition the lifecycle table forbids: a bug, never user input. */
@@ -222,7 +220,16 @@ export class RequestService {
    * `known`, a row the caller has just read, saves the first read (the swap still checks it).
    */
   async commit(id: string, decide: (row: RequestRow) => Change | null, known?: RequestRow): Promise<RequestRow | null> {
-    const { db, clock } = this.deps;
+    return (await this.commitWritten(id, decide, known))?.row ?? null;
+  }
+
+  /** `commit` for a change that writes an order attempt too: the request's row and the attempt's. */
+  commitWithAttempt(id: string, decide: (row: RequestRow) => Change | null, known?: RequestRow): Promise<Written | null> {
+    return this.commitWritten(id, decide, known);
+  }
+
+  private async commitWritten(id: string, decide: (row: RequestRow) => Change | null, known?: RequestRow): Promise<Written | null> {
+    const { clock } = this.deps;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       // A caller that just read the row saves the first read; a missed swap reads afresh.
       const current = attempt === 0 && known ? known : await this.reads.load(id);
@@ -233,18 +240,22 @@ export class RequestService {
       if (to !== current.status && !canTransition(current.status, to)) {
         throw new IllegalTransitionError(current.status, to);
       }
-      const transition: Transition = {
+      // Group-committed with whatever other requests change in the same tick.
+      const written = await this.writes.load({
         id,
         expectedRevision: current.revision,
         changes: { ...change.changes, status: to, updatedAt: clock.now() },
         event: { type: change.type, message: change.message ?? null, data: change.data ?? null },
-      };
-      // Changes with writes of their own (an attempt's row) need a transaction; the rest are
-      // group-committed with whatever other requests change in the same tick.
-      const written = change.effects ? await this.writeWithEffects(transition, change.effects) : await this.writes.load(transition);
-      if (!written) continue;
-      await this.deps.pubsub.publish(requestTopic(id), toSnapshotMessage(written));
-      this.deps.onCommitted?.(written, change);
+        attempt: change.attempt,
+      });
+      if (!written) {
+        // The row did not move: what stopped the write was the attempt's own guard (another
+        // driver moved it first). Deciding again would change nothing.
+        if (change.attempt && (await this.reads.load(id))?.revision === current.revision) return null;
+        continue;
+      }
+      await this.deps.pubsub.publish(requestTopic(id), toSnapshotMessage(written.row));
+      this.deps.onCommitted?.(written.row, change);
       return written;
     }
     throw new ConflictError(`request ${id} kept changing; gave up after ${MAX_CAS_ATTEMPTS} attempts`);
@@ -255,32 +266,14 @@ export class RequestService {
     return this.reads.load(id);
   }
 
-  private async writeWithEffects(t: Transition, effects: NonNullable<Change['effects']>): Promise<RequestRow | null> {
-    return this.deps.db.transaction(async (tx) => {
-      const row = await updateRequestAtRevision(tx, t.id, t.expectedRevision, t.changes);
-      if (!row) return null;
-      await effects(tx, row);
-      await insertEvent(tx, {
-        requestId: t.id,
-        revision: row.revision,
-        at: t.changes.updatedAt,
-        type: t.event.type,
-        status: row.status,
-        message: t.event.message,
-        data: t.event.data,
-      });
-      return row;
-    });
-  }
-
   /**
    * Group commit: the guarded writes of one tick, from every request, in one statement. Each
    * caller learns whether its own write won (its row) or lost its revision race (null). Two
    * writes to one request in a tick go in successive statements, in the order they came.
    */
-  private readonly writes = new DataLoader<Transition, RequestRow | null>(
+  private readonly writes = new DataLoader<Transition, Written | null>(
     async (batch) => {
-      const results = new Map<Transition, RequestRow | null>();
+      const results = new Map<Transition, Written | null | Error>();
       let rest = [...batch];
       while (rest.length > 0) {
         const ids = new Set<string>();
@@ -293,8 +286,19 @@ export class RequestService {
             layer.push(t);
           }
         }
-        const rows = await applyTransitions(this.deps.db, layer);
-        for (const t of layer) results.set(t, rows.get(t.id) ?? null);
+        try {
+          const rows = await applyTransitions(this.deps.db, layer);
+          for (const t of layer) results.set(t, rows.get(t.id) ?? null);
+        } catch (e) {
+          // One write can refuse the whole statement (a second live attempt for a request):
+          // write them one by one, so only its own caller hears of it.
+          if (layer.length === 1) results.set(layer[0]!, toError(e));
+          else {
+            for (const t of layer) {
+              results.set(t, await applyTransitions(this.deps.db, [t]).then((rows) => rows.get(t.id) ?? null, toError));
+            }
+          }
+        }
         rest = later;
       }
       return batch.map((t) => results.get(t) ?? null);

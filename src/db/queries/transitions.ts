@@ -2,8 +2,28 @@ import { type Column, getTableColumns, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { rowsOf } from '../client.js';
 import { rowMapper } from './rows.js';
-import { purchaseRequests, type RequestRow } from '../schema.js';
+import { type AttemptRow, orderAttempts, purchaseRequests, type RequestRow } from '../schema.js';
+import type { AttemptState, OfferSnapshot } from '../../domain/types.js';
 import type { RequestChanges } from './requests.js';
+
+/**
+ * An order attempt written with a request's transition, all or nothing: `start` inserts the
+ * request's next attempt (numbered after its last one, keyed `<request>:<n>`, authorizing);
+ * `complete` marks a captured attempt succeeded — only if it is still in `from`, else the
+ * transition does not apply either.
+ */
+export type AttemptWrite =
+  | {
+      start: {
+        id: string;
+        sellerId: string;
+        offer: OfferSnapshot;
+        leaseOwner: string;
+        leaseExpiresAt: Date;
+        nextCheckAt: Date;
+      };
+    }
+  | { complete: { id: string; from: AttemptState } };
 
 /** One guarded write of a batch: the change to apply if the row is still at `expectedRevision`, and its event. */
 export interface Transition {
@@ -11,6 +31,13 @@ export interface Transition {
   expectedRevision: number;
   changes: RequestChanges & { updatedAt: Date };
   event: { type: string; message: string | null; data: Record<string, unknown> | null };
+  attempt?: AttemptWrite;
+}
+
+/** What a transition wrote: the request's new row, and the attempt written with it, if any. */
+export interface Written {
+  row: RequestRow;
+  attempt: AttemptRow | null;
 }
 
 /**
@@ -42,11 +69,24 @@ const COLUMNS = getTableColumns(purchaseRequests) as Record<keyof RequestRow, Co
  * rows written, by id; a transition whose row had moved on is simply absent (the caller reloads
  * and decides again). At most one transition per request in a batch.
  */
-export async function applyTransitions(ex: Executor, batch: readonly Transition[]): Promise<Map<string, RequestRow>> {
+export async function applyTransitions(ex: Executor, batch: readonly Transition[]): Promise<Map<string, Written>> {
   if (batch.length === 0) return new Map();
   const keys = Object.keys(SETTABLE) as Settable[];
   const input = batch.map((t) => {
     const row: Record<string, unknown> = { id: t.id, rev: t.expectedRevision, type: t.event.type, message: t.event.message, data: t.event.data };
+    const a = t.attempt;
+    if (a && 'start' in a) {
+      Object.assign(row, {
+        start_id: a.start.id,
+        start_seller: a.start.sellerId,
+        start_offer: a.start.offer,
+        start_lease_owner: a.start.leaseOwner,
+        start_lease_until: a.start.leaseExpiresAt.toISOString(),
+        start_check_at: a.start.nextCheckAt.toISOString(),
+      });
+    } else if (a) {
+      Object.assign(row, { complete_id: a.complete.id, complete_from: a.complete.from });
+    }
     for (const k of keys) {
       if (!(k in t.changes)) continue;
       const v = (t.changes as Record<string, unknown>)[k];
@@ -62,6 +102,14 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       'type text',
       'message text',
       'data jsonb',
+      'start_id uuid',
+      'start_seller uuid',
+      'start_offer jsonb',
+      'start_lease_owner text',
+      'start_lease_until timestamptz',
+      'start_check_at timestamptz',
+      'complete_id uuid',
+      'complete_from text',
       ...keys.flatMap((k) => [`"set_${k}" boolean`, `"v_${k}" ${SETTABLE[k]}`]),
     ].join(', '),
   );
@@ -79,26 +127,61 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     with input as (
       select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(${recordType})
     ),
+    -- Attempts to complete, locked and still in the state they were seen in: a transition
+    -- whose attempt another driver moved first does not apply at all.
+    held as (
+      select a.id, x.id as request_id
+      from order_attempts a join input x on a.id = x.complete_id and a.state = x.complete_from
+      for update of a
+    ),
     written as (
       update purchase_requests p set
       ${assignments},
       revision = p.revision + 1
       from input x
       where p.id = x.id and p.revision = x.rev
+        and (x.complete_id is null or exists (select 1 from held h where h.request_id = x.id))
       returning p.*
+    ),
+    completed as (
+      update order_attempts a set
+        state = 'succeeded', payment_state = 'captured', next_check_at = null,
+        lease_owner = null, lease_expires_at = null, updated_at = w.updated_at
+      from written w join input x on x.id = w.id
+      where a.id = x.complete_id
+      returning a.*
+    ),
+    started as (
+      insert into order_attempts
+        (id, request_id, attempt_no, seller_id, offer, idempotency_key, state, payment_state,
+         lease_owner, lease_expires_at, next_check_at, created_at, updated_at)
+      select x.start_id, w.id, n.no, x.start_seller, x.start_offer, w.id::text || ':' || n.no,
+        'authorizing', 'none', x.start_lease_owner, x.start_lease_until, x.start_check_at,
+        w.updated_at, w.updated_at
+      from written w join input x on x.id = w.id
+      cross join lateral (
+        select coalesce(max(o.attempt_no), 0) + 1 as no from order_attempts o where o.request_id = w.id
+      ) n
+      where x.start_id is not null
+      returning *
     ),
     logged as (
       insert into request_events (request_id, revision, at, type, status, message, data)
       select w.id, w.revision, w.updated_at, x.type, w.status, x.message, nullif(x.data, 'null'::jsonb)
       from written w join input x on x.id = w.id
     )
-    select * from written`);
-  const rows = new Map<string, RequestRow>();
+    select w.*, to_jsonb(c) as completed_attempt, to_jsonb(s) as started_attempt
+    from written w
+    left join completed c on c.request_id = w.id
+    left join started s on s.request_id = w.id`);
+  const rows = new Map<string, Written>();
   for (const raw of rowsOf<Record<string, unknown>>(result)) {
     const row = toRequestRow(raw);
-    rows.set(row.id, row);
+    const attempt = (raw.completed_attempt ?? raw.started_attempt ?? null) as Record<string, unknown> | string | null;
+    rows.set(row.id, { row, attempt: attempt === null ? null : toAttemptRow(typeof attempt === 'string' ? JSON.parse(attempt) : attempt) });
   }
   return rows;
 }
 
 const toRequestRow = rowMapper<RequestRow>(purchaseRequests);
+const toAttemptRow = rowMapper<AttemptRow>(orderAttempts);
