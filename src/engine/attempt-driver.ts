@@ -6,6 +6,7 @@ import { advanceAttempt, type AttemptChanges, attemptsForRequests, findAttempt, 
 import { findOpenDeadLetter, insertDeadLetter } from '../db/queries/dead-letters.js';
 import type { AttemptRow, RequestRow, SellerRow } from '../db/schema.js';
 import { type AttemptStep, advanceAttempts } from '../db/queries/attempt-steps.js';
+import { retryLockRaces } from '../db/errors.js';
 import type { Metrics } from '../infra/metrics.js';
 import { type OrderMapping, parseOrderResponse } from '../partners/mapping.js';
 import { isOrderRejected, isSuccess } from '../partners/answers.js';
@@ -383,7 +384,7 @@ export class AttemptDriver {
             layer.push(st);
           }
         }
-        const rows = await advanceAttempts(this.d.db, layer);
+        const rows = await retryLockRaces(() => advanceAttempts(this.d.db, layer));
         for (const st of layer) results.set(st, rows.get(st.id) ?? null);
         rest = later;
       }

@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import { attemptsForRequests, claimDueAttempts, orphanedOrdering } from '../db/queries/attempts.js';
 import DataLoader from 'dataloader';
 import { type Release, releaseRequests } from '../db/queries/releases.js';
+import { retryLockRaces } from '../db/errors.js';
 import { claimDueRequests, extendLeases, findExpiredActive, nextDueAt, wakeWatchers } from '../db/queries/work.js';
 import type { RequestRow, SellerRow } from '../db/schema.js';
 import type { Channel } from '../infra/channel.js';
@@ -102,7 +103,7 @@ export class Engine {
   /** Leases handed back in one tick, by every request this instance finished with, in one statement. */
   private readonly releases = new DataLoader<Release, void>(
     async (batch) => {
-      await releaseRequests(this.d.db, batch);
+      await retryLockRaces(() => releaseRequests(this.d.db, batch));
       return batch.map(() => undefined);
     },
     { cache: false, maxBatchSize: 200 },

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.js';
+import { isUniqueViolation } from '../db/errors.js';
 import { type AttemptRow, type RequestRow, type SellerRow } from '../db/schema.js';
 import type { InventoryGuard } from '../infra/inventory.js';
 import type { Metrics } from '../infra/metrics.js';
@@ -183,11 +184,4 @@ export class OrderingService {
     return written?.attempt ?? null;
   }
 
-}
-
-function isUniqueViolation(e: unknown): boolean {
-  for (let cur: unknown = e; cur; cur = (cur as { cause?: unknown }).cause) {
-    if ((cur as { code?: unknown }).code === '23505') return true;
-  }
-  return false;
 }

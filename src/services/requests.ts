@@ -3,6 +3,7 @@ import DataLoader from 'dataloader';
 import type { Db, Executor } from '../db/client.js';
 import { type AttemptWrite, type Transition, type Written, applyTransitions } from '../db/queries/transitions.js';
 import { findIdempotentRequest } from '../db/queries/idempotency.js';
+import { retryLockRaces } from '../db/errors.js';
 import {
   type RequestChanges,
   findRequestById,
@@ -287,7 +288,7 @@ export class RequestService {
           }
         }
         try {
-          const rows = await applyTransitions(this.deps.db, layer);
+          const rows = await retryLockRaces(() => applyTransitions(this.deps.db, layer));
           for (const t of layer) results.set(t, rows.get(t.id) ?? null);
         } catch (e) {
           // One write can refuse the whole statement (a second live attempt for a request):
@@ -295,7 +296,7 @@ export class RequestService {
           if (layer.length === 1) results.set(layer[0]!, toError(e));
           else {
             for (const t of layer) {
-              results.set(t, await applyTransitions(this.deps.db, [t]).then((rows) => rows.get(t.id) ?? null, toError));
+              results.set(t, await retryLockRaces(() => applyTransitions(this.deps.db, [t])).then((rows) => rows.get(t.id) ?? null, toError));
             }
           }
         }

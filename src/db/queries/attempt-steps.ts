@@ -49,10 +49,14 @@ export async function advanceAttempts(ex: Executor, batch: readonly AttemptStep[
   const result = await ex.execute(sql`
     with input as (
       select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(${recordType})
+    ),
+    -- Locked in id order first, so batches touching the same attempts never deadlock.
+    locked as (
+      select a.id from order_attempts a join input x on a.id = x.id order by a.id for update of a
     )
     update order_attempts a set ${assignments}
     from input x
-    where a.id = x.id and a.state = x.from_state
+    where a.id = x.id and a.state = x.from_state and a.id in (select id from locked)
     returning a.*`);
   const rows = new Map<string, AttemptRow>();
   for (const raw of rowsOf<Record<string, unknown>>(result)) {

@@ -134,12 +134,17 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       from order_attempts a join input x on a.id = x.complete_id and a.state = x.complete_from
       for update of a
     ),
+    -- Rows are locked in id order before any is written, so two batches touching the same
+    -- requests wait for each other instead of deadlocking.
+    locked as (
+      select p.id from purchase_requests p join input x on p.id = x.id order by p.id for update of p
+    ),
     written as (
       update purchase_requests p set
       ${assignments},
       revision = p.revision + 1
       from input x
-      where p.id = x.id and p.revision = x.rev
+      where p.id = x.id and p.revision = x.rev and p.id in (select id from locked)
         and (x.complete_id is null or exists (select 1 from held h where h.request_id = x.id))
       returning p.*
     ),
