@@ -33,11 +33,17 @@ export interface RequestRecord {
 }
 
 export interface Fleet {
-  client: BrokerClient;
+  /** One client per broker instance; user u talks to instance u mod N (creates and subscription alike). */
+  clients: BrokerClient[];
   /** One bearer token per user. */
   tokens: string[];
-  /** One graphql-ws client (one WebSocket, many subscriptions) per user. */
+  /** One graphql-ws client (one WebSocket, many subscriptions) per user, on that user's instance. */
   ws: Client[];
+}
+
+/** The broker instance a user talks to: round-robin by user. */
+export function instanceOf(fleet: { clients: readonly unknown[] }, user: number): number {
+  return user % fleet.clients.length;
 }
 
 export interface PhaseOptions {
@@ -116,7 +122,7 @@ export async function runPhase(fleet: Fleet, o: PhaseOptions): Promise<PhaseResu
       paymentToken: 'tok_visa',
       conditions: item.conditions,
     };
-    fleet.client
+    fleet.clients[instanceOf(fleet, item.user)]!
       .gql<{ createPurchaseRequest: { purchaseRequest: { id: string; status: string } | null; userErrors: Array<{ code: string }> } }>(
         CREATE,
         { input },

@@ -2,6 +2,28 @@
 
 type P = { p50: number | null; p90: number | null; p99: number | null };
 type Split = { sampled: number; create: P; queue: P; round: P; order: P; deliver: P };
+type PerRequest = {
+  brokerCpuMs: number | null;
+  postgresCpuMs: number | null;
+  transactions: number | null;
+  rowsRead: number | null;
+  rowsInserted: number | null;
+  rowsUpdated: number | null;
+};
+type InstancesRun = {
+  instances: number;
+  offeredRate: number;
+  requestsPerSecond: number | null;
+  latencyMs: P;
+  overheadMs: P;
+  errors: number;
+  unsettled: number;
+  perRequest: PerRequest & { sellerCalls: number | null };
+  cacheHitRate: number | null;
+  exactlyOnce: { duplicateOrders: number; orderedWithoutLedgerEntry: number };
+  cpu: { brokerCores: number | null; postgresCores: number | null; machineBusyCores: number | null };
+  peakRssMb: number | null;
+};
 
 export interface ReportInput {
   requestsPerSecond: number | null;
@@ -21,6 +43,8 @@ export interface ReportInput {
   errors: number;
   unsettled: number;
   peakRssMb: number | null;
+  perRequest: PerRequest;
+  instances: { count: number; pubsub: string; runs: InstancesRun[]; speedup: number | null };
   ratios: Record<string, number | null>;
   goals: Array<{ name: string; actual: number | null; target: string; met: boolean | null }>;
   main: {
@@ -76,6 +100,13 @@ export function printTable(r: ReportInput): void {
     ['  ORDERED ms p50/p90/p99', p3(r.main.latencyByOutcomeMs.ORDERED ?? { p50: null, p90: null, p99: null }), `floor ${p3(r.main.floorMs)}`],
     ['overhead above floor ms', p3(r.overheadMs), 'ORDERED percentile − floor percentile'],
     ['seller calls / request', f(r.callsPerRequest, 2), `naive ${f(r.naiveCallsPerRequest, 2)} (${x(r.ratios.callsVsNaive)})`],
+    [
+      'broker CPU ms / request',
+      f(r.perRequest.brokerCpuMs, 2),
+      r.config.database === 'postgres'
+        ? `Postgres CPU ${f(r.perRequest.postgresCpuMs, 2)} ms · ${f(r.perRequest.transactions, 1)} transactions · rows read ${f(r.perRequest.rowsRead, 0)}, inserted ${f(r.perRequest.rowsInserted, 1)}, updated ${f(r.perRequest.rowsUpdated, 1)}`
+        : 'embedded PGlite runs inside the broker process: its work is in this figure',
+    ],
     ['offer cache hit rate', pc(r.cacheHitRate), ''],
     ['coalescing rate', pc(r.coalesceRate), 'requests that joined a round in flight'],
     ['price regret', `${f(r.regret.meanPct, 3)}% mean`, `${pc(r.regret.shareAtBest)} ordered at the best total`],
@@ -96,14 +127,14 @@ export function printTable(r: ReportInput): void {
       String(r.errors),
       [...Object.entries(r.main.errorsByKind).map(([k, v]) => `${k}: ${v}`), `${r.unsettled} unsettled when waiting stopped (not errors)`].join(', '),
     ],
-    ['server peak RSS MB', f(r.peakRssMb, 0), ''],
+    ['server peak RSS MB', f(r.peakRssMb, 0), r.instances.count > 1 ? 'the largest of any instance' : ''],
   ];
   const w0 = Math.max(...rows.map((row) => row[0].length));
   const w1 = Math.max(...rows.map((row) => row[1].length));
   const line = (a: string, b: string, c: string) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`;
   const out: string[] = [];
   out.push('');
-  out.push(`Broker benchmark — ${r.config.mode}, ${r.config.database}, ${r.config.machine.cpus} CPUs, ${r.config.users} users, ${r.config.sellers} sellers, latency ×${r.config.latencyScale}, ${f(r.config.wallSeconds, 0)} s`);
+  out.push(`Broker benchmark — ${r.config.mode}, ${r.config.database}${r.instances.count > 1 ? ` (1 and ${r.instances.count} instances)` : ''}, ${r.config.machine.cpus} CPUs, ${r.config.users} users, ${r.config.sellers} sellers, latency ×${r.config.latencyScale}, ${f(r.config.wallSeconds, 0)} s`);
   out.push('');
   for (const row of rows) out.push(line(...row));
   out.push('');
@@ -132,16 +163,44 @@ export function printTable(r: ReportInput): void {
   }
   out.push(`  seller calls in main phase: ${r.main.sellerCalls.quote} quotes, ${r.main.sellerCalls.order} orders, ${r.main.sellerCalls.orderStatus} status checks (${f(r.main.sellerCalls.perSecond, 0)}/s)`);
   if (r.moderate) {
-    out.push(`  at a sustainable ${r.moderate.offeredRate}/s: ${f(r.moderate.requestsPerSecond)}/s, end-to-end ${p3(r.moderate.latencyMs)} ms, overhead ${p3(r.moderate.overheadMs)} ms`);
+    out.push(`  at 80% of the sustained rate, ${r.moderate.offeredRate}/s offered: ${f(r.moderate.requestsPerSecond)}/s, end-to-end ${p3(r.moderate.latencyMs)} ms, overhead ${p3(r.moderate.overheadMs)} ms`);
     out.push(`  ORDERED time split at ${r.moderate.offeredRate}/s: ${split(r.moderate.breakdownMs)}`);
   }
+  if (r.instances.runs.length > 1) out.push('', ...instancesTable(r));
   out.push('');
   out.push('  goals:');
-  for (const g of r.goals) out.push(`    ${g.met === null ? '  ?' : g.met ? ' ok' : 'MISS'}  ${g.name.padEnd(38)} ${f(g.actual, 3).padStart(10)}  (target ${g.target})`);
+  const wg = Math.max(38, ...r.goals.map((g) => g.name.length));
+  for (const g of r.goals) out.push(`    ${g.met === null ? '  ?' : g.met ? ' ok' : 'MISS'}  ${g.name.padEnd(wg)} ${f(g.actual, 3).padStart(10)}  (target ${g.target})`);
   if (r.notes.length > 0) {
     out.push('');
     out.push('  notes:');
     for (const n of r.notes) out.push(`    - ${n}`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** The main workload on 1 instance and on N, side by side (same database, users round-robin over the instances). */
+function instancesTable(r: ReportInput): string[] {
+  const runs = r.instances.runs;
+  const rows: Array<[string, ...string[]]> = [
+    ['instances', ...runs.map((x) => String(x.instances))],
+    ['offered requests/s', ...runs.map((x) => String(x.offeredRate))],
+    ['requests/s sustained', ...runs.map((x) => f(x.requestsPerSecond))],
+    ['end-to-end ms p50/p90/p99', ...runs.map((x) => p3(x.latencyMs))],
+    ['overhead above floor ms p50/p90/p99', ...runs.map((x) => p3(x.overheadMs))],
+    ['broker CPU ms / request (all instances)', ...runs.map((x) => f(x.perRequest.brokerCpuMs, 2))],
+    ['Postgres CPU ms / request', ...runs.map((x) => f(x.perRequest.postgresCpuMs, 2))],
+    ['transactions / request', ...runs.map((x) => f(x.perRequest.transactions, 1))],
+    ['rows read / inserted / updated per request', ...runs.map((x) => `${f(x.perRequest.rowsRead, 0)} / ${f(x.perRequest.rowsInserted, 1)} / ${f(x.perRequest.rowsUpdated, 1)}`)],
+    ['seller calls / request', ...runs.map((x) => f(x.perRequest.sellerCalls, 2))],
+    ['offer cache hit rate', ...runs.map((x) => pc(x.cacheHitRate))],
+    ['cores: brokers / Postgres / machine busy', ...runs.map((x) => `${f(x.cpu.brokerCores, 2)} / ${f(x.cpu.postgresCores, 2)} / ${f(x.cpu.machineBusyCores, 2)}`)],
+    ['peak RSS MB (largest instance)', ...runs.map((x) => f(x.peakRssMb, 0))],
+    ['errors / unsettled', ...runs.map((x) => `${x.errors} / ${x.unsettled}`)],
+    ['duplicate orders / ORDERED without order', ...runs.map((x) => `${x.exactlyOnce.duplicateOrders} / ${x.exactlyOnce.orderedWithoutLedgerEntry}`)],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const out = [`  main workload by instances (same database, pub/sub ${r.instances.pubsub}; ${r.instances.count} instances: ${x(r.instances.speedup)} the requests/s of 1):`];
+  for (const row of rows) out.push(`    ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')}`);
+  return out;
 }
