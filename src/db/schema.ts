@@ -69,11 +69,21 @@ export const purchaseRequests = pgTable(
       .on(t.expiresAt)
       .where(sql`${t.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK')`),
     index('purchase_requests_user_seq_idx').on(t.userId, t.seq.desc()),
-    index('purchase_requests_due_idx')
+    // Due work nobody holds, by due time. Requests in a round keep their (past) due time while
+    // leased, so an index over every active request would make each claim walk over all of them.
+    index('purchase_requests_unleased_due_idx')
       .on(t.nextRunAt)
-      .where(sql`${t.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK')`),
-    // Waking the requests that watch a book reads only those, not every request ever made for it.
-    index('purchase_requests_watching_idx').on(t.bookKey).where(sql`${t.status} in ('QUOTED','OUT_OF_STOCK')`),
+      .where(sql`${t.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK') and ${t.leaseExpiresAt} is null`),
+    // Leased work by lease expiry: a claim finds lapsed leases (a crashed instance's) in a range
+    // that is empty while every instance is alive.
+    index('purchase_requests_lease_expiry_idx')
+      .on(t.leaseExpiresAt)
+      .where(sql`${t.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK') and ${t.leaseExpiresAt} is not null`),
+    // Waking the requests that watch a book reads only those not already due, not every request
+    // ever made for it.
+    index('purchase_requests_watching_idx')
+      .on(t.bookKey, t.nextRunAt)
+      .where(sql`${t.status} in ('QUOTED','OUT_OF_STOCK')`),
     // The reconciler's look for requests left in ORDERING.
     index('purchase_requests_ordering_idx').on(t.id).where(sql`${t.status} = 'ORDERING'`),
     // The backlog count (admission control) and queue positions read only PENDING rows.
@@ -182,6 +192,10 @@ export const orderAttempts = pgTable(
     // second one while one is live, nor any after one succeeded.
     uniqueIndex('order_attempts_one_live_idx').on(t.requestId).where(sql`${t.state} <> 'failed'`),
     index('order_attempts_due_idx').on(t.nextCheckAt).where(sql`${t.state} not in ('succeeded','failed')`),
+    // Operators' list (and the metrics gauge) of unfinished attempts flagged for attention.
+    index('order_attempts_attention_idx')
+      .on(t.createdAt)
+      .where(sql`${t.needsAttention} and ${t.state} not in ('succeeded','failed')`),
     check(
       'order_attempts_state_check',
       sql`${t.state} in ('authorizing','ordering','unknown','capturing','voiding','succeeded','failed')`,

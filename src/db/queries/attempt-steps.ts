@@ -52,11 +52,11 @@ export async function advanceAttempts(ex: Executor, batch: readonly AttemptStep[
     ),
     -- Locked in id order first, so batches touching the same attempts never deadlock.
     locked as (
-      select a.id from order_attempts a join input x on a.id = x.id order by a.id for update of a
+      select a.id from order_attempts a where a.id = any(array(select id from input)) order by a.id for update of a
     )
     update order_attempts a set ${assignments}
     from input x
-    where a.id = x.id and a.state = x.from_state and a.id in (select id from locked)
+    where a.id = x.id and a.state = x.from_state and a.id = any(array(select id from locked))
     returning a.*`);
   const rows = new Map<string, AttemptRow>();
   for (const raw of rowsOf<Record<string, unknown>>(result)) {

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, isNull, lte, notExists, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { type AttemptRow, orderAttempts, purchaseRequests } from '../schema.js';
 import type { AttemptState } from '../../domain/types.js';
@@ -6,7 +6,12 @@ import type { AttemptState } from '../../domain/types.js';
 export type NewAttemptRow = typeof orderAttempts.$inferInsert;
 export type AttemptChanges = Partial<Omit<AttemptRow, 'id' | 'requestId' | 'attemptNo' | 'sellerId' | 'idempotencyKey' | 'createdAt'>>;
 
-const FINISHED: AttemptState[] = ['succeeded', 'failed'];
+/**
+ * Unfinished, written as literals exactly as in the partial indexes' predicates
+ * (order_attempts_due_idx, order_attempts_attention_idx), so the planner can always prove a query
+ * matches them: a bound parameter list would not, in a generic plan.
+ */
+const isUnfinished = sql`${orderAttempts.state} not in ('succeeded','failed')`;
 
 export async function insertAttempt(ex: Executor, row: NewAttemptRow): Promise<AttemptRow> {
   const [inserted] = await ex.insert(orderAttempts).values(row).returning();
@@ -53,14 +58,25 @@ export async function claimDueAttempts(
   ex: Executor,
   q: { owner: string; now: Date; leaseUntil: Date; limit: number },
 ): Promise<AttemptRow[]> {
+  // Every step of an attempt leaves a dead entry in order_attempts_due_idx, and a bitmap scan
+  // (what the planner picks for a range it expects to be small) visits them all, every pass,
+  // until a VACUUM. A probe — the first due entry, by a plain index scan that marks dead entries
+  // as it passes them — gates the claim, which therefore runs only when something is due.
+  const firstDue = ex
+    .select({ at: orderAttempts.nextCheckAt })
+    .from(orderAttempts)
+    .where(and(isUnfinished, lte(orderAttempts.nextCheckAt, q.now)))
+    .orderBy(asc(orderAttempts.nextCheckAt))
+    .limit(1);
   const due = ex
     .select({ id: orderAttempts.id })
     .from(orderAttempts)
     .where(
       and(
-        notInArray(orderAttempts.state, FINISHED),
+        isUnfinished,
         lte(orderAttempts.nextCheckAt, q.now),
         or(isNull(orderAttempts.leaseExpiresAt), lte(orderAttempts.leaseExpiresAt, q.now)),
+        sql`(${firstDue}) is not null`,
       ),
     )
     .orderBy(asc(orderAttempts.nextCheckAt))
@@ -69,15 +85,25 @@ export async function claimDueAttempts(
   return ex
     .update(orderAttempts)
     .set({ leaseOwner: q.owner, leaseExpiresAt: q.leaseUntil })
-    .where(inArray(orderAttempts.id, due))
+    // By id from an array, not `in (subquery)`: a semi-join may be planned as a hash over every attempt.
+    .where(sql`${orderAttempts.id} = any(array(${due}))`)
     .returning();
 }
 
 /**
  * Requests left in ORDERING with no unfinished attempt and none finished since `quietSince`
  * (a crash between a refusal and the next step); recent ones are still being handled.
+ *
+ * The attempts are looked up per ORDERING request by a correlated subquery with LIMIT rather
+ * than NOT EXISTS: the planner may turn an anti-join into a hash of every attempt ever made
+ * (it does on a database never analysed), and this runs every reconciliation pass.
  */
 export async function orphanedOrdering(ex: Executor, now: Date, quietSince: Date, limit: number): Promise<string[]> {
+  const busy = ex
+    .select({ one: sql`1` })
+    .from(orderAttempts)
+    .where(and(eq(orderAttempts.requestId, purchaseRequests.id), or(isUnfinished, gt(orderAttempts.updatedAt, quietSince))))
+    .limit(1);
   const rows = await ex
     .select({ id: purchaseRequests.id })
     .from(purchaseRequests)
@@ -85,17 +111,7 @@ export async function orphanedOrdering(ex: Executor, now: Date, quietSince: Date
       and(
         sql`${purchaseRequests.status} = 'ORDERING'`,
         or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, now)),
-        notExists(
-          ex
-            .select({ one: sql`1` })
-            .from(orderAttempts)
-            .where(
-              and(
-                eq(orderAttempts.requestId, purchaseRequests.id),
-                or(notInArray(orderAttempts.state, FINISHED), gt(orderAttempts.updatedAt, quietSince)),
-              ),
-            ),
-        ),
+        sql`(${busy}) is null`,
       ),
     )
     .limit(limit);
@@ -106,7 +122,7 @@ export async function attemptsNeedingAttention(ex: Executor): Promise<AttemptRow
   return ex
     .select()
     .from(orderAttempts)
-    .where(and(eq(orderAttempts.needsAttention, true), notInArray(orderAttempts.state, FINISHED)))
+    .where(and(sql`${orderAttempts.needsAttention}`, isUnfinished))
     .orderBy(asc(orderAttempts.createdAt));
 }
 

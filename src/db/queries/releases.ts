@@ -34,7 +34,7 @@ export async function releaseRequests(ex: Executor, batch: readonly Release[]): 
     ),
     -- Locked in id order first, so batches touching the same requests never deadlock.
     locked as (
-      select p.id from purchase_requests p join input x on p.id = x.id order by p.id for update of p
+      select p.id from purchase_requests p where p.id = any(array(select id from input)) order by p.id for update of p
     )
     update purchase_requests p set
       lease_owner = null,
@@ -45,5 +45,5 @@ export async function releaseRequests(ex: Executor, batch: readonly Release[]): 
         when x.force or p.revision = x.rev then x.watch
         else 0 end
     from input x
-    where p.id = x.id and p.lease_owner = x.owner and p.id in (select id from locked)`);
+    where p.id = x.id and p.lease_owner = x.owner and p.id = any(array(select id from locked))`);
 }

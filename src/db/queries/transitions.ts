@@ -132,19 +132,20 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     held as (
       select a.id, x.id as request_id
       from order_attempts a join input x on a.id = x.complete_id and a.state = x.complete_from
+      where a.id = any(array(select complete_id from input where complete_id is not null))
       for update of a
     ),
     -- Rows are locked in id order before any is written, so two batches touching the same
     -- requests wait for each other instead of deadlocking.
     locked as (
-      select p.id from purchase_requests p join input x on p.id = x.id order by p.id for update of p
+      select p.id from purchase_requests p where p.id = any(array(select id from input)) order by p.id for update of p
     ),
     written as (
       update purchase_requests p set
       ${assignments},
       revision = p.revision + 1
       from input x
-      where p.id = x.id and p.revision = x.rev and p.id in (select id from locked)
+      where p.id = x.id and p.revision = x.rev and p.id = any(array(select id from locked))
         and (x.complete_id is null or exists (select 1 from held h where h.request_id = x.id))
       returning p.*
     ),
@@ -153,7 +154,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
         state = 'succeeded', payment_state = 'captured', next_check_at = null,
         lease_owner = null, lease_expires_at = null, updated_at = w.updated_at
       from written w join input x on x.id = w.id
-      where a.id = x.complete_id
+      where a.id = x.complete_id and a.id = any(array(select id from held))
       returning a.*
     ),
     started as (

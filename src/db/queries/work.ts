@@ -1,5 +1,5 @@
-import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm';
-import type { Executor } from '../client.js';
+import { type SQL, and, asc, eq, gt, inArray, lte, sql } from 'drizzle-orm';
+import { type Executor, rowsOf } from '../client.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
 import type { RequestStatus } from '../../domain/types.js';
 import { SEARCHABLE } from '../../domain/statuses.js';
@@ -10,33 +10,47 @@ import { SEARCHABLE } from '../../domain/statuses.js';
  * prepared plans), and these queries run on every engine tick.
  */
 const isSearchable = sql`${purchaseRequests.status} in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK')`;
+/** Searchable and not leased: the predicate of purchase_requests_unleased_due_idx. */
+const isUnleased = sql`${isSearchable} and ${purchaseRequests.leaseExpiresAt} is null`;
+const t = purchaseRequests;
 
 /**
  * Claims up to `limit` requests whose work is due and whose lease is free or expired, leasing
  * them to `owner`. SKIP LOCKED lets several instances claim side by side without waiting.
+ *
+ * Free work and lapsed leases are read from two indexes, each range locked as it is read: an
+ * index over every active request would make each claim walk over the requests being worked on
+ * (their due time is past while they are leased), and the lapsed range is empty unless an
+ * instance died. Together they are exactly `lease_expires_at is null or lease_expires_at <= now`;
+ * rows of the two ranges beyond `limit` stay locked only until this statement ends.
  */
 export async function claimDueRequests(
   ex: Executor,
   q: { owner: string; now: Date; leaseUntil: Date; limit: number },
 ): Promise<RequestRow[]> {
   if (q.limit <= 0) return [];
-  const due = ex
-    .select({ id: purchaseRequests.id })
-    .from(purchaseRequests)
-    .where(
-      and(
-        lte(purchaseRequests.nextRunAt, q.now),
-        isSearchable,
-        or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, q.now)),
-      ),
-    )
-    .orderBy(asc(purchaseRequests.nextRunAt))
-    .limit(q.limit)
-    .for('update', { skipLocked: true });
+  const now = at(q.now);
+  const due = sql`select id from (
+      select id, next_run_at from (
+        select ${t.id}, ${t.nextRunAt} from ${t}
+        where ${isUnleased} and ${t.nextRunAt} <= ${now}
+        order by ${t.nextRunAt} limit ${q.limit}
+        for update skip locked
+      ) free
+      union all
+      select id, next_run_at from (
+        select ${t.id}, ${t.nextRunAt} from ${t}
+        where ${isLapsed(now)} and ${t.nextRunAt} <= ${now}
+        order by ${t.nextRunAt} limit ${q.limit}
+        for update skip locked
+      ) lapsed
+    ) claimable
+    order by next_run_at limit ${q.limit}`;
   return ex
-    .update(purchaseRequests)
+    .update(t)
     .set({ leaseOwner: q.owner, leaseExpiresAt: q.leaseUntil })
-    .where(inArray(purchaseRequests.id, due))
+    // By id from an array, not `in (subquery)`: a semi-join may be planned as a hash over the table.
+    .where(sql`${t.id} = any(array(${due}))`)
     .returning();
 }
 
@@ -84,31 +98,17 @@ export async function findExpiredActive(ex: Executor, now: Date, limit: number):
 }
 
 /**
- * The next moment anything is due: the earliest unleased work, or the earliest deadline of an
- * active request. Two ORDER BY … LIMIT 1 reads that the partial indexes answer directly; an
- * expired lease is found by the regular poll.
+ * The next moment anything is due: the earliest unleased work (or work whose lease lapsed), or
+ * the earliest deadline of an active request. One statement of three ORDER BY … LIMIT 1 reads
+ * that the partial indexes answer directly.
  */
 export async function nextDueAt(ex: Executor, now: Date): Promise<Date | null> {
-  const [work] = await ex
-    .select({ at: purchaseRequests.nextRunAt })
-    .from(purchaseRequests)
-    .where(
-      and(
-        sql`${purchaseRequests.nextRunAt} is not null`,
-        isSearchable,
-        or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, now)),
-      ),
-    )
-    .orderBy(asc(purchaseRequests.nextRunAt))
-    .limit(1);
-  const [deadline] = await ex
-    .select({ at: purchaseRequests.expiresAt })
-    .from(purchaseRequests)
-    .where(isSearchable)
-    .orderBy(asc(purchaseRequests.expiresAt))
-    .limit(1);
-  const times = [work?.at, deadline?.at].filter((d): d is Date => d instanceof Date);
-  return times.length ? new Date(Math.min(...times.map((d) => d.getTime()))) : null;
+  const result = await ex.execute(sql`select least(
+      (select ${t.nextRunAt} from ${t} where ${isUnleased} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1),
+      (select ${t.nextRunAt} from ${t} where ${isLapsed(at(now))} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1),
+      (select ${t.expiresAt} from ${t} where ${isSearchable} order by ${t.expiresAt} limit 1)
+    ) as at`);
+  return dateOf(rowsOf<{ at: unknown }>(result)[0]?.at);
 }
 
 /** Makes watching requests for a book due now, because offers for it changed. */
@@ -127,37 +127,74 @@ export async function wakeWatchers(ex: Executor, bookKey: string, now: Date): Pr
   return rows.length;
 }
 
-/** Requests waiting for the engine. */
-export async function countPending(ex: Executor): Promise<number> {
-  const [row] = await ex.select({ n: sql<number>`count(*)::int` }).from(purchaseRequests).where(sql`${purchaseRequests.status} = 'PENDING'`);
-  return row?.n ?? 0;
+/**
+ * An upper bound on the requests waiting for the engine, from two index look-ups: every PENDING
+ * request's seq lies between the lowest and the highest waiting (0 when none waits).
+ */
+export async function pendingSpan(ex: Executor): Promise<number> {
+  const result = await ex.execute(sql`select coalesce(
+      (select ${t.seq} from ${t} where ${t.status} = 'PENDING' order by ${t.seq} desc limit 1)
+      - (select ${t.seq} from ${t} where ${t.status} = 'PENDING' order by ${t.seq} limit 1) + 1, 0)::int as n`);
+  return Number(rowsOf<{ n: number }>(result)[0]?.n ?? 0);
 }
 
-/** For PENDING requests: how many PENDING requests are ahead of each (0 = next). */
+/**
+ * Requests waiting for the engine, counted up to `atMost`: the caller only needs to know whether
+ * the backlog is full, and a full backlog must not cost a read of every waiting request.
+ */
+export async function countPending(ex: Executor, atMost: number): Promise<number> {
+  const result = await ex.execute(
+    sql`select count(*)::int as n from (select 1 from ${t} where ${t.status} = 'PENDING' limit ${Math.max(0, Math.floor(atMost))}) waiting`,
+  );
+  return Number(rowsOf<{ n: number }>(result)[0]?.n ?? 0);
+}
+
+/**
+ * For PENDING requests: how many PENDING requests are ahead of each (0 = next), exactly. One
+ * pass over the PENDING index up to the last request asked about: it reads one index entry per
+ * request ahead of that one (bounded by the backlog limit), never the table.
+ */
 export async function queuePositions(ex: Executor, ids: readonly string[]): Promise<Map<string, number>> {
   if (ids.length === 0) return new Map();
-  // The outer column is named in full: inside the subquery a bare "seq" would mean ahead.seq.
-  const ahead = sql<number>`(select count(*)::int from ${purchaseRequests} as ahead where ahead.status = 'PENDING' and ahead.seq < ${sql.raw('"purchase_requests"."seq"')})`;
-  const rows = await ex
-    .select({ id: purchaseRequests.id, ahead })
-    .from(purchaseRequests)
-    .where(and(inArray(purchaseRequests.id, [...ids]), sql`${purchaseRequests.status} = 'PENDING'`));
-  return new Map(rows.map((r) => [r.id, Number(r.ahead)]));
+  const result = await ex.execute(sql`
+    with asked as (
+      select ${t.id}, ${t.seq} from ${t} where ${inArray(t.id, [...ids])} and ${t.status} = 'PENDING'
+    ), ranked as (
+      select ${t.seq}, (row_number() over (order by ${t.seq}) - 1)::int as ahead from ${t}
+      where ${t.status} = 'PENDING' and ${t.seq} <= (select max(seq) from asked)
+    )
+    select asked.id, ranked.ahead from asked join ranked on ranked.seq = asked.seq`);
+  return new Map(rowsOf<{ id: string; ahead: number }>(result).map((r) => [r.id, Number(r.ahead)]));
 }
 
 /** The oldest work that is due and not being worked on (queue lag), or null when nothing waits. */
 export async function oldestDue(ex: Executor, now: Date): Promise<Date | null> {
-  const [row] = await ex
-    .select({ at: purchaseRequests.nextRunAt })
-    .from(purchaseRequests)
-    .where(
-      and(
-        lte(purchaseRequests.nextRunAt, now),
-        isSearchable,
-        or(isNull(purchaseRequests.leaseExpiresAt), lte(purchaseRequests.leaseExpiresAt, now)),
-      ),
-    )
-    .orderBy(asc(purchaseRequests.nextRunAt))
-    .limit(1);
-  return row?.at ?? null;
+  const result = await ex.execute(sql`select least(
+      (select ${t.nextRunAt} from ${t} where ${isUnleased} and ${t.nextRunAt} <= ${at(now)} order by ${t.nextRunAt} limit 1),
+      (select ${t.nextRunAt} from ${t} where ${isLapsed(at(now))} and ${t.nextRunAt} <= ${at(now)} order by ${t.nextRunAt} limit 1)
+    ) as at`);
+  return dateOf(rowsOf<{ at: unknown }>(result)[0]?.at);
+}
+
+/**
+ * Searchable with a lease that lapsed by `now`, behind a probe. Every lease taken, extended or
+ * handed back leaves a dead entry in purchase_requests_lease_expiry_idx with a time soon past,
+ * and only a plain index scan marks such entries dead for later scans: a bitmap scan (what the
+ * planner picks for a range it expects to be small) visits them all, every time, until a VACUUM.
+ * The probe — the first entry of the range, a plain index scan that stops at the first live one
+ * — gates the read, which therefore runs only when some lease has lapsed.
+ */
+function isLapsed(now: SQL): SQL {
+  const first = sql`select ${t.leaseExpiresAt} from ${t} where ${isSearchable} and ${t.leaseExpiresAt} <= ${now} order by ${t.leaseExpiresAt} limit 1`;
+  return sql`${isSearchable} and ${t.leaseExpiresAt} <= ${now} and (${first}) is not null`;
+}
+
+/** A time as a query parameter: postgres.js does not encode a Date inside a raw fragment. */
+function at(d: Date): SQL {
+  return sql`${d.toISOString()}::timestamptz`;
+}
+
+/** A timestamptz read by a raw statement: text on postgres.js, a Date on PGlite, or null. */
+function dateOf(v: unknown): Date | null {
+  return v === null || v === undefined ? null : (t.nextRunAt.mapFromDriverValue(v as string) as Date);
 }

@@ -1,0 +1,6 @@
+DROP INDEX "purchase_requests_due_idx";--> statement-breakpoint
+DROP INDEX "purchase_requests_watching_idx";--> statement-breakpoint
+CREATE INDEX "order_attempts_attention_idx" ON "order_attempts" USING btree ("created_at") WHERE "order_attempts"."needs_attention" and "order_attempts"."state" not in ('succeeded','failed');--> statement-breakpoint
+CREATE INDEX "purchase_requests_unleased_due_idx" ON "purchase_requests" USING btree ("next_run_at") WHERE "purchase_requests"."status" in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK') and "purchase_requests"."lease_expires_at" is null;--> statement-breakpoint
+CREATE INDEX "purchase_requests_lease_expiry_idx" ON "purchase_requests" USING btree ("lease_expires_at") WHERE "purchase_requests"."status" in ('PENDING','SEARCHING','QUOTED','OUT_OF_STOCK') and "purchase_requests"."lease_expires_at" is not null;--> statement-breakpoint
+CREATE INDEX "purchase_requests_watching_idx" ON "purchase_requests" USING btree ("book_key","next_run_at") WHERE "purchase_requests"."status" in ('QUOTED','OUT_OF_STOCK');
