@@ -67,7 +67,9 @@ interface QuoteArrival {
   offers: ParsedOffer[];
 }
 const QUOTES = 'engine:quotes';
-const MIN_TICK_SPACING_MS = 10;
+/** Wakes closer together than this share one tick: its claim takes up to 100 requests at once. */
+const MIN_TICK_SPACING_MS = 25;
+
 /** Rounds in one claim of a request when what it meant to take keeps slipping away. */
 const SEARCH_PASSES = 3;
 /** Recheck of a request whose offers within budget were held by others. */
@@ -158,7 +160,6 @@ export class Engine {
       this.again = true;
       return;
     }
-    // Wakes closer together than this share one tick: its claim takes up to 100 requests at once.
     this.schedule(this.lastTick + MIN_TICK_SPACING_MS - this.d.clock.now().getTime());
   }
 
