@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Database, openDatabase } from '../src/db/client.js';
+import { describe, expect, it } from 'vitest';
 import { eventsForRequests } from '../src/db/queries/events.js';
 import { findRequestById, insertRequest } from '../src/db/queries/requests.js';
 import { applyTransitions } from '../src/db/queries/transitions.js';
@@ -8,7 +7,7 @@ import { type RequestRow, sellers } from '../src/db/schema.js';
 import { systemClock } from '../src/domain/clock.js';
 import { MemoryPubSub } from '../src/infra/pubsub.js';
 import { RequestService } from '../src/services/requests.js';
-import { freshDatabase } from './support/server.js';
+import { newRequestColumns, useTestDatabase } from './support/database.js';
 
 /**
  * Group commit (the guarded write for many requests in one statement), on the storage the suite
@@ -16,48 +15,14 @@ import { freshDatabase } from './support/server.js';
  * revision race changes nothing and is reported as such while the others commit.
  */
 
-let database: Database;
-let drop: () => Promise<void>;
 let statements = 0;
-
-beforeAll(async () => {
-  const fresh = await freshDatabase();
-  drop = fresh.drop;
-  database = await openDatabase({
-    url: fresh.env.DATABASE_URL,
-    dataDir: fresh.env.DATA_DIR ?? 'memory://',
-    onQuery: () => {
-      statements += 1;
-    },
-  });
-  await database.migrate();
+const test = useTestDatabase(() => {
+  statements += 1;
 });
-afterAll(async () => {
-  await database?.close();
-  await drop?.();
-});
+const database = { get db() { return test.current.db; } };
 
 async function aRequest(): Promise<RequestRow> {
-  const now = new Date();
-  return insertRequest(database.db, {
-    id: randomUUID(),
-    userId: 'alice',
-    status: 'PENDING',
-    revision: 1,
-    isbn: '9780141439518',
-    title: null,
-    author: null,
-    bookKey: 'isbn:9780141439518',
-    conditions: ['NEW'],
-    maxTotalCents: 2_000,
-    currency: 'USD',
-    expiresAt: new Date(now.getTime() + 3_600_000),
-    shippingAddress: { name: 'Ada', line1: '1 Main St', line2: null, city: 'Springfield', region: null, postalCode: '12345', country: 'US' },
-    paymentToken: 'tok_visa',
-    nextRunAt: now,
-    createdAt: now,
-    updatedAt: now,
-  });
+  return insertRequest(database.db, newRequestColumns({ maxTotalCents: 2_000, bookKey: 'isbn:9780141439518', isbn: '9780141439518' }));
 }
 
 const event = (type: string) => ({ type, message: `${type} now`, data: { n: 1 } });

@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { freshDatabase } from '../../test/support/server.js';
-import { type Database, type Executor, openDatabase } from '../db/client.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { newRequestColumns, useTestDatabase } from '../../test/support/database.js';
+import type { Executor } from '../db/client.js';
 import { type RequestToCreate, createRequests } from '../db/queries/create-requests.js';
 import { eventsForRequests } from '../db/queries/events.js';
 import { findRequestById } from '../db/queries/requests.js';
@@ -14,25 +13,12 @@ import { CreateBatcher } from './create-batcher.js';
 import { type Change, RequestService } from './requests.js';
 import type { CreateInputShape } from './validation.js';
 
-let fresh: Awaited<ReturnType<typeof freshDatabase>>;
-let database: Database;
 /** Every statement the application sends, as drizzle logs it. */
 const statements: string[] = [];
 const createStatements = () => statements.filter((s) => s.includes('insert into idempotency_keys')).length;
+const test = useTestDatabase((q) => statements.push(q));
+const database = { get db() { return test.current.db; } };
 
-beforeAll(async () => {
-  fresh = await freshDatabase();
-  database = await openDatabase({
-    url: fresh.env.DATABASE_URL,
-    dataDir: fresh.env.DATA_DIR ?? 'memory://',
-    onQuery: (q) => statements.push(q),
-  });
-  await database.migrate();
-});
-afterAll(async () => {
-  await database?.close();
-  await fresh?.drop();
-});
 beforeEach(() => {
   statements.length = 0;
 });
@@ -48,27 +34,8 @@ function counted() {
 }
 
 function toCreate(userId: string, key: string, cents = 4500): RequestToCreate {
-  const now = new Date();
   return {
-    request: {
-      id: randomUUID(),
-      userId,
-      status: 'PENDING',
-      revision: 1,
-      isbn: '9781449373320',
-      title: null,
-      author: null,
-      bookKey: '9781449373320',
-      conditions: ['NEW'],
-      maxTotalCents: cents,
-      currency: 'USD',
-      expiresAt: new Date(now.getTime() + 3_600_000),
-      shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', line2: null, city: 'Springfield', region: null, postalCode: '12345', country: 'US' },
-      paymentToken: 'tok_visa',
-      nextRunAt: now,
-      createdAt: now,
-      updatedAt: now,
-    },
+    request: newRequestColumns({ userId, maxTotalCents: cents }),
     idempotencyKey: key,
     requestHash: `hash-${cents}`,
     event: { type: 'CREATED', message: 'Request received; waiting for the engine', data: null },

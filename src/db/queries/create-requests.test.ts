@@ -1,49 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshDatabase } from '../../../test/support/server.js';
-import { type Database, openDatabase } from '../client.js';
+import { describe, expect, it } from 'vitest';
+import { newRequestColumns, useTestDatabase } from '../../../test/support/database.js';
 import { idempotencyKeys } from '../schema.js';
 import { type RequestToCreate, createRequests } from './create-requests.js';
 import { eventsForRequests } from './events.js';
 import { findRequestById } from './requests.js';
 
-let fresh: Awaited<ReturnType<typeof freshDatabase>>;
-let database: Database;
-
-beforeAll(async () => {
-  fresh = await freshDatabase();
-  database = await openDatabase({ url: fresh.env.DATABASE_URL, dataDir: fresh.env.DATA_DIR ?? 'memory://' });
-  await database.migrate();
-});
-afterAll(async () => {
-  await database?.close();
-  await fresh?.drop();
-});
+const test = useTestDatabase();
+const database = { get db() { return test.current.db; } };
 
 const now = new Date('2030-01-01T12:00:00.123Z');
 
 function toCreate(userId: string, key: string, o: { hash?: string; cents?: number; title?: string | null } = {}): RequestToCreate {
   return {
-    request: {
-      id: randomUUID(),
-      userId,
-      status: 'PENDING',
-      revision: 1,
-      isbn: o.title ? null : '9781449373320',
-      title: o.title ?? null,
-      author: o.title ? "Flann O'Brien" : null,
-      bookKey: o.title ? `t:${o.title}` : '9781449373320',
-      conditions: ['NEW', 'USED'],
-      maxTotalCents: o.cents ?? 4500,
-      currency: 'USD',
-      expiresAt: new Date(now.getTime() + 3_600_000),
-      shippingAddress: { name: 'Ada "A" Lovelace', line1: '1 Main St', line2: null, city: 'Zürich', region: null, postalCode: '8001', country: 'CH' },
-      paymentToken: 'tok_visa',
-      nextRunAt: now,
-      createdAt: now,
-      updatedAt: now,
-    },
+    request: newRequestColumns(
+      {
+        userId,
+        isbn: o.title ? null : '9781449373320',
+        title: o.title ?? null,
+        author: o.title ? "Flann O'Brien" : null,
+        bookKey: o.title ? `t:${o.title}` : '9781449373320',
+        conditions: ['NEW', 'USED'],
+        maxTotalCents: o.cents ?? 4500,
+        shippingAddress: { name: 'Ada "A" Lovelace', line1: '1 Main St', line2: null, city: 'Zürich', region: null, postalCode: '8001', country: 'CH' },
+      },
+      now,
+    ),
     idempotencyKey: key,
     requestHash: o.hash ?? 'hash-1',
     event: { type: 'CREATED', message: 'Request received; waiting for the engine', data: null },

@@ -1,23 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { freshDatabase } from '../../../test/support/server.js';
-import { type Database, openDatabase, rowsOf } from '../client.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../../../test/support/database.js';
+import { rowsOf } from '../client.js';
 import type { RequestStatus } from '../../domain/types.js';
 import { claimDueRequests, countPending, nextDueAt, oldestDue, queuePositions, wakeWatchers } from './work.js';
 
-let fresh: Awaited<ReturnType<typeof freshDatabase>>;
-let database: Database;
-
-beforeAll(async () => {
-  fresh = await freshDatabase();
-  database = await openDatabase({ url: fresh.env.DATABASE_URL, dataDir: fresh.env.DATA_DIR ?? 'memory://' });
-  await database.migrate();
-});
-afterAll(async () => {
-  await database?.close();
-  await fresh?.drop();
-});
+const test = useTestDatabase();
+const database = { get db() { return test.current.db; } };
 beforeEach(async () => {
   await database.db.execute(sql`delete from purchase_requests`);
 });
