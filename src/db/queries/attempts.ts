@@ -3,7 +3,6 @@ import type { Executor } from '../client.js';
 import { type AttemptRow, orderAttempts, purchaseRequests } from '../schema.js';
 import type { AttemptState } from '../../domain/types.js';
 
-export type NewAttemptRow = typeof orderAttempts.$inferInsert;
 export type AttemptChanges = Partial<Omit<AttemptRow, 'id' | 'requestId' | 'attemptNo' | 'sellerId' | 'idempotencyKey' | 'createdAt'>>;
 
 /**
@@ -12,11 +11,6 @@ export type AttemptChanges = Partial<Omit<AttemptRow, 'id' | 'requestId' | 'atte
  * matches them: a bound parameter list would not, in a generic plan.
  */
 const isUnfinished = sql`${orderAttempts.state} not in ('succeeded','failed')`;
-
-export async function insertAttempt(ex: Executor, row: NewAttemptRow): Promise<AttemptRow> {
-  const [inserted] = await ex.insert(orderAttempts).values(row).returning();
-  return inserted!;
-}
 
 export async function nextAttemptNo(ex: Executor, requestId: string): Promise<number> {
   const [row] = await ex

@@ -2,12 +2,6 @@ import { asc, inArray } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { requestEvents, type EventRow } from '../schema.js';
 
-export type NewEventRow = Omit<typeof requestEvents.$inferInsert, 'id'>;
-
-export async function insertEvent(ex: Executor, event: NewEventRow): Promise<void> {
-  await ex.insert(requestEvents).values(event);
-}
-
 /** Events of several requests at once (one query per DataLoader batch), oldest first. */
 export async function eventsForRequests(ex: Executor, requestIds: readonly string[]): Promise<EventRow[]> {
   if (requestIds.length === 0) return [];
