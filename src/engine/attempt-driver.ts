@@ -1,4 +1,4 @@
-import DataLoader from 'dataloader';
+import { batchLoader } from '../db/batch-loader.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db, Executor } from '../db/client.js';
@@ -226,7 +226,7 @@ export class AttemptDriver {
     return this.defer(a, seller, `order status unknown: ${status.reason}`);
   }
 
-  private async capture(a: AttemptRow, { seller }: DriveContext): Promise<StepResult> {
+  private async capture(a: AttemptRow, { seller, request }: DriveContext): Promise<StepResult> {
     try {
       await this.d.gateway.capture({ key: a.idempotencyKey, amountCents: a.offer.totalCents });
     } catch (e) {
@@ -234,7 +234,7 @@ export class AttemptDriver {
       return this.defer(a, seller, `capture: ${toError(e).message}`, e instanceof PaymentConflictError);
     }
     // The attempt's success and the request's ORDERED commit together: one transaction.
-    if (await this.completeOrder(a, seller)) return { stop: 'succeeded' };
+    if (await this.completeOrder(a, seller, request)) return { stop: 'succeeded' };
     return { next: await this.move(a, seller, 'succeeded', { paymentState: 'captured', nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null }) };
   }
 
@@ -253,7 +253,7 @@ export class AttemptDriver {
    * the request is not ORDERING (the caller then finishes the attempt alone) or the attempt had
    * already moved (another driver finished it).
    */
-  private async completeOrder(a: AttemptRow, seller: SellerRow): Promise<boolean> {
+  private async completeOrder(a: AttemptRow, seller: SellerRow, known: RequestRow): Promise<boolean> {
     const now = this.d.clock.now();
     // The move is checked against the attempt table like any other, though written with the request's.
     checkedMove(a, 'succeeded', { updatedAt: now });
@@ -261,6 +261,8 @@ export class AttemptDriver {
     // attempt had already moved (another driver finished it): then nothing was written.
     const written = await this.d.requests.commitWithAttempt(a.requestId, (cur) =>
       cur.status === 'ORDERING' ? { ...orderedChange(a, seller, now), attempt: { complete: { id: a.id, from: a.state } } } : null,
+      // The row the driver was given; if the request moved since, the write misses and reads it afresh.
+      known,
     );
     if (!written?.attempt) return false;
     this.d.metrics?.attempts.inc({ state: 'succeeded', payment: 'captured' });
@@ -281,7 +283,9 @@ export class AttemptDriver {
     if (a.paymentState === 'declined') {
       const reason = a.failure ?? 'payment declined';
       await this.d.requests.commit(a.requestId, (cur) =>
-        cur.status === 'ORDERING' ? { to: 'FAILED', ...events.paymentDeclined(reason), changes: { failureReason: reason, nextRunAt: null } } : null,
+        cur.status === 'ORDERING'
+          ? { to: 'FAILED', ...events.paymentDeclined(reason), changes: { failureReason: reason, nextRunAt: null, leaseOwner: null, leaseExpiresAt: null } }
+          : null,
       );
       this.d.metrics?.attempts.inc({ state: a.state, payment: a.paymentState });
       return 'declined';
@@ -368,7 +372,7 @@ export class AttemptDriver {
     return this.moves.load({ id: a.id, from: a.state, changes: checkedMove(a, to, changes) });
   }
 
-  private readonly moves = new DataLoader<AttemptStep, AttemptRow | null>(
+  private readonly moves = batchLoader<AttemptStep, AttemptRow | null>(
     async (batch) => {
       const results = new Map<AttemptStep, AttemptRow | null>();
       let rest = [...batch];
@@ -390,7 +394,7 @@ export class AttemptDriver {
       }
       return batch.map((st) => results.get(st) ?? null);
     },
-    { cache: false, maxBatchSize: 200 },
+    { maxBatchSize: 200 },
   );
 
   private async move(a: AttemptRow, seller: SellerRow, to: AttemptState, changes: Omit<AttemptChanges, 'state'>): Promise<AttemptRow | null> {
@@ -471,8 +475,11 @@ function orderedChange(a: AttemptRow, seller: SellerRow, placedAt: Date): Change
   return {
     to: 'ORDERED',
     ...events.ordered({ seller, totalCents: total, currency: a.offer.currency, sellerOrderId: a.sellerOrderId }),
+    // Done: no more work, and no lease for the engine to hand back.
     changes: {
       nextRunAt: null,
+      leaseOwner: null,
+      leaseExpiresAt: null,
       orderDetails: {
         sellerId: seller.id,
         sellerOrderId: a.sellerOrderId ?? '',

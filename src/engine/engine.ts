@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import { attemptsForRequests, claimDueAttempts, orphanedOrdering } from '../db/queries/attempts.js';
-import DataLoader from 'dataloader';
+import { batchLoader } from '../db/batch-loader.js';
 import { type Release, releaseRequests } from '../db/queries/releases.js';
 import { retryLockRaces } from '../db/errors.js';
-import { claimDueRequests, extendLeases, findExpiredActive, nextDueAt, wakeWatchers } from '../db/queries/work.js';
+import { claimDueRequests, extendLeases, findExpiredActive, nextDue, wakeWatchers } from '../db/queries/work.js';
 import type { RequestRow, SellerRow } from '../db/schema.js';
 import type { Channel } from '../infra/channel.js';
 import type { PubSub } from '../infra/pubsub.js';
@@ -96,6 +96,8 @@ export class Engine {
   private ticking = false;
   private again = false;
   private lastTick = 0;
+  /** The earliest deadline of an active request as the last tick read it; null: unknown, so look. */
+  private earliestExpiry: number | null = null;
   private reconciling = false;
   private signals: Channel<Signal> | null = null;
   private quotes: Channel<QuoteArrival> | null = null;
@@ -103,12 +105,12 @@ export class Engine {
   constructor(private readonly d: EngineDeps) {}
 
   /** Leases handed back in one tick, by every request this instance finished with, in one statement. */
-  private readonly releases = new DataLoader<Release, void>(
+  private readonly releases = batchLoader<Release, void>(
     async (batch) => {
       await retryLockRaces(() => releaseRequests(this.d.db, batch));
       return batch.map(() => undefined);
     },
-    { cache: false, maxBatchSize: 200 },
+    { maxBatchSize: 200 },
   );
 
   async start(): Promise<void> {
@@ -234,7 +236,9 @@ export class Engine {
     let delay = this.d.config.pollMs;
     try {
       const now = this.d.clock.now();
-      await this.expireDue(now);
+      // The earliest deadline read by the last tick says whether any can have passed since:
+      // no expiry scan on ticks where none can.
+      if (this.earliestExpiry === null || now.getTime() >= this.earliestExpiry) await this.expireDue(now);
       const capacity = this.d.config.maxActive - this.active.size;
       if (capacity > 0) {
         const rows = await claimDueRequests(this.d.db, {
@@ -246,9 +250,13 @@ export class Engine {
         for (const row of rows) if (!this.active.has(row.id)) this.launch(row);
         if (rows.length === Math.min(capacity, 100)) this.again = true;
       }
+      this.earliestExpiry = null;
       if (this.active.size < this.d.config.maxActive) {
-        const next = await nextDueAt(this.d.db, now);
-        if (next) delay = Math.min(delay, next.getTime() - this.d.clock.now().getTime());
+        const next = await nextDue(this.d.db, now);
+        // Another instance may create a request with an earlier deadline meanwhile: the tick
+        // after the next read sees it, and a claimed request checks its deadline itself.
+        this.earliestExpiry = next.expiry?.getTime() ?? Number.POSITIVE_INFINITY;
+        for (const at of [next.work, next.expiry]) if (at) delay = Math.min(delay, at.getTime() - this.d.clock.now().getTime());
       }
     } catch (err) {
       this.d.log.error({ err }, 'engine tick failed');
@@ -344,6 +352,8 @@ export class Engine {
       }
       const lostBefore = exclusions.lostCount;
       const outcome = await ordering.orderFirst(fresh, valid, exclusions);
+      // ORDERED and FAILED are written with the lease cleared: nothing to hand back.
+      if (outcome === 'ordered' || outcome === 'failed') return null;
       if (outcome !== 'not_started') return this.release(fresh, null).then(() => null);
       fresh = await this.d.requests.read(id);
       if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null).then(() => null);

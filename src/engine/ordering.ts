@@ -89,10 +89,11 @@ export class OrderingService {
       try {
         const offer = candidate.fromCache ? await this.revalidate(seller, request, candidate) : candidate;
         // The request as passed in is current only for the first attempt.
-        const attempt = offer && (await this.start(request.id, seller, offer, attempted ? undefined : request));
-        if (attempt) {
+        const started = offer && (await this.start(request.id, seller, offer, attempted ? undefined : request));
+        if (started) {
           attempted = true;
-          outcome = await this.d.driver.drive(attempt, request);
+          // The request as ORDERING wrote it: the driver's ORDERED needs no read first.
+          outcome = await this.d.driver.drive(started.attempt, started.request);
         } else if (offer) {
           // The request moved on (canceled, budget lowered, deadline) or another attempt exists.
           break;
@@ -156,7 +157,7 @@ export class OrderingService {
    * budget), the attempt row is inserted with its idempotency key, and the request is ORDERING.
    * The unique index on live attempts refuses a second one.
    */
-  private async start(requestId: string, seller: SellerRow, offer: SeenOffer, known?: RequestRow): Promise<AttemptRow | null> {
+  private async start(requestId: string, seller: SellerRow, offer: SeenOffer, known?: RequestRow): Promise<{ attempt: AttemptRow; request: RequestRow } | null> {
     let written;
     try {
       written = await this.d.requests.commitWithAttempt(requestId, (cur) => {
@@ -181,7 +182,7 @@ export class OrderingService {
       if (isUniqueViolation(e)) return null;
       throw e;
     }
-    return written?.attempt ?? null;
+    return written?.attempt ? { attempt: written.attempt, request: written.row } : null;
   }
 
 }

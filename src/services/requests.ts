@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import DataLoader from 'dataloader';
 import type { Db, Executor } from '../db/client.js';
+import { batchLoader } from '../db/batch-loader.js';
 import { type AttemptWrite, type Transition, type Written, applyTransitions } from '../db/queries/transitions.js';
 import { findIdempotentRequest } from '../db/queries/idempotency.js';
 import { retryLockRaces } from '../db/errors.js';
 import {
   type RequestChanges,
-  findRequestById,
   findRequestsByIds,
   listRequestsForUser,
 } from '../db/queries/requests.js';
@@ -86,10 +85,16 @@ export class RequestService {
     const req = valid.value;
     const hash = requestHash(req);
 
-    const replay = await this.replayIdempotent(db, viewer.id, req.idempotencyKey, hash);
-    if (replay) return replay;
-    // After the replay check: a client retrying a request it already made is never refused.
-    await this.deps.admission?.check();
+    // A replay is found by the create itself (the key comes back taken), so a new request costs
+    // no read first; only a refusal looks for one: a client retrying a request it already made
+    // is never refused.
+    try {
+      await this.deps.admission?.check();
+    } catch (e) {
+      const replay = await this.replayIdempotent(db, viewer.id, req.idempotencyKey, hash);
+      if (replay) return replay;
+      throw e;
+    }
 
     const created = events.created();
     const result = await this.creates.create({
@@ -120,7 +125,8 @@ export class RequestService {
       this.deps.onCommitted?.(result.row, created);
       return ok(result.row);
     }
-    // Another create claimed the key first (concurrently, or earlier in the same batch): answer as its replay.
+    // The key was taken: by this user's earlier create (a replay, or a reuse with another input),
+    // concurrently, or earlier in the same batch. Answer as that request's replay.
     const again = await this.replayIdempotent(db, viewer.id, req.idempotencyKey, hash);
     if (again) return again;
     throw new Error(`idempotency key ${req.idempotencyKey} of ${viewer.id} taken but not found`);
@@ -148,7 +154,8 @@ export class RequestService {
   /** The request if the viewer may see it: its owner, or an admin. */
   async get(viewer: Viewer, id: string): Promise<RequestRow | null> {
     if (!isUuid(id)) return null;
-    const row = await findRequestById(this.deps.db, id);
+    // Shared with every other read of this turn: each new subscription starts with one.
+    const row = await this.reads.load(id);
     return row && canSee(viewer, row) ? row : null;
   }
 
@@ -272,7 +279,7 @@ export class RequestService {
    * caller learns whether its own write won (its row) or lost its revision race (null). Two
    * writes to one request in a tick go in successive statements, in the order they came.
    */
-  private readonly writes = new DataLoader<Transition, Written | null>(
+  private readonly writes = batchLoader<Transition, Written | null>(
     async (batch) => {
       const results = new Map<Transition, Written | null | Error>();
       let rest = [...batch];
@@ -304,17 +311,17 @@ export class RequestService {
       }
       return batch.map((t) => results.get(t) ?? null);
     },
-    { cache: false, maxBatchSize: WRITE_BATCH },
+    { maxBatchSize: WRITE_BATCH },
   );
 
   /** Reads of one tick (the engine reloads many requests at once), in one query. */
-  private readonly reads = new DataLoader<string, RequestRow | null>(
+  private readonly reads = batchLoader<string, RequestRow | null>(
     async (ids) => {
       const rows = await findRequestsByIds(this.deps.db, ids);
       const byId = new Map(rows.map((r) => [r.id, r]));
       return ids.map((id) => byId.get(id) ?? null);
     },
-    { cache: false, maxBatchSize: WRITE_BATCH },
+    { maxBatchSize: WRITE_BATCH },
   );
 }
 

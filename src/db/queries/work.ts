@@ -103,12 +103,20 @@ export async function findExpiredActive(ex: Executor, now: Date, limit: number):
  * that the partial indexes answer directly.
  */
 export async function nextDueAt(ex: Executor, now: Date): Promise<Date | null> {
+  const { work, expiry } = await nextDue(ex, now);
+  if (!work || !expiry) return work ?? expiry;
+  return work <= expiry ? work : expiry;
+}
+
+/** `nextDueAt` in its two parts: the earliest due work, and the earliest deadline of an active request. */
+export async function nextDue(ex: Executor, now: Date): Promise<{ work: Date | null; expiry: Date | null }> {
   const result = await ex.execute(sql`select least(
       (select ${t.nextRunAt} from ${t} where ${isUnleased} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1),
-      (select ${t.nextRunAt} from ${t} where ${isLapsed(at(now))} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1),
-      (select ${t.expiresAt} from ${t} where ${isSearchable} order by ${t.expiresAt} limit 1)
-    ) as at`);
-  return dateOf(rowsOf<{ at: unknown }>(result)[0]?.at);
+      (select ${t.nextRunAt} from ${t} where ${isLapsed(at(now))} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1)
+    ) as work,
+    (select ${t.expiresAt} from ${t} where ${isSearchable} order by ${t.expiresAt} limit 1) as expiry`);
+  const row = rowsOf<{ work: unknown; expiry: unknown }>(result)[0];
+  return { work: dateOf(row?.work), expiry: dateOf(row?.expiry) };
 }
 
 /** Makes watching requests for a book due now, because offers for it changed. */
