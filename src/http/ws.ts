@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import {
+  type DocumentNode,
   GraphQLError,
   type GraphQLSchema,
   type ValidationRule,
@@ -17,6 +18,9 @@ import { type Services, makeContext } from '../resolvers/context.js';
 import type { Auth } from './auth.js';
 import { type ErrorFormatter, formatErrors } from './errors.js';
 import { costError, operationCost, withoutSuggestions } from './query-limits.js';
+
+/** Distinct operation texts whose parse and validation are kept (the oldest goes first). */
+const VALID_DOCUMENTS_KEPT = 500;
 
 export interface WsOptions {
   server: Server;
@@ -62,6 +66,14 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
     verifyClient: ({ origin }: { origin?: string }) => o.allowedOrigins.length === 0 || !origin || o.allowedOrigins.includes(origin),
   });
   const rules = [...specifiedRules, ...o.validationRules];
+  // Clients send the same few operations again and again (one subscription per request): parse
+  // and validate each text once, as Apollo's document store does over HTTP. Variables, limits
+  // per connection and cost are still checked on every subscribe.
+  const validDocuments = new Map<string, DocumentNode>();
+  const rememberValid = (query: string, document: DocumentNode) => {
+    if (validDocuments.size >= VALID_DOCUMENTS_KEPT) validDocuments.delete(validDocuments.keys().next().value!);
+    validDocuments.set(query, document);
+  };
   const perUser = new Map<string, number>();
   const hide = (errors: readonly GraphQLError[]) =>
     o.hideSchemaDetails ? errors.map((e) => new GraphQLError(withoutSuggestions(e.message), { nodes: e.nodes, extensions: e.extensions })) : errors;
@@ -92,17 +104,23 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
         else perUser.set(viewer.id, left);
       },
       onSubscribe(ctx, _id, payload) {
-        let document;
-        try {
-          document = parse(payload.query, { maxTokens: o.maxTokens });
-        } catch (e) {
-          return [e instanceof GraphQLError ? withCode(e, 'GRAPHQL_PARSE_FAILED') : new GraphQLError('could not parse the operation')];
+        const known = validDocuments.get(payload.query);
+        let document = known;
+        if (!document) {
+          try {
+            document = parse(payload.query, { maxTokens: o.maxTokens });
+          } catch (e) {
+            return [e instanceof GraphQLError ? withCode(e, 'GRAPHQL_PARSE_FAILED') : new GraphQLError('could not parse the operation')];
+          }
         }
         if (Object.keys(ctx.subscriptions).length > o.maxSubscriptionsPerConnection) {
           return [withCode(new GraphQLError(`at most ${o.maxSubscriptionsPerConnection} subscriptions per connection`), 'BAD_REQUEST')];
         }
-        const errors = validate(o.schema, document, rules);
-        if (errors.length > 0) return hide(errors).map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+        if (!known) {
+          const errors = validate(o.schema, document, rules);
+          if (errors.length > 0) return hide(errors).map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+          rememberValid(payload.query, document);
+        }
         const op = getOperationAST(document, payload.operationName);
         if (!op) return [withCode(new GraphQLError('could not identify the operation to run'), 'BAD_REQUEST')];
         if (op.operation !== 'subscription') {
