@@ -1,5 +1,6 @@
-import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
+import { isAnyOf } from './ids.js';
 import { type AttemptRow, orderAttempts, purchaseRequests } from '../schema.js';
 import type { AttemptState } from '../../domain/types.js';
 
@@ -40,7 +41,7 @@ export async function attemptsForRequests(ex: Executor, requestIds: readonly str
   return ex
     .select()
     .from(orderAttempts)
-    .where(inArray(orderAttempts.requestId, [...requestIds]))
+    .where(isAnyOf(orderAttempts.requestId, requestIds))
     .orderBy(asc(orderAttempts.requestId), asc(orderAttempts.attemptNo));
 }
 

@@ -1,5 +1,6 @@
-import { asc, inArray } from 'drizzle-orm';
+import { asc } from 'drizzle-orm';
 import type { Executor } from '../client.js';
+import { isAnyOf } from './ids.js';
 import { requestEvents, type EventRow } from '../schema.js';
 
 /** Events of several requests at once (one query per DataLoader batch), oldest first. */
@@ -8,6 +9,6 @@ export async function eventsForRequests(ex: Executor, requestIds: readonly strin
   return ex
     .select()
     .from(requestEvents)
-    .where(inArray(requestEvents.requestId, [...requestIds]))
+    .where(isAnyOf(requestEvents.requestId, requestIds))
     .orderBy(asc(requestEvents.requestId), asc(requestEvents.revision));
 }

@@ -1,5 +1,6 @@
 import { and, desc, eq, inArray, lt } from 'drizzle-orm';
 import type { Executor } from '../client.js';
+import { isAnyOf } from './ids.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
 import type { RequestStatus } from '../../domain/types.js';
 
@@ -19,7 +20,7 @@ export async function findRequestById(ex: Executor, id: string): Promise<Request
 
 export async function findRequestsByIds(ex: Executor, ids: readonly string[]): Promise<RequestRow[]> {
   if (ids.length === 0) return [];
-  return ex.select().from(purchaseRequests).where(inArray(purchaseRequests.id, [...ids]));
+  return ex.select().from(purchaseRequests).where(isAnyOf(purchaseRequests.id, ids));
 }
 
 /** A user's requests, newest first, strictly older than `beforeSeq` when given. */

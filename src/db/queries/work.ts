@@ -1,5 +1,6 @@
-import { type SQL, and, asc, eq, gt, inArray, lte, sql } from 'drizzle-orm';
+import { type SQL, and, asc, eq, gt, lte, sql } from 'drizzle-orm';
 import { type Executor, rowsOf } from '../client.js';
+import { isAnyOf } from './ids.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
 import type { RequestStatus } from '../../domain/types.js';
 import { SEARCHABLE } from '../../domain/statuses.js';
@@ -60,7 +61,7 @@ export async function extendLeases(ex: Executor, owner: string, ids: readonly st
   await ex
     .update(purchaseRequests)
     .set({ leaseExpiresAt: until })
-    .where(and(eq(purchaseRequests.leaseOwner, owner), inArray(purchaseRequests.id, [...ids])));
+    .where(and(eq(purchaseRequests.leaseOwner, owner), isAnyOf(purchaseRequests.id, ids)));
 }
 
 /**
@@ -166,7 +167,7 @@ export async function queuePositions(ex: Executor, ids: readonly string[]): Prom
   if (ids.length === 0) return new Map();
   const result = await ex.execute(sql`
     with asked as (
-      select ${t.id}, ${t.seq} from ${t} where ${inArray(t.id, [...ids])} and ${t.status} = 'PENDING'
+      select ${t.id}, ${t.seq} from ${t} where ${isAnyOf(t.id, ids)} and ${t.status} = 'PENDING'
     ), ranked as (
       select ${t.seq}, (row_number() over (order by ${t.seq}) - 1)::int as ahead from ${t}
       where ${t.status} = 'PENDING' and ${t.seq} <= (select max(seq) from asked)
