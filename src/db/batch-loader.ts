@@ -47,3 +47,34 @@ export function batchLoader<K, V>(
     },
   );
 }
+
+/**
+ * Runs `write` over a batch in layers in which each key appears once, in arrival order: two
+ * calls about one row (a payment, an attempt) in one batch go in successive statements, the
+ * second seeing what the first wrote. Returns each call's result, in the batch's order.
+ */
+export async function inLayers<T, R>(
+  batch: readonly T[],
+  keyOf: (item: T) => string,
+  write: (layer: readonly T[]) => Promise<Map<string, R>>,
+): Promise<(R | undefined)[]> {
+  const results = new Map<T, R | undefined>();
+  let rest = [...batch];
+  while (rest.length > 0) {
+    const keys = new Set<string>();
+    const layer: T[] = [];
+    const later: T[] = [];
+    for (const item of rest) {
+      const key = keyOf(item);
+      if (keys.has(key)) later.push(item);
+      else {
+        keys.add(key);
+        layer.push(item);
+      }
+    }
+    const written = await write(layer);
+    for (const item of layer) results.set(item, written.get(keyOf(item)));
+    rest = later;
+  }
+  return batch.map((item) => results.get(item));
+}

@@ -1,4 +1,4 @@
-import { batchLoader } from '../db/batch-loader.js';
+import { batchLoader, inLayers } from '../db/batch-loader.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Db, Executor } from '../db/client.js';
@@ -374,25 +374,9 @@ export class AttemptDriver {
 
   private readonly moves = batchLoader<AttemptStep, AttemptRow | null>(
     async (batch) => {
-      const results = new Map<AttemptStep, AttemptRow | null>();
-      let rest = [...batch];
-      while (rest.length > 0) {
-        // One step per attempt per statement; a second one waits for the next.
-        const ids = new Set<string>();
-        const layer: AttemptStep[] = [];
-        const later: AttemptStep[] = [];
-        for (const st of rest) {
-          if (ids.has(st.id)) later.push(st);
-          else {
-            ids.add(st.id);
-            layer.push(st);
-          }
-        }
-        const rows = await retryLockRaces(() => advanceAttempts(this.d.db, layer));
-        for (const st of layer) results.set(st, rows.get(st.id) ?? null);
-        rest = later;
-      }
-      return batch.map((st) => results.get(st) ?? null);
+      // One step per attempt per statement; a second one waits for the next.
+      const rows = await inLayers(batch, (st) => st.id, (layer) => retryLockRaces(() => advanceAttempts(this.d.db, layer)));
+      return rows.map((row) => row ?? null);
     },
     { maxBatchSize: 200 },
   );

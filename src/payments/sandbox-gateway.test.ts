@@ -49,3 +49,42 @@ describe('SandboxPaymentGateway conflicts', () => {
     await expect(gateway.void({ key: 'k-captured' })).rejects.toBeInstanceOf(PaymentConflictError);
   });
 });
+
+describe('SandboxPaymentGateway calls made together', () => {
+  it('gives each of many calls in one turn its own answer, a repeated key included', async () => {
+    const keys = Array.from({ length: 12 }, (_, i) => `k-batch-${i}`);
+    const results = await Promise.allSettled([
+      ...keys.map((key, i) => gateway.authorize({ key, amountCents: 1000 + i, currency: 'USD', token: i === 3 ? 'tok_declined' : 'tok_visa' })),
+      // The same key again in the same turn: answered after the first, as a repeat.
+      gateway.authorize({ key: 'k-batch-0', amountCents: 1000, currency: 'USD', token: 'tok_visa' }),
+      // And for another amount: a conflict for this caller only.
+      gateway.authorize({ key: 'k-batch-1', amountCents: 5, currency: 'USD', token: 'tok_visa' }),
+    ]);
+    expect(results.slice(0, 12).map((r) => (r.status === 'fulfilled' ? r.value.status : 'error'))).toEqual(
+      keys.map((_, i) => (i === 3 ? 'declined' : 'authorized')),
+    );
+    expect(results[12]).toEqual(results[0]);
+    expect(results[13]).toMatchObject({ status: 'rejected', reason: expect.any(PaymentConflictError) });
+    expect((await calls('k-batch-0')).map((c) => [c.result, c.effective])).toEqual([
+      ['authorized', true],
+      ['authorized', false],
+    ]);
+
+    // Captures of one turn: the authorised ones are captured; over the amount or declined is a conflict.
+    const captures = await Promise.allSettled(
+      keys.map((key, i) => gateway.capture({ key, amountCents: i === 5 ? 99_999 : 1000 + i })),
+    );
+    expect(captures.map((r) => r.status)).toEqual(keys.map((_, i) => (i === 3 || i === 5 ? 'rejected' : 'fulfilled')));
+    expect(await gateway.lookup('k-batch-5')).toMatchObject({ state: 'authorized' });
+    expect(await gateway.lookup('k-batch-7')).toMatchObject({ state: 'captured' });
+    // Capturing again is a repeat, not an error; voiding one of them now is a conflict.
+    const again = await Promise.allSettled([gateway.capture({ key: 'k-batch-7', amountCents: 1007 }), gateway.void({ key: 'k-batch-8' }), gateway.void({ key: 'k-batch-5' })]);
+    expect(again.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(await gateway.lookup('k-batch-5')).toMatchObject({ state: 'voided' });
+    expect((await calls('k-batch-7')).map((c) => [c.operation, c.result, c.effective])).toEqual([
+      ['authorize', 'authorized', true],
+      ['capture', 'captured', true],
+      ['capture', 'captured', false],
+    ]);
+  });
+});
