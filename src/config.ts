@@ -126,7 +126,7 @@ export function loadConfig(env: Env = process.env): Config {
     engine: {
       enabled: bool(env, 'ENGINE', true),
       pollMs: int(env, 'ENGINE_POLL_MS', 500, 10, 60_000),
-      maxActive: int(env, 'ENGINE_MAX_ACTIVE', 256, 1, 100_000),
+      maxActive: int(env, 'ENGINE_MAX_ACTIVE', 1024, 1, 100_000),
       leaseMs: int(env, 'ENGINE_LEASE_MS', 15_000, 200, 600_000),
       globalConcurrency: int(env, 'ENGINE_GLOBAL_CONCURRENCY', 512, 1, 100_000),
       improvementWindowMs: int(env, 'IMPROVEMENT_WINDOW_MS', 30, 0, 60_000),
