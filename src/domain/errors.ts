@@ -46,6 +46,8 @@ export type ErrorCode =
   | 'GRAPHQL_VALIDATION_FAILED'
   | 'RATE_LIMITED'
   | 'OVERLOADED'
+  /** A dependency (Redis, the database) is down and the operation cannot be done safely without it; with retryAfterMs. */
+  | 'UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
 /**

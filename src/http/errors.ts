@@ -2,6 +2,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
 import { AppError } from '../domain/errors.js';
+import { isUnavailable, unavailable } from '../infra/unavailable.js';
 import { withoutSuggestions } from './query-limits.js';
 
 /** Codes whose messages were written for clients; anything else is masked. */
@@ -17,6 +18,7 @@ const PUBLIC_CODES = new Set([
   'PERSISTED_QUERY_NOT_SUPPORTED',
   'RATE_LIMITED',
   'OVERLOADED',
+  'UNAVAILABLE',
 ]);
 
 export const MASKED_MESSAGE = 'Internal server error';
@@ -24,13 +26,18 @@ export const MASKED_MESSAGE = 'Internal server error';
 /**
  * One error formatter for HTTP (Apollo's formatError) and WebSocket (graphql-ws hooks), so a
  * client sees the same thing on both: public errors keep message and code, without stack
- * traces; everything else becomes INTERNAL_SERVER_ERROR and is logged, never shown.
+ * traces; a dependency that cannot be reached (Redis, the database) is UNAVAILABLE with a retry
+ * hint; everything else becomes INTERNAL_SERVER_ERROR and is logged, never shown.
  */
 export function makeErrorFormatter(log: Logger, hideSchemaDetails = false) {
   return (raw: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const formatted = hideSchemaDetails ? { ...raw, message: withoutSuggestions(raw.message) } : raw;
     const code = formatted.extensions?.code;
-    const original = unwrapResolverError(error);
+    let original = unwrapResolverError(error);
+    if (!(original instanceof AppError) && isUnavailable(original)) {
+      log.warn({ err: original, path: formatted.path }, 'a dependency was unavailable to a GraphQL operation');
+      original = unavailable(original);
+    }
     if (original instanceof AppError) {
       return { message: original.message, ...(formatted.path ? { path: formatted.path } : {}), extensions: { ...original.extensions, code: original.code } };
     }

@@ -21,28 +21,28 @@ export interface PubSub {
  * topic gains its first subscriber and loses its last (Redis subscribes and unsubscribes then).
  */
 export class LocalTopics {
-  private readonly topics = new Map<string, Set<Channel<unknown>>>();
+  private readonly byTopic = new Map<string, Set<Channel<unknown>>>();
 
   constructor(private readonly hooks: { first?: (topic: string) => void; last?: (topic: string) => void } = {}) {}
 
   deliver(topic: string, message: unknown): void {
-    const subscribers = this.topics.get(topic);
+    const subscribers = this.byTopic.get(topic);
     if (!subscribers) return;
     for (const ch of subscribers) ch.push(message);
   }
 
   add<T>(topic: string): Channel<T> {
-    let set = this.topics.get(topic);
+    let set = this.byTopic.get(topic);
     if (!set) {
       set = new Set();
-      this.topics.set(topic, set);
+      this.byTopic.set(topic, set);
       this.hooks.first?.(topic);
     }
     const subscribers = set;
     const channel: Channel<T> = new Channel<T>(1000, () => {
       subscribers.delete(channel as Channel<unknown>);
-      if (subscribers.size === 0 && this.topics.get(topic) === subscribers) {
-        this.topics.delete(topic);
+      if (subscribers.size === 0 && this.byTopic.get(topic) === subscribers) {
+        this.byTopic.delete(topic);
         this.hooks.last?.(topic);
       }
     });
@@ -50,15 +50,20 @@ export class LocalTopics {
     return channel;
   }
 
+  /** Topics with at least one subscriber. */
+  topics(): string[] {
+    return [...this.byTopic.keys()];
+  }
+
   size(): number {
     let n = 0;
-    for (const set of this.topics.values()) n += set.size;
+    for (const set of this.byTopic.values()) n += set.size;
     return n;
   }
 
   closeAll(): void {
-    for (const set of [...this.topics.values()]) for (const ch of [...set]) ch.close();
-    this.topics.clear();
+    for (const set of [...this.byTopic.values()]) for (const ch of [...set]) ch.close();
+    this.byTopic.clear();
   }
 }
 

@@ -1,6 +1,10 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { toError } from '../domain/errors.js';
 import type { InventoryGuard } from './inventory.js';
-import type { RateLimiter } from './rate-limit.js';
+import { MemoryRateLimiter, type RateLimiter } from './rate-limit.js';
+import { closeRedis, connectRedis, whenReady } from './redis-connection.js';
+import { isUnavailable, unavailable } from './unavailable.js';
 
 /**
  * The Redis adapters for state several instances must share: per-user mutation buckets and the
@@ -58,28 +62,57 @@ type Scripts = Redis & {
   brokerRelease(key: string, orders: string, ordered: string, now: number, member: string, ttl: number): Promise<number>;
 };
 
+type ReleaseArgs = Parameters<Scripts['brokerRelease']>;
+/** Releases kept while Redis is away; past this many the oldest go (their keys expire in a day anyway). */
+const MAX_HELD_RELEASES = 10_000;
+
+/**
+ * While Redis is away (SPEC §6): mutation limits fall back to a bucket per instance (a user may
+ * get up to N× the rate over N instances, never an error); the inventory guard cannot be checked
+ * safely by one instance alone, so a reservation fails UNAVAILABLE and the engine retries the
+ * request shortly; a release is kept and sent when Redis is back, so no unit stays held.
+ */
 export class RedisLimits {
   private readonly redis: Scripts;
   private seq = 0;
+  private held: ReleaseArgs[] = [];
+  private replaying = false;
+  /** Settles with the first connection attempt: commands made before it wait for it, later ones never wait. */
+  private readonly connected: Promise<void>;
 
-  constructor(url: string, private readonly prefix = 'broker:') {
-    const redis = new Redis(url, { maxRetriesPerRequest: 3 });
+  constructor(url: string, private readonly prefix = 'broker:', o: { log?: Logger } = {}) {
+    const redis = connectRedis(url, { role: 'limits', log: o.log });
     redis.defineCommand('brokerTake', { numberOfKeys: 1, lua: TAKE });
     redis.defineCommand('brokerReserve', { numberOfKeys: 2, lua: RESERVE });
     redis.defineCommand('brokerRelease', { numberOfKeys: 2, lua: RELEASE });
+    redis.on('ready', () => void this.replayReleases());
     this.redis = redis as Scripts;
+    this.connected = whenReady(redis).catch(() => {});
   }
 
   async ready(): Promise<void> {
-    await this.redis.ping();
+    await whenReady(this.redis);
+  }
+
+  /** Whether Redis can be asked now (after waiting for the first connection, if it is still being made). */
+  private async up(): Promise<boolean> {
+    if (this.redis.status !== 'ready') await this.connected;
+    return this.redis.status === 'ready';
   }
 
   rateLimiter(perMinute: number, burst: number, now: () => number = Date.now): RateLimiter {
     const perMs = perMinute / 60_000;
+    const local = new MemoryRateLimiter(perMinute, burst, now);
     return {
       take: async (key, cost) => {
-        const [ok, retryAfterMs] = await this.redis.brokerTake(`${this.prefix}rl:${key}`, burst, perMs, cost, now());
-        return ok === 1 ? { ok: true } : { ok: false, retryAfterMs };
+        if (!(await this.up())) return local.take(key, cost);
+        try {
+          const [ok, retryAfterMs] = await this.redis.brokerTake(`${this.prefix}rl:${key}`, burst, perMs, cost, now());
+          return ok === 1 ? { ok: true } : { ok: false, retryAfterMs };
+        } catch (e) {
+          if (isUnavailable(e)) return local.take(key, cost);
+          throw toError(e);
+        }
       },
     };
   }
@@ -90,18 +123,57 @@ export class RedisLimits {
       reserve: async (key, known, quotedAt) => {
         if (known === null) return true;
         const k = `${this.prefix}inv:${key}`;
-        return (await this.redis.brokerReserve(k, `${k}:orders`, known, quotedAt, ttlMs)) === 1;
+        if (!(await this.up())) throw unavailable(new Error(`Redis is ${this.redis.status}`));
+        try {
+          return (await this.redis.brokerReserve(k, `${k}:orders`, known, quotedAt, ttlMs)) === 1;
+        } catch (e) {
+          throw isUnavailable(e) ? unavailable(e) : toError(e);
+        }
       },
       release: async (key, ordered) => {
         const k = `${this.prefix}inv:${key}`;
         // A unique member per completed order, so two orders in one millisecond both count.
         const member = `${process.pid}:${Date.now()}:${this.seq++}`;
-        await this.redis.brokerRelease(k, `${k}:orders`, ordered ? '1' : '0', now(), member, ttlMs);
+        const args: ReleaseArgs = [k, `${k}:orders`, ordered ? '1' : '0', now(), member, ttlMs];
+        if (!(await this.up()) || this.held.length > 0) return this.hold(args);
+        try {
+          await this.redis.brokerRelease(...args);
+        } catch (e) {
+          if (!isUnavailable(e)) throw toError(e);
+          this.hold(args);
+        }
       },
     };
   }
 
+  /** Releases waiting for Redis, for tests and metrics. */
+  heldReleases(): number {
+    return this.held.length;
+  }
+
+  private hold(args: ReleaseArgs): void {
+    this.held.push(args);
+    if (this.held.length > MAX_HELD_RELEASES) this.held.shift();
+    // Redis may have come back between the failure and now: 'ready' will not fire again.
+    if (this.redis.status === 'ready') void this.replayReleases();
+  }
+
+  private async replayReleases(): Promise<void> {
+    if (this.replaying) return;
+    this.replaying = true;
+    try {
+      while (this.held.length > 0 && this.redis.status === 'ready') {
+        await this.redis.brokerRelease(...this.held[0]!);
+        this.held.shift();
+      }
+    } catch {
+      // Gone again: the next 'ready' replays the rest.
+    } finally {
+      this.replaying = false;
+    }
+  }
+
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => {});
+    await closeRedis(this.redis);
   }
 }
