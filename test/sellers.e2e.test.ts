@@ -209,6 +209,41 @@ describe('updating a seller', () => {
   });
 });
 
+describe('maxCallsPerSecond', () => {
+  it('is stored, read back in the config and changed or cleared by an update (absent or null: no limit)', async () => {
+    const created = await upsert(sellerInput({ maxCallsPerSecond: 5 }));
+    expect(created.userErrors).toEqual([]);
+    expect(created.seller!.config.maxCallsPerSecond).toBe(5);
+    const id = created.seller!.id;
+    const name = created.seller!.name;
+    expect((await listAsAdmin()).find((x) => x.id === id)!.config.maxCallsPerSecond).toBe(5);
+
+    expect((await upsert({ ...sellerInput({ name, maxCallsPerSecond: 100_000 }), id })).seller!.config.maxCallsPerSecond).toBe(100_000);
+    expect((await upsert({ ...sellerInput({ name, maxCallsPerSecond: null }), id })).seller!.config.maxCallsPerSecond).toBeNull();
+    expect((await upsert({ ...sellerInput({ name, maxCallsPerSecond: 1 }), id })).seller!.config.maxCallsPerSecond).toBe(1);
+    expect((await upsert({ ...sellerInput({ name }), id })).seller!.config.maxCallsPerSecond).toBeNull();
+    expect((await listAsAdmin()).find((x) => x.id === id)!.config.maxCallsPerSecond).toBeNull();
+  });
+
+  it.each([0, -1, 100_001])('refuses %j with INVALID_SELLER_CONFIG and creates nothing', async (maxCallsPerSecond) => {
+    await expectInvalid(sellerInput({ maxCallsPerSecond }), ['input', 'maxCallsPerSecond']);
+  });
+
+  it('an update to an invalid limit leaves the stored one as it was', async () => {
+    const created = await upsert(sellerInput({ maxCallsPerSecond: 7 }));
+    const id = created.seller!.id;
+    const refused = await upsert({ ...sellerInput({ name: created.seller!.name, maxCallsPerSecond: 0 }), id });
+    expect(refused.seller).toBeNull();
+    expect(refused.userErrors).toEqual([expect.objectContaining({ code: 'INVALID_SELLER_CONFIG', field: ['input', 'maxCallsPerSecond'] })]);
+    expect((await listAsAdmin()).find((x) => x.id === id)!.config.maxCallsPerSecond).toBe(7);
+  });
+
+  it('a non-integer is refused by the schema itself', async () => {
+    const res = await s.gql(UPSERT, { input: sellerInput({ maxCallsPerSecond: 2.5 }) }, s.tokens.admin);
+    expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});
+
 describe('INVALID_SELLER_CONFIG with a field path', () => {
   it('an unknown placeholder in the path', async () => {
     const input = sellerInput();

@@ -139,6 +139,8 @@ export const sellers = pgTable('sellers', {
   headers: jsonb('headers').$type<Record<string, string>>().notNull(),
   timeoutMs: integer('timeout_ms').notNull(),
   maxConcurrency: integer('max_concurrency').notNull(),
+  /** Calls that may start in any one-second window across every instance; null = no limit. */
+  maxCallsPerSecond: integer('max_calls_per_second'),
   offerTtlSeconds: integer('offer_ttl_seconds').notNull(),
   callbackSecret: text('callback_secret'),
   quote: jsonb('quote').$type<EndpointConfig>().notNull(),

@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { busiestWindow } from '../../test/support/call-rate.js';
+import { type CallRateLimiter, SPACING_MS, type SharedPauses } from '../infra/call-rate.js';
 import { Metrics } from '../infra/metrics.js';
 import type { CallFailure, FailureCause, OrderOutcome, OrderParams, OrderStatusOutcome, OrderStatusParams, QuoteOutcome, QuoteParams } from './connector.js';
 import { type CallKind, type PipelineSeller, SellerPipeline } from './pipeline.js';
@@ -282,5 +284,112 @@ describe("SellerPipeline: the seller's Retry-After", () => {
     expect(pipeline.available(seller())).toBe(true);
     connector.quoteAnswer = () => ({ kind: 'offers', offers: [], latencyMs: 1 });
     expect((await pipeline.quote(seller(), quoteParams)).kind).toBe('offers');
+  });
+});
+
+describe("SellerPipeline: the seller's calls per second and the fleet's pauses", () => {
+  afterEach(() => vi.useRealTimers());
+
+  function paced(o: { callRate?: CallRateLimiter; pauses?: SharedPauses } = {}) {
+    const connector = new ScriptedConnector();
+    // The breaker stays out of these tests: a refusal here is the rate limit's or the pause's.
+    const gates = new SellerGates({ initialConcurrency: 8, breakerThreshold: 100, breakerHalfOpenMs: 60_000 }, undefined, o.pauses);
+    const stats = new SellerStats();
+    const pipeline = new SellerPipeline({ connector, gates, stats, globalConcurrency: 64, random: () => 0, ...o });
+    const starts: number[] = [];
+    const record = <O>(o: O) => () => {
+      starts.push(performance.now());
+      return o;
+    };
+    connector.quoteAnswer = record<QuoteOutcome>({ kind: 'offers', offers: [], latencyMs: 5 });
+    connector.orderAnswer = record<OrderOutcome>({ kind: 'confirmed', orderId: 'o1', totalCents: null, deliveryEta: null, latencyMs: 5 });
+    connector.statusAnswer = record<OrderStatusOutcome>({ kind: 'placed', orderId: 'o1', totalCents: null, deliveryEta: null, latencyMs: 5 });
+    return { connector, gates, stats, pipeline, starts };
+  }
+
+  it('holds quotes, orders and status checks together to maxCallsPerSecond: the rest wait their turn, holding no slot, counted against nothing', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const { connector, gates, stats, pipeline, starts } = paced();
+    const s = seller({ maxCallsPerSecond: 2 });
+    const all = Promise.all([
+      pipeline.quote(s, quoteParams),
+      pipeline.order(s, orderParams),
+      pipeline.orderStatus(s, statusParams),
+      pipeline.quote(s, quoteParams),
+      pipeline.order(s, orderParams),
+      pipeline.orderStatus(s, statusParams),
+    ]);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(starts).toHaveLength(2);
+    // Waiting for their turn, the other four hold none of the seller's slots.
+    expect(gates.get(s).health()).toMatchObject({ inFlight: 0, queued: 0 });
+    await vi.advanceTimersByTimeAsync(2 * SPACING_MS);
+    const outcomes = await all;
+    expect(outcomes.map((o) => o.kind)).toEqual(['offers', 'confirmed', 'placed', 'offers', 'confirmed', 'placed']);
+    expect(connector.calls).toEqual({ quote: 2, order: 2, orderStatus: 2 });
+    expect(busiestWindow(starts)).toBe(2);
+    expect(Math.max(...starts) - Math.min(...starts)).toBe(2 * SPACING_MS);
+    expect(gates.get(s).health()).toMatchObject({ breaker: 'CLOSED', errorRate: 0, recentCalls: 6 });
+    expect(stats.get('seller-1')).toMatchObject({ calls: 6, failures: 0 });
+    // A seller without a limit is not held back.
+    const free = seller({ id: 'seller-2', maxCallsPerSecond: null });
+    await Promise.all([...Array(10)].map(() => pipeline.quote(free, quoteParams)));
+    expect(connector.calls.quote).toBe(12);
+  });
+
+  it('a caller that stops waiting gives its turn back to the next one', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const { connector, pipeline, starts } = paced();
+    const s = seller({ maxCallsPerSecond: 1 });
+    expect((await pipeline.quote(s, quoteParams)).kind).toBe('offers');
+    const controller = new AbortController();
+    const abandoned = pipeline.quote(s, quoteParams, { signal: controller.signal });
+    await vi.advanceTimersByTimeAsync(100);
+    controller.abort();
+    expect(await abandoned).toEqual({ kind: 'refused', why: 'not_needed' });
+    const next = pipeline.order(s, orderParams);
+    await vi.advanceTimersByTimeAsync(SPACING_MS - 100);
+    expect((await next).kind).toBe('confirmed');
+    // The slot it gave back, not one after it.
+    expect(starts).toEqual([starts[0], starts[0]! + SPACING_MS]);
+    expect(connector.calls).toEqual({ quote: 1, order: 1, orderStatus: 0 });
+  });
+
+  it("honours a pause published by another instance, and publishes the seller's own Retry-After (429, or 503 with Retry-After)", async () => {
+    const published: Array<[string, number]> = [];
+    const cleared: string[] = [];
+    let remote = 0;
+    const pauses: SharedPauses = {
+      publish: (key, ms) => void published.push([key, ms]),
+      remaining: () => remote,
+      clear: (key) => void cleared.push(key),
+    };
+    const { connector, gates, pipeline } = paced({ pauses });
+    remote = 5_000;
+    expect(await pipeline.quote(seller(), quoteParams)).toEqual({ kind: 'refused', why: 'paused' });
+    expect(await pipeline.order(seller(), orderParams)).toEqual({ kind: 'refused', why: 'paused' });
+    expect(pipeline.available(seller())).toBe(false);
+    expect(connector.calls).toEqual({ quote: 0, order: 0, orderStatus: 0 });
+    expect(published).toEqual([]);
+
+    remote = 0;
+    const other = seller({ id: 'seller-2' });
+    connector.quoteAnswer = () => ({ kind: 'failed', ...http(429, { retryAfterMs: 5_000 }), latencyMs: 1 });
+    await pipeline.quote(other, quoteParams);
+    expect(published).toEqual([['seller-2', 5_000]]);
+
+    const third = seller({ id: 'seller-3' });
+    connector.quoteAnswer = () => ({ kind: 'failed', ...http(503), latencyMs: 1 });
+    await pipeline.quote(third, quoteParams);
+    expect(pipeline.available(third)).toBe(true);
+    connector.quoteAnswer = () => ({ kind: 'failed', ...http(503, { retryAfterMs: 3_000 }), latencyMs: 1 });
+    await pipeline.quote(third, quoteParams);
+    expect(pipeline.available(third)).toBe(false);
+    expect(published).toEqual([['seller-2', 5_000], ['seller-3', 3_000]]);
+
+    // An operator's reset lifts the pause here and in the shared store.
+    gates.reset(third);
+    expect(pipeline.available(third)).toBe(true);
+    expect(cleared).toEqual(['seller-3']);
   });
 });

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { type CallRateLimiter, CallTurn, MemoryCallRate, type SharedPauses } from '../infra/call-rate.js';
 import type { Metrics } from '../infra/metrics.js';
 import type {
   CallFailure,
@@ -20,8 +21,9 @@ import type { SellerStats } from './seller-stats.js';
  * The one way to call a seller (STYLE §7). Every call — quote, revalidation, order, order
  * status — passes, in this order:
  *
- *   Retry-After pause → breaker → the seller's adaptive concurrency limit → the global cap →
- *   send (with the caller's AbortSignal) → stats and metrics → the retry table
+ *   Retry-After pause (fleet-wide) → breaker → the seller's calls per second (fleet-wide) →
+ *   the seller's adaptive concurrency limit → the global cap → send (with the caller's
+ *   AbortSignal) → stats and metrics → the retry table
  *
  * with a policy per kind of call:
  *
@@ -33,6 +35,9 @@ import type { SellerStats } from './seller-stats.js';
  *
  * (1) An order is repeated only by the attempt driver, with the attempt's idempotency key.
  *
+ * A call over the seller's `maxCallsPerSecond` waits its turn, holding no slot meanwhile (up to
+ * its AbortSignal); it is never refused for it nor counted against the seller.
+ *
  * What an answer says about the seller is decided here, once: a failure of the seller itself
  * (5xx, 429, timeout, connection error, unreadable 2xx) counts against it; a call the caller
  * aborted, one that could not be sent, and a quote the seller cannot answer for this query
@@ -41,7 +46,7 @@ import type { SellerStats } from './seller-stats.js';
 export type CallKind = 'quote' | 'order' | 'orderStatus';
 
 /** A seller as the pipeline needs it: the connector's view plus what names and bounds it. */
-export type PipelineSeller = ConnectorSeller & { name: string; maxConcurrency: number };
+export type PipelineSeller = ConnectorSeller & { name: string; maxConcurrency: number; maxCallsPerSecond?: number | null };
 
 /** The pipeline did not send the call (or a retry of it). Never a fault of the seller. */
 export interface Refused {
@@ -69,6 +74,10 @@ export interface PipelineDeps {
   stats: SellerStats;
   /** Seller calls in flight at once across all sellers and kinds. */
   globalConcurrency: number;
+  /** Holds each seller to its maxCallsPerSecond (default: this instance's own count). */
+  callRate?: CallRateLimiter;
+  /** Shares a seller's Retry-After with every instance (default: this instance alone). */
+  pauses?: SharedPauses;
   metrics?: Metrics;
   /** Jitter source for retry waits (tests pin it). */
   random?: () => number;
@@ -120,7 +129,13 @@ function observeFailure(f: CallFailure, latencyMs: number): Observation {
     case 'unsendable':
       return { verdict: 'neutral', latencyMs };
     case 'http':
-      return { verdict: 'failed', latencyMs, rateLimited: f.cause.status === 429, retryAfterMs: f.retryAfterMs };
+      return {
+        verdict: 'failed',
+        latencyMs,
+        // A 503 with Retry-After says how long the seller expects to be away: honoured like a 429.
+        rateLimited: f.cause.status === 429 || (f.cause.status === 503 && f.retryAfterMs !== null),
+        retryAfterMs: f.retryAfterMs,
+      };
     case 'timeout':
     case 'network':
     case 'unreadable':
@@ -138,10 +153,12 @@ const NEUTRAL: Observation = { verdict: 'neutral', latencyMs: 0 };
 export class SellerPipeline {
   readonly #d: PipelineDeps;
   readonly #global: LimitFunction;
+  readonly #callRate: CallRateLimiter;
 
   constructor(deps: PipelineDeps) {
     this.#d = deps;
     this.#global = pLimit(deps.globalConcurrency);
+    this.#callRate = deps.callRate ?? new MemoryCallRate();
   }
 
   /** False while the seller is out of service here (breaker open, Retry-After pause): skip it rather than queue. */
@@ -174,6 +191,9 @@ export class SellerPipeline {
     const needed = () => !signal?.aborted && (stillNeeded?.() ?? true);
     const gate = gates.get(seller);
 
+    // A pause another instance was asked for holds here too (read from a short-lived cache, not per call).
+    const shared = await this.#d.pauses?.remaining(seller.id);
+    if (shared) gate.pauseFor(shared);
     const pause = gate.pausedFor();
     if (pause > 0) {
       if (pause > policy.pauseWaitMs(seller)) return this.#refused(seller, policy.endpoint, 'paused');
@@ -185,12 +205,14 @@ export class SellerPipeline {
     for (let attempt = 1; ; attempt++) {
       let seen: Observation = NEUTRAL;
       let outcome: O | Refused;
+      const limit = seller.maxCallsPerSecond;
+      const turn = limit ? await CallTurn.take(this.#callRate, seller.id, limit, signal) : null;
       try {
         outcome = await gate.run(
           () =>
             this.#global(async (): Promise<O | Refused> => {
               // Queued behind the caps: by now the call may no longer be needed.
-              if (!needed()) return NOT_NEEDED;
+              if (!needed() || (turn && !(await turn.claim(needed, signal)))) return NOT_NEEDED;
               onSend?.();
               stats.started(seller.id);
               const o = await send(signal);
@@ -204,7 +226,11 @@ export class SellerPipeline {
       } catch (e) {
         if (e instanceof OpenCircuitError) return this.#refused(seller, policy.endpoint, 'circuit_open');
         throw e;
+      } finally {
+        turn?.release();
       }
+      // The seller asked this instance to back off: every instance does.
+      if (seen.rateLimited) this.#d.pauses?.publish(seller.id, gate.pausedFor());
       if (isRefused(outcome) || !policy.retried) return outcome;
       const failure = policy.failure(outcome);
       if (failure === null) return outcome;

@@ -55,6 +55,7 @@ describe('validateSellerInput: normalization', () => {
       headers: undefined,
       timeoutMs: SELLER_DEFAULTS.timeoutMs,
       maxConcurrency: SELLER_DEFAULTS.maxConcurrency,
+      maxCallsPerSecond: null,
       offerTtlSeconds: SELLER_DEFAULTS.offerTtlSeconds,
       callbackSecret: undefined,
       quote: { method: 'GET', path: '/quotes/{{isbn}}', headers: {}, body: null, response: { itemPrice: 'price' } },
@@ -168,14 +169,23 @@ describe('validateSellerInput: scalar fields', () => {
       ['offerTtlSeconds', -1],
       ['offerTtlSeconds', 86_401],
       ['offerTtlSeconds', '60'],
+      ['maxCallsPerSecond', 0],
+      ['maxCallsPerSecond', -5],
+      ['maxCallsPerSecond', 100_001],
+      ['maxCallsPerSecond', 2.5],
+      ['maxCallsPerSecond', '5'],
     ];
     for (const [key, value] of cases) {
       expect(fields(withField({ [key]: value })), `${key}=${String(value)}`).toEqual([`input.${key}`]);
     }
-    expect(config(withField({ timeoutMs: 60_000, offerTtlSeconds: 86_400 }))).toMatchObject({
+    expect(config(withField({ timeoutMs: 60_000, offerTtlSeconds: 86_400, maxCallsPerSecond: 100_000 }))).toMatchObject({
       timeoutMs: 60_000,
       offerTtlSeconds: 86_400,
+      maxCallsPerSecond: 100_000,
     });
+    // Null (or absent) is no limit at all, not a default.
+    expect(config(withField({ maxCallsPerSecond: null })).maxCallsPerSecond).toBeNull();
+    expect(config(withField({ maxCallsPerSecond: 1 })).maxCallsPerSecond).toBe(1);
   });
 
   it('checks callbackSecret length', () => {

@@ -20,6 +20,7 @@ export interface SellerInputShape {
   headers?: unknown;
   timeoutMs?: number | null;
   maxConcurrency?: number | null;
+  maxCallsPerSecond?: number | null;
   offerTtlSeconds?: number | null;
   callbackSecret?: string | null;
   quote: EndpointInputShape;
@@ -46,6 +47,8 @@ export interface SellerConfig {
   headers: Record<string, string> | undefined;
   timeoutMs: number;
   maxConcurrency: number;
+  /** Calls that may start in any one-second window, fleet-wide; null = no limit. */
+  maxCallsPerSecond: number | null;
   offerTtlSeconds: number;
   /** undefined = not given: keep what is stored. */
   callbackSecret: string | undefined;
@@ -61,6 +64,8 @@ const SETTING_RANGES: Record<keyof typeof SELLER_DEFAULTS, readonly [min: number
   maxConcurrency: [1, 1000],
   offerTtlSeconds: [0, 86_400],
 };
+
+const MAX_CALLS_PER_SECOND = 100_000;
 
 const METHODS: readonly HttpMethod[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 const MAX_HEADERS = 50;
@@ -126,6 +131,11 @@ export function validateSellerInput(
   const timeoutMs = integerSetting(input.timeoutMs, 'timeoutMs', errors);
   const maxConcurrency = integerSetting(input.maxConcurrency, 'maxConcurrency', errors);
   const offerTtlSeconds = integerSetting(input.offerTtlSeconds, 'offerTtlSeconds', errors);
+  let maxCallsPerSecond: number | null = null;
+  if (!isAbsent(input.maxCallsPerSecond)) {
+    if (isIntegerIn(input.maxCallsPerSecond, 1, MAX_CALLS_PER_SECOND)) maxCallsPerSecond = input.maxCallsPerSecond;
+    else errors.push(invalid(`maxCallsPerSecond must be null or an integer from 1 to ${MAX_CALLS_PER_SECOND}`, field('maxCallsPerSecond')));
+  }
 
   let callbackSecret: string | undefined;
   if (!isAbsent(input.callbackSecret)) {
@@ -152,6 +162,7 @@ export function validateSellerInput(
     headers,
     timeoutMs,
     maxConcurrency,
+    maxCallsPerSecond,
     offerTtlSeconds,
     callbackSecret,
     quote,

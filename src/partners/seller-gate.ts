@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../domain/clock.js';
+import type { SharedPauses } from '../infra/call-rate.js';
 
 /**
  * Everything that stands between the engine and one seller: a circuit breaker (closed → open
@@ -42,7 +43,7 @@ export interface GateHealth {
 export interface Observation {
   verdict: 'ok' | 'failed' | 'neutral';
   latencyMs: number;
-  /** A 429: calls pause for `retryAfterMs` (1 s without one). */
+  /** A 429 (or a 503 with Retry-After): calls pause for `retryAfterMs` (1 s without one). */
   rateLimited?: boolean;
   retryAfterMs?: number | null;
 }
@@ -108,6 +109,11 @@ export class SellerGate {
         throw new Error(`unknown breaker state ${String(never)}`);
       }
     }
+  }
+
+  /** Honours a pause the seller asked of another instance (its Retry-After, shared fleet-wide). */
+  pauseFor(ms: number, now = this.now()): void {
+    this.pausedUntil = Math.max(this.pausedUntil, now + ms);
   }
 
   /** How long the seller asked us to wait still (Retry-After); 0 when it did not. */
@@ -275,6 +281,8 @@ export class SellerGates {
   constructor(
     private readonly defaults: GateDefaults,
     clock: Clock = systemClock,
+    /** Where a pause one instance was asked for is shared with the others. */
+    private readonly pauses?: Pick<SharedPauses, 'clear'>,
   ) {
     this.now = () => clock.now().getTime();
   }
@@ -288,6 +296,14 @@ export class SellerGates {
     } else {
       gate.reconfigure(options);
     }
+    return gate;
+  }
+
+  /** An operator's hand reset of the seller's gate; a shared pause is lifted too, not read back. */
+  reset(seller: { id: string; maxConcurrency: number; timeoutMs: number }): SellerGate {
+    const gate = this.get(seller);
+    gate.reset();
+    this.pauses?.clear(seller.id);
     return gate;
   }
 

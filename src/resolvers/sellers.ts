@@ -37,8 +37,7 @@ export const sellerResolvers: Resolvers = {
       requireAdmin(ctx);
       const [seller] = await ctx.services.sellers.byIds([sellerId]);
       if (!seller) return { health: null, userErrors: [userError('NOT_FOUND', 'no such seller', ['sellerId'])] };
-      const gate = ctx.services.gates?.get(seller);
-      gate?.reset();
+      const gate = ctx.services.gates?.reset(seller);
       return { health: gate ? { seller, health: gate.health() } : null, userErrors: [] };
     },
   },

@@ -396,6 +396,8 @@ export type SellerInput = {
   headers?: InputMaybe<Scalars['JSON']['input']>;
   /** Omit to create; give to update. */
   id?: InputMaybe<Scalars['ID']['input']>;
+  /** The most calls that may start in any one-second window to this seller, across every instance together (API.md, Seller call rates). Null: no limit. */
+  maxCallsPerSecond?: InputMaybe<Scalars['Int']['input']>;
   maxConcurrency?: InputMaybe<Scalars['Int']['input']>;
   name: Scalars['String']['input'];
   offerTtlSeconds?: InputMaybe<Scalars['Int']['input']>;

@@ -1,0 +1,1 @@
+ALTER TABLE "sellers" ADD COLUMN "max_calls_per_second" integer;
