@@ -1,7 +1,11 @@
+import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.js';
 import { Auth } from './http/auth.js';
 import { createLogger } from './logger.js';
 import { GRAPHQL_PATH, startServer } from './server.js';
+
+/** Past SHUTDOWN_GRACE_MS, how long a stop may still take before the process exits anyway. */
+const SHUTDOWN_OVERRUN_MS = 2_000;
 
 /** `npm start`: run the server from the environment; the embedded default needs no setup at all. */
 async function main(): Promise<void> {
@@ -15,7 +19,10 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const log = createLogger(config.logLevel);
+  // Lines written as they are logged, not by pino's default asynchronous writer: `process.exit`
+  // with one of its writes in flight loses or reorders the last lines ("stopped" among them).
+  // At the default level the broker logs a handful of lines, none per request.
+  const log = createLogger(config.logLevel, pino.destination({ dest: 1, sync: true }));
   const generatedSecret = !config.jwtSecret;
   if (generatedSecret) config = { ...config, jwtSecret: Auth.generateSecret() };
 
@@ -41,11 +48,25 @@ async function main(): Promise<void> {
     );
   }
 
+  // SIGTERM (a rolling deploy) or SIGINT: stop taking work, finish or hand back what is in
+  // flight, exit 0 within SHUTDOWN_GRACE_MS. A second signal exits at once.
+  const graceMs = config.shutdownGraceMs;
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
-    if (signals > 1) process.exit(1);
-    log.info({ signal }, 'signal received');
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting without finishing the shutdown');
+      process.exit(1);
+    }
+    log.info({ signal, graceMs }, 'signal received');
+    // Work cut off at the end of the grace may fail on its way out (its pools closed under it):
+    // that is the shutdown working, not a crash that should turn the exit code to 1.
+    process.on('unhandledRejection', (err: unknown) => log.warn({ err }, 'work cut off by the shutdown failed'));
+    // Every step of the stop is bounded; this only guards against one that is not.
+    setTimeout(() => {
+      log.error({ graceMs }, 'shutdown did not finish within its grace; exiting');
+      process.exit(1);
+    }, graceMs + SHUTDOWN_OVERRUN_MS).unref();
     app.stop().then(
       () => process.exit(0),
       (err: unknown) => {

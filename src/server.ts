@@ -14,6 +14,9 @@ import { createHttpHandler } from './http/routes.js';
 import { type WsHandle, attachGraphQLWs } from './http/ws.js';
 import { MemoryPubSub, type PubSub } from './infra/pubsub.js';
 import { RedisPubSub } from './infra/redis-pubsub.js';
+import { findRequestById } from './db/queries/requests.js';
+import { requestTopic } from './services/requests.js';
+import { toSnapshotMessage } from './services/snapshot.js';
 import { type Logger, createLogger } from './logger.js';
 import type { Context, Services } from './resolvers/context.js';
 import { buildSchema } from './schema/index.js';
@@ -28,6 +31,8 @@ import { SellerDirectory } from './engine/seller-directory.js';
 import { SellerStats } from './partners/seller-stats.js';
 import { type InventoryGuard, MemoryInventoryGuard } from './infra/inventory.js';
 import { RedisLimits } from './infra/redis-limits.js';
+import { type CallRateLimiter, MemoryCallRate, type SharedPauses } from './infra/call-rate.js';
+import { RedisCallRate } from './infra/redis-call-rate.js';
 import { PartnerConnector } from './partners/connector.js';
 import { SellerPipeline } from './partners/pipeline.js';
 import { type EmbeddedSandbox, embedSandbox } from './partners/sandbox/embed.js';
@@ -94,20 +99,32 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let apollo: ApolloServer<Context> | undefined;
   let sandbox: EmbeddedSandbox | null = null;
   let shared: RedisLimits | null = null;
+  let pacing: RedisCallRate | null = null;
   const connector = new PartnerConnector({ connectionsPerOrigin: config.connectionsPerOrigin, clock });
   try {
     await database.migrate();
     if (config.redisUrl) {
-      const redis = new RedisPubSub(config.redisUrl, config.redisPrefix);
+      const redisLog = log.child({ component: 'redis' });
+      const redis = new RedisPubSub(config.redisUrl, config.redisPrefix, {
+        log: redisLog,
+        resync: (topic) => currentRequestMessage(database.db, topic),
+      });
       pubsub = redis;
-      shared = new RedisLimits(config.redisUrl, config.redisPrefix);
+      shared = new RedisLimits(config.redisUrl, config.redisPrefix, { log: redisLog });
       await Promise.all([redis.ready(), shared.ready()]);
     } else {
       pubsub = new MemoryPubSub();
     }
+    if (config.redisUrl) {
+      // Sellers' calls per second and Retry-After pauses, fleet-wide; a Redis failure falls back per call.
+      pacing = new RedisCallRate(config.redisUrl, { prefix: config.redisPrefix, log: log.child({ component: 'redis' }) });
+      await pacing.ready();
+    }
     // State several instances must agree on lives in Redis when there is one.
     const rateLimiter = shared ? shared.rateLimiter(config.rateLimitPerMinute, config.rateLimitBurst) : new MemoryRateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
     const inventory = shared ? shared.inventoryGuard() : new MemoryInventoryGuard();
+    const callRate: CallRateLimiter = pacing ?? new MemoryCallRate();
+    const pauses: SharedPauses | undefined = pacing ?? undefined;
     const db = database.db;
     const bus = pubsub;
     const metrics = new Metrics();
@@ -133,6 +150,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
             breakerHalfOpenMs: config.engine.breakerHalfOpenMs,
           },
           clock,
+          pacing ?? undefined,
         )
       : null;
     const auth = new Auth(config.jwtSecret);
@@ -174,6 +192,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         mutationRateLimit(rateLimiter),
       ],
       logger: log.child({ component: 'apollo' }),
+      // main.ts owns the signals: Apollo's own handler would stop it mid-drain and re-raise the
+      // signal, which main.ts takes for a second one (forced exit, code 1).
+      stopOnTerminationSignals: false,
     });
     await apollo.start();
 
@@ -229,7 +250,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       latencyScale: config.sandboxLatencyScale,
     });
     if (gates) {
-      engine = composeEngine({ config, db, requests, directory, gates, metrics, inventory, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
+      engine = composeEngine({ config, db, requests, directory, gates, metrics, inventory, callRate, pauses, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
       await engine.start();
     }
     registerGauges(metrics, { db, clock, engine, gates, sellers, ws: ws!, pubsub: bus });
@@ -248,23 +269,43 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       if (phase !== 'running') return stopping!;
       phase = 'stopping';
       stopping = (async () => {
-        log.info('shutting down');
+        const started = Date.now();
+        const grace = config.shutdownGraceMs;
+        // Work drains until `drainedBy`; the rest of the grace is for closing pools and connections.
+        const drainedBy = started + grace - Math.min(CLOSE_RESERVE_MS, Math.floor(grace / 4));
+        const endBy = started + grace;
+        const left = (until: number) => Math.max(0, until - Date.now());
+        const step = (name: string, run: () => Promise<unknown> | undefined, until: number) => shutdownStep(log, name, run, left(until));
+        log.info({ graceMs: grace }, 'shutting down');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        await wsHandle.close();
-        // Work in flight settles or stays leased in the database for the next instance to resume.
-        await engine?.stop(config.shutdownGraceMs);
-        const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
-        await closed;
-        clearTimeout(grace);
-        await bus.close();
-        await sharedState?.close();
-        await apolloServer.stop();
-        await connector.close();
-        await fleet?.stop();
-        await database.close();
+        await Promise.all([
+          // Subscribers are told to reconnect (to another instance) at once, not at the end.
+          step('websockets', () => wsHandle.close(left(drainedBy)), drainedBy),
+          // Stops claiming at once; work in flight finishes or is handed back to other instances.
+          step('engine', () => engine?.stop(left(drainedBy)), endBy),
+          step(
+            'http',
+            async () => {
+              const cut = setTimeout(() => server.closeAllConnections(), left(drainedBy));
+              await closed;
+              clearTimeout(cut);
+            },
+            endBy,
+          ),
+        ]);
+        // Side by side: a partner call still in flight (its step handed back) holds up none of the others.
+        await Promise.all([
+          step('apollo', () => apolloServer.stop(), endBy),
+          step('partner connections', () => connector.close(), endBy),
+          step('pub/sub', () => bus.close(), endBy),
+          step('shared limits', () => sharedState?.close(), endBy),
+          step('call rates', () => pacing?.close(), endBy),
+          step('sandbox', () => fleet?.stop(), endBy),
+          step('database', () => database.close(), endBy),
+        ]);
         phase = 'stopped';
-        log.info('stopped');
+        log.info({ ms: Date.now() - started }, 'stopped');
       })();
       return stopping;
     };
@@ -279,8 +320,40 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await apollo?.stop().catch(() => {});
     await pubsub?.close().catch(() => {});
     await shared?.close();
+    await pacing?.close();
     await database.close().catch(() => {});
     throw e;
+  }
+}
+
+/**
+ * A request topic's message as of now, for its subscribers after a pub/sub outage: whatever they
+ * missed leads to this state (they drop it when they have it already). Other topics: nothing.
+ */
+async function currentRequestMessage(db: Db, topic: string): Promise<unknown> {
+  const prefix = requestTopic('');
+  if (!topic.startsWith(prefix)) return null;
+  const row = await findRequestById(db, topic.slice(prefix.length));
+  return row && toSnapshotMessage(row);
+}
+
+/** The part of SHUTDOWN_GRACE_MS kept for closing pools and connections after work has drained (at most a quarter). */
+const CLOSE_RESERVE_MS = 1_000;
+
+/**
+ * One step of a graceful stop, given at most `ms`: a step that fails or overruns is logged and
+ * left behind, so the ones after it still run and the process still exits within its grace.
+ */
+async function shutdownStep(log: Logger, name: string, run: () => Promise<unknown> | undefined, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const overrun = new Promise<'overrun'>((resolve) => (timer = setTimeout(() => resolve('overrun'), ms)));
+  try {
+    const outcome = await Promise.race([Promise.resolve().then(run), overrun]);
+    if (outcome === 'overrun') log.warn({ step: name, ms }, 'shutdown step did not finish within the grace; left behind');
+  } catch (err) {
+    log.warn({ err, step: name }, 'shutdown step failed');
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -293,20 +366,22 @@ function composeEngine(o: {
   gates: SellerGates;
   metrics: Metrics;
   inventory: InventoryGuard;
+  callRate: CallRateLimiter;
+  pauses: SharedPauses | undefined;
   pubsub: PubSub;
   clock: Clock;
   log: Logger;
   connector: PartnerConnector;
   publicUrl: string;
 }): Engine {
-  const { config, db, requests, directory, gates, metrics, inventory, pubsub, clock, connector } = o;
+  const { config, db, requests, directory, gates, metrics, inventory, callRate, pauses, pubsub, clock, connector } = o;
   const e = config.engine;
   const log = o.log.child({ component: 'engine' });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const cache = new MemoryOfferCache();
   const stats = new SellerStats();
   // The one way every seller call is made — quotes, revalidations, orders, status checks.
-  const pipeline = new SellerPipeline({ connector, gates, stats, globalConcurrency: e.globalConcurrency, metrics });
+  const pipeline = new SellerPipeline({ connector, gates, stats, globalConcurrency: e.globalConcurrency, metrics, callRate, pauses });
   const callbackUrl = (sellerId: string) => `${o.publicUrl}/partners/${sellerId}/callbacks`;
   let engine: Engine | null = null;
   const rounds = new RoundCoordinator({

@@ -497,7 +497,7 @@ describe('graceful shutdown', () => {
     await t?.close();
   });
 
-  it('stop() with a subscription open closes the socket with 1001 and resolves', async () => {
+  it('stop() with a subscription open closes the socket with 1012 (service restart: reconnect elsewhere) and resolves', async () => {
     const created = await t.gql(CREATE, { input: createInput() });
     const id = created.data.createPurchaseRequest.purchaseRequest.id as string;
     const sock = rawSocket(t.wsUrl);
@@ -507,7 +507,7 @@ describe('graceful shutdown', () => {
 
     const stopping = t.stop();
     const { code } = await sock.closed;
-    expect(code).toBe(1001);
+    expect(code).toBe(1012);
     await expect(
       Promise.race([stopping.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still stopping'), 10_000).unref())]),
     ).resolves.toBe('stopped');

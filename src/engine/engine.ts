@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/client.js';
 import { attemptsForRequests, claimDueAttempts, orphanedOrdering } from '../db/queries/attempts.js';
 import { batchLoader } from '../db/batch-loader.js';
-import { type Release, releaseRequests } from '../db/queries/releases.js';
+import { type Release, cutAttemptHolds, handBackRequests, releaseAttempts, releaseRequests } from '../db/queries/releases.js';
 import { retryLockRaces } from '../db/errors.js';
 import { claimDueRequests, extendLeases, findExpiredActive, nextDue, wakeWatchers } from '../db/queries/work.js';
 import type { RequestRow, SellerRow } from '../db/schema.js';
@@ -74,6 +74,11 @@ const MIN_TICK_SPACING_MS = 25;
 const SEARCH_PASSES = 3;
 /** Recheck of a request whose offers within budget were held by others. */
 const BLOCKED_RECHECK_MS = 2_000;
+/** A request whose processing failed (a dependency down) is tried again after this, doubling per failure up to the max, jittered. */
+const FAILURE_RETRY_MS = 250;
+const FAILURE_RETRY_MAX_MS = 5_000;
+/** Requests whose failures are counted at once; past it the oldest counts are forgotten (they restart at the shortest delay). */
+const MAX_FAILURE_COUNTS = 10_000;
 
 interface Active {
   ticket: RoundTicket | null;
@@ -99,8 +104,12 @@ export class Engine {
   /** The earliest deadline of an active request as the last tick read it; null: unknown, so look. */
   private earliestExpiry: number | null = null;
   private reconciling = false;
+  /** Consecutive failed runs per request, for the backoff of its next one. */
+  private readonly failures = new Map<string, number>();
   private signals: Channel<Signal> | null = null;
   private quotes: Channel<QuoteArrival> | null = null;
+  /** A wake for other instances, due shortly, while this one hands work back as it stops. */
+  private handover: NodeJS.Timeout | null = null;
 
   constructor(private readonly d: EngineDeps) {}
 
@@ -128,17 +137,90 @@ export class Engine {
     this.wake();
   }
 
-  /** Stops claiming work, releases rounds in flight, and waits for running work to settle. */
+  /**
+   * Stops at once taking new work, hands back at once the requests in a round (quotes are safe
+   * to ask again: another instance runs the round anew), and lets steps already under way —
+   * an order attempt's calls above all — finish within `graceMs`. What is still running then is
+   * handed back too (`handBack`). Other instances are told to look for work as it is handed back.
+   */
   async stop(graceMs = 5_000): Promise<void> {
     if (this.phase !== 'running') return;
     this.phase = 'stopping';
-    for (const t of [this.timer, this.heartbeat, this.reconcileTimer]) if (t) clearTimeout(t);
+    // The heartbeat goes on: the requests still being worked on stay this instance's until handed back.
+    for (const t of [this.timer, this.reconcileTimer]) if (t) clearTimeout(t);
     this.signals?.close();
     this.quotes?.close();
     for (const a of this.active.values()) a.ticket?.detach();
-    const settled = Promise.allSettled([...this.running]);
-    await Promise.race([settled, new Promise((r) => setTimeout(r, graceMs).unref())]);
+    const deadline = Date.now() + graceMs;
+    while (this.running.size > 0 && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.running]),
+        new Promise((r) => (timer = setTimeout(r, deadline - Date.now()))),
+      ]);
+      clearTimeout(timer);
+    }
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.running.size > 0) await this.handBack();
+    if (this.handover) clearTimeout(this.handover);
+    // Not awaited: with the bus down the wake is lost, and other instances poll anyway.
+    void this.signal({ type: 'wake' });
     this.phase = 'stopped';
+  }
+
+  /**
+   * The grace is over and steps are still running: their requests are handed back now (lease
+   * ended, due now), and the holds on attempts being driven are cut to their calls' deadlines
+   * (`cutAttemptHolds` says why not sooner). Whatever this instance writes after this is guarded
+   * like any writer's: by state and revision, and a lease another instance took is never undone.
+   */
+  private async handBack(): Promise<void> {
+    const { db, owner, clock, log } = this.d;
+    const now = clock.now();
+    const ids = [...this.active.keys()];
+    const [requests, attempts] = await Promise.allSettled([
+      retryLockRaces(() => handBackRequests(db, { owner, ids, now })),
+      retryLockRaces(() => cutAttemptHolds(db, { owner, now })),
+    ]);
+    for (const r of [requests, attempts]) if (r.status === 'rejected') log.error({ err: r.reason }, 'could not hand work back; its leases lapse instead');
+    log.warn(
+      {
+        running: this.running.size,
+        requests: requests.status === 'fulfilled' ? requests.value : null,
+        attempts: attempts.status === 'fulfilled' ? attempts.value : null,
+      },
+      'work still running at the end of the shutdown grace was handed back',
+    );
+  }
+
+  /** Work this instance is doing that `stop` waits for; call the returned function when it is done. */
+  private hold(): () => void {
+    let done!: () => void;
+    const work = new Promise<void>((resolve) => (done = resolve));
+    this.running.add(work);
+    return () => {
+      this.running.delete(work);
+      done();
+    };
+  }
+
+  /**
+   * After `stop`, work still running fails as the pools close under it: that is the shutdown
+   * cutting it off (what it held was handed back), not a failure to retry or to alert on.
+   */
+  private cutOff(err: unknown, fields: Record<string, unknown>): boolean {
+    if (this.phase !== 'stopped') return false;
+    this.d.log.debug({ err, ...fields }, 'work cut off by the shutdown');
+    return true;
+  }
+
+  /** Work was handed back while stopping: other instances look now, not at their next poll. */
+  private announceHandover(): void {
+    if (this.handover) return;
+    this.handover = setTimeout(() => {
+      this.handover = null;
+      void this.signal({ type: 'wake' });
+    }, MIN_TICK_SPACING_MS);
   }
 
   /** Hooked to every committed request change on this instance. */
@@ -231,6 +313,7 @@ export class Engine {
   private async tick(): Promise<void> {
     if (this.phase !== 'running') return;
     this.ticking = true;
+    const done = this.hold();
     this.lastTick = this.d.clock.now().getTime();
     this.again = false;
     let delay = this.d.config.pollMs;
@@ -247,7 +330,9 @@ export class Engine {
           leaseUntil: new Date(now.getTime() + this.d.config.leaseMs),
           limit: Math.min(capacity, 100),
         });
-        for (const row of rows) if (!this.active.has(row.id)) this.launch(row);
+        // Claimed as this instance began to stop: handed back untouched, due as they were.
+        if (this.phase !== 'running') await this.releaseUnstarted(rows);
+        else for (const row of rows) if (!this.active.has(row.id)) this.launch(row);
         if (rows.length === Math.min(capacity, 100)) this.again = true;
       }
       this.earliestExpiry = null;
@@ -262,6 +347,7 @@ export class Engine {
       this.d.log.error({ err }, 'engine tick failed');
     } finally {
       this.ticking = false;
+      done();
     }
     if (this.phase === 'running') this.schedule(this.again ? this.lastTick + MIN_TICK_SPACING_MS - this.d.clock.now().getTime() : Math.max(delay, 0));
   }
@@ -270,13 +356,18 @@ export class Engine {
     const entry: Active = { ticket: null, closed: false };
     this.active.set(row.id, entry);
     const work = this.process(row, entry)
+      .then(() => void this.failures.delete(row.id))
       .catch(async (err: unknown) => {
-        this.d.log.error({ err, requestId: row.id }, 'request processing failed; will retry');
+        if (this.cutOff(err, { requestId: row.id })) return;
+        // Due again within seconds, not at a recheck interval: the failure is ours (or a
+        // dependency's), not the sellers' answer.
+        const retryInMs = this.failureBackoff(row.id);
+        this.d.log.error({ err, requestId: row.id, retryInMs }, 'request processing failed; will retry');
         await this.releases.load({
           id: row.id,
           owner: this.d.owner,
           seenRevision: row.revision,
-          nextRunAt: new Date(this.d.clock.now().getTime() + this.d.config.recheckBaseMs),
+          nextRunAt: new Date(this.d.clock.now().getTime() + retryInMs),
           force: true,
         }).catch(() => {});
       })
@@ -285,6 +376,7 @@ export class Engine {
         this.running.delete(work);
         // A slot freed up: more due work may be waiting for it.
         this.wake();
+        if (this.phase === 'stopping') this.announceHandover();
       });
     this.running.add(work);
   }
@@ -322,7 +414,8 @@ export class Engine {
       entry.ticket = ticket;
       if (entry.closed || this.phase !== 'running') ticket.detach();
       const result = await ticket.result;
-      if (result.detached) return this.release(current, clock.now());
+      // Stopping: a round that ended anyway starts no order here; another instance decides anew.
+      if (result.detached || this.phase !== 'running') return this.release(current, clock.now());
       const again = await this.decide(current.id, result, exclusions, pass < SEARCH_PASSES);
       if (!again) return;
       current = again;
@@ -410,6 +503,16 @@ export class Engine {
     return null;
   }
 
+  /** Counts a failed run of `id` and returns when to try it again: 250 ms doubling to 5 s, jittered. */
+  private failureBackoff(id: string): number {
+    const failures = (this.failures.get(id) ?? 0) + 1;
+    this.failures.delete(id);
+    this.failures.set(id, failures);
+    if (this.failures.size > MAX_FAILURE_COUNTS) this.failures.delete(this.failures.keys().next().value!);
+    const delay = Math.min(FAILURE_RETRY_MS * 2 ** (failures - 1), FAILURE_RETRY_MAX_MS);
+    return Math.round(delay * (0.5 + Math.random() * 0.5));
+  }
+
   private nextRecheck(now: Date, watchCount: number, result: RoundResult, blocked: boolean, expiresAt: Date): Date {
     const { recheckBaseMs, recheckMaxMs } = this.d.config;
     // Offers within budget that others hold may come free soon: look again shortly.
@@ -467,6 +570,11 @@ export class Engine {
     await this.releases.load({ id: row.id, owner: this.d.owner, seenRevision: row.revision, nextRunAt: nextRunAt ?? row.nextRunAt });
   }
 
+  private async releaseUnstarted(rows: readonly RequestRow[]): Promise<void> {
+    await Promise.all(rows.map((row) => this.release(row, null)));
+    if (rows.length > 0) this.announceHandover();
+  }
+
   private async beat(): Promise<void> {
     if (this.active.size === 0) return;
     const until = new Date(this.d.clock.now().getTime() + this.d.config.leaseMs);
@@ -479,6 +587,7 @@ export class Engine {
   async reconcile(): Promise<void> {
     if (this.phase !== 'running' || this.reconciling) return;
     this.reconciling = true;
+    const done = this.hold();
     try {
       const now = this.d.clock.now();
       const attempts = await claimDueAttempts(this.d.db, {
@@ -487,22 +596,30 @@ export class Engine {
         leaseUntil: new Date(now.getTime() + this.d.config.leaseMs),
         limit: 50,
       });
+      if (this.phase !== 'running') {
+        // Claimed as this instance began to stop: nothing was sent for them yet, so they go back now.
+        await releaseAttempts(this.d.db, { owner: this.d.owner, ids: attempts.map((a) => a.id) });
+        return;
+      }
       await Promise.all(
         attempts.map(async (a) => {
           try {
             const outcome = await this.d.driver.drive(a);
             if (outcome === 'rejected') await this.d.driver.afterRefusals(a.requestId);
           } catch (err) {
+            if (this.cutOff(err, { attemptId: a.id, requestId: a.requestId })) return;
             this.d.log.error({ err, attemptId: a.id, requestId: a.requestId }, 'reconciling an order attempt failed');
           }
         }),
       );
+      if (this.phase !== 'running') return;
       const orphans = await orphanedOrdering(this.d.db, now, new Date(now.getTime() - this.d.config.leaseMs), 50);
       for (const id of orphans) await this.d.driver.recover(id);
     } catch (err) {
       this.d.log.error({ err }, 'reconciliation pass failed');
     } finally {
       this.reconciling = false;
+      done();
     }
   }
 

@@ -42,13 +42,20 @@ export interface WsOptions {
   allowedOrigins: readonly string[];
 }
 
+/** RFC 6455 §7.4 (IANA registry): the server is restarting; a client may reconnect at once. */
+const SERVICE_RESTART = 1012;
+
 // A type alias, not an interface: graphql-ws wants an index-signature-compatible record.
 type Extra = { viewer?: Viewer; counted?: boolean };
 
 export interface WsHandle {
   clients(): number;
-  /** Closes every socket (1001 going away) and stops accepting new ones. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting sockets and closes every open one with 1012 Service Restart, which
+   * graphql-ws clients retry (reconnecting, behind a load balancer, to another instance); a
+   * socket that has not finished its closing handshake within `graceMs` is cut.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -154,8 +161,17 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
 
   return {
     clients: () => wss.clients.size,
-    close: async () => {
-      await disposable.dispose();
+    close: async (graceMs = 1_000) => {
+      // Not 1001 Going Away (graphql-ws' own on dispose): 1012 says the service is back shortly.
+      for (const socket of wss.clients) socket.close(SERVICE_RESTART, 'Service restart');
+      const cut = setTimeout(() => {
+        for (const socket of wss.clients) socket.terminate();
+      }, graceMs);
+      try {
+        await disposable.dispose();
+      } finally {
+        clearTimeout(cut);
+      }
     },
   };
 }

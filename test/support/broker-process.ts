@@ -21,6 +21,20 @@ export interface BrokerProcess {
   kill(): Promise<void>;
   /** SIGTERM (graceful), SIGKILL after a grace period; waits for exit. */
   stop(): Promise<void>;
+  /**
+   * Sends `signal` and waits up to `waitMs` for the process to exit by itself (then SIGKILL),
+   * returning how it ended and the tail of its output (stdout and stderr).
+   */
+  terminate(signal?: 'SIGTERM' | 'SIGINT', waitMs?: number): Promise<Exit>;
+  /** The last 8,000 characters the process wrote (stdout and stderr). */
+  output(): string;
+}
+
+/** How a broker process ended. `signal` is set when a signal ended it (SIGKILL after the wait). */
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  output: string;
 }
 
 /** A port nobody listens on now: bind port 0, read it, let it go. */
@@ -63,6 +77,8 @@ export async function startBrokerProcess(env: Record<string, string>): Promise<B
       resolve();
     }),
   );
+  // 'close' comes after the last output has been read from the pipes.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-8_000);
@@ -87,6 +103,17 @@ export async function startBrokerProcess(env: Record<string, string>): Promise<B
     gql: gqlOver(url, alice),
     kill: () => kill(child, exited, 'SIGKILL'),
     stop: () => kill(child, exited, 'SIGTERM'),
+    output: () => output,
+    terminate: async (signal = 'SIGTERM', waitMs = 30_000) => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), waitMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1_000))]);
+      return { code: child.exitCode, signal: child.signalCode, output };
+    },
   };
 }
 
