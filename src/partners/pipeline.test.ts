@@ -361,7 +361,7 @@ describe("SellerPipeline: the seller's calls per second and the fleet's pauses",
     let remote = 0;
     const pauses: SharedPauses = {
       publish: (key, ms) => void published.push([key, ms]),
-      remaining: () => remote,
+      remaining: (key) => (key.startsWith('breaker:') ? 0 : remote),
       clear: (key) => void cleared.push(key),
     };
     const { connector, gates, pipeline } = paced({ pauses });
@@ -390,6 +390,47 @@ describe("SellerPipeline: the seller's calls per second and the fleet's pauses",
     // An operator's reset lifts the pause here and in the shared store.
     gates.reset(third);
     expect(pipeline.available(third)).toBe(true);
-    expect(cleared).toEqual(['seller-3']);
+    expect(cleared).toEqual(['seller-3', 'breaker:seller-3']);
+  });
+
+  it('a breaker one instance opened holds on every instance, each still counting its own failures', async () => {
+    const shared = new Map<string, number>();
+    let t = 1_000_000;
+    const clock = { now: () => new Date(t) };
+    const pauses: SharedPauses = {
+      publish: (key, ms) => void shared.set(key, t + ms),
+      remaining: (key) => Math.max(0, (shared.get(key) ?? 0) - t),
+      clear: (key) => void shared.delete(key),
+    };
+    const instance = () => {
+      const connector = new ScriptedConnector();
+      const gates = new SellerGates({ initialConcurrency: 8, breakerThreshold: 2, breakerHalfOpenMs: 10_000 }, clock, pauses);
+      const pipeline = new SellerPipeline({ connector, gates, stats: new SellerStats(), globalConcurrency: 64, random: () => 0, pauses });
+      return { connector, gates, pipeline };
+    };
+    const a = instance();
+    const b = instance();
+    a.connector.quoteAnswer = () => ({ kind: 'failed', ...http(500), latencyMs: 1 });
+    // Two failures (the call and its retry) open A's breaker.
+    expect(shared.size).toBe(0);
+    await a.pipeline.quote(seller(), quoteParams);
+    expect(a.connector.calls.quote).toBe(2);
+    expect(a.gates.get(seller()).breakerState()).toBe('OPEN');
+    expect(shared.get('breaker:seller-1')).toBe(t + 10_000);
+
+    // B has never seen the seller fail: its next call is refused all the same, without a call.
+    expect(await b.pipeline.quote(seller(), quoteParams)).toEqual({ kind: 'refused', why: 'circuit_open' });
+    expect(b.connector.calls.quote).toBe(0);
+    expect((await b.gates.synced(seller())).health().breaker).toBe('OPEN');
+
+    // After the wait B probes on its own; a good answer closes its breaker.
+    t += 10_000;
+    expect((await b.pipeline.quote(seller(), quoteParams)).kind).toBe('offers');
+    expect(b.gates.get(seller()).breakerState()).toBe('CLOSED');
+    expect(b.connector.calls.quote).toBe(1);
+
+    // An operator's reset on A lifts the shared breaker for the others.
+    a.gates.reset(seller());
+    expect(shared.has('breaker:seller-1')).toBe(false);
   });
 });

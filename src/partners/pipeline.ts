@@ -189,11 +189,8 @@ export class SellerPipeline {
     const { gates, stats, metrics } = this.#d;
     const { signal, stillNeeded, onSend } = options;
     const needed = () => !signal?.aborted && (stillNeeded?.() ?? true);
-    const gate = gates.get(seller);
-
-    // A pause another instance was asked for holds here too (read from a short-lived cache, not per call).
-    const shared = await this.#d.pauses?.remaining(seller.id);
-    if (shared) gate.pauseFor(shared);
+    // A pause another instance was asked for, or a breaker it opened, holds here too.
+    const gate = await gates.synced(seller);
     const pause = gate.pausedFor();
     if (pause > 0) {
       if (pause > policy.pauseWaitMs(seller)) return this.#refused(seller, policy.endpoint, 'paused');
@@ -205,6 +202,7 @@ export class SellerPipeline {
     for (let attempt = 1; ; attempt++) {
       let seen: Observation = NEUTRAL;
       let outcome: O | Refused;
+      const wasOpen = gate.breakerState() === 'OPEN';
       const limit = seller.maxCallsPerSecond;
       const turn = limit ? await CallTurn.take(this.#callRate, seller.id, limit, signal) : null;
       try {
@@ -229,8 +227,9 @@ export class SellerPipeline {
       } finally {
         turn?.release();
       }
-      // The seller asked this instance to back off: every instance does.
+      // The seller asked this instance to back off, or failed until its breaker opened: every instance holds off.
       if (seen.rateLimited) this.#d.pauses?.publish(seller.id, gate.pausedFor());
+      if (!wasOpen && gate.breakerState() === 'OPEN') gates.opened(seller.id, gate);
       if (isRefused(outcome) || !policy.retried) return outcome;
       const failure = policy.failure(outcome);
       if (failure === null) return outcome;

@@ -116,6 +116,29 @@ export class SellerGate {
     this.pausedUntil = Math.max(this.pausedUntil, now + ms);
   }
 
+  /** The breaker's state, without the cost of `health()`. */
+  breakerState(): BreakerState {
+    return this.breaker;
+  }
+
+  /** How long the breaker still refuses calls, when it is open; 0 otherwise. */
+  openFor(now = this.now()): number {
+    return this.breaker === 'OPEN' ? Math.max(0, this.openedAt + this.options.breakerHalfOpenMs - now) : 0;
+  }
+
+  /**
+   * Another instance's breaker for this seller opened: this one refuses calls too, for `ms`, then
+   * probes as its own would. Its own count of failures stands; a probe under way here is left be.
+   */
+  heldOpenFor(ms: number, now = this.now()): void {
+    if (ms <= 0 || (this.breaker === 'HALF_OPEN' && this.probing)) return;
+    const openedAt = now + ms - this.options.breakerHalfOpenMs;
+    if (this.breaker === 'OPEN' && this.openedAt >= openedAt) return;
+    this.breaker = 'OPEN';
+    this.probing = false;
+    this.openedAt = openedAt;
+  }
+
   /** How long the seller asked us to wait still (Retry-After); 0 when it did not. */
   pausedFor(now = this.now()): number {
     return Math.max(0, this.pausedUntil - now);
@@ -281,8 +304,8 @@ export class SellerGates {
   constructor(
     private readonly defaults: GateDefaults,
     clock: Clock = systemClock,
-    /** Where a pause one instance was asked for is shared with the others. */
-    private readonly pauses?: Pick<SharedPauses, 'clear'>,
+    /** Where a pause one instance was asked for, or a breaker it opened, is shared with the others. */
+    private readonly pauses?: SharedPauses,
   ) {
     this.now = () => clock.now().getTime();
   }
@@ -299,12 +322,31 @@ export class SellerGates {
     return gate;
   }
 
-  /** An operator's hand reset of the seller's gate; a shared pause is lifted too, not read back. */
+  /** An operator's hand reset of the seller's gate; a shared pause and breaker are lifted too, not read back. */
   reset(seller: { id: string; maxConcurrency: number; timeoutMs: number }): SellerGate {
     const gate = this.get(seller);
     gate.reset();
     this.pauses?.clear(seller.id);
+    this.pauses?.clear(breakerKey(seller.id));
     return gate;
+  }
+
+  /**
+   * The seller's gate with what the fleet knows applied: a Retry-After pause or an open breaker
+   * of another instance holds here too (read from a short-lived cache, not per call).
+   */
+  async synced(seller: { id: string; maxConcurrency: number; timeoutMs: number }): Promise<SellerGate> {
+    const gate = this.get(seller);
+    if (!this.pauses) return gate;
+    const [paused, open] = await Promise.all([this.pauses.remaining(seller.id), this.pauses.remaining(breakerKey(seller.id))]);
+    if (paused) gate.pauseFor(paused);
+    if (open) gate.heldOpenFor(open);
+    return gate;
+  }
+
+  /** This instance's breaker for the seller opened: every instance holds it open as long. */
+  opened(sellerId: string, gate: SellerGate): void {
+    this.pauses?.publish(breakerKey(sellerId), gate.openFor());
   }
 
   /** The gate if the seller has been called on this instance. */
@@ -312,3 +354,6 @@ export class SellerGates {
     return this.gates.get(sellerId);
   }
 }
+
+/** Where a seller's open breaker is shared (beside its Retry-After pause, under its own key). */
+const breakerKey = (sellerId: string) => `breaker:${sellerId}`;

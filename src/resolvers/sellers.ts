@@ -13,7 +13,8 @@ export const sellerResolvers: Resolvers = {
       requireAdmin(ctx);
       const gates = ctx.services.gates;
       if (!gates) return [];
-      return (await ctx.services.sellers.list()).map((seller) => ({ seller, health: gates.get(seller).health() }));
+      // The fleet's view: a breaker another instance opened, or a pause it was asked for, shows here too.
+      return Promise.all((await ctx.services.sellers.list()).map(async (seller) => ({ seller, health: (await gates.synced(seller)).health() })));
     },
   },
   SellerHealth: {
