@@ -23,7 +23,10 @@ import { buildSchema } from './schema/index.js';
 import { listSellers } from './db/queries/sellers.js';
 import type { Db } from './db/client.js';
 import { Engine } from './engine/engine.js';
-import { MemoryOfferCache } from './engine/offer-cache.js';
+import { MemoryOfferCache, type OfferCache } from './engine/offer-cache.js';
+import { FleetOfferCache } from './engine/fleet-offer-cache.js';
+import { FleetRounds } from './engine/fleet-rounds.js';
+import { RedisOffers } from './infra/redis-offers.js';
 import { AttemptDriver } from './engine/attempt-driver.js';
 import { OrderingService } from './engine/ordering.js';
 import { RoundCoordinator } from './engine/round.js';
@@ -100,6 +103,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let sandbox: EmbeddedSandbox | null = null;
   let shared: RedisLimits | null = null;
   let pacing: RedisCallRate | null = null;
+  let offerStore: RedisOffers | null = null;
   const connector = new PartnerConnector({ connectionsPerOrigin: config.connectionsPerOrigin, clock });
   try {
     await database.migrate();
@@ -119,6 +123,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       // Sellers' calls per second and Retry-After pauses, fleet-wide; a Redis failure falls back per call.
       pacing = new RedisCallRate(config.redisUrl, { prefix: config.redisPrefix, log: log.child({ component: 'redis' }) });
       await pacing.ready();
+      // Quotes any instance received, and the registry of rounds in flight: one round per book fleet-wide.
+      offerStore = new RedisOffers(config.redisUrl, { prefix: config.redisPrefix, log: log.child({ component: 'redis' }) });
+      await offerStore.ready();
     }
     // State several instances must agree on lives in Redis when there is one.
     const rateLimiter = shared ? shared.rateLimiter(config.rateLimitPerMinute, config.rateLimitBurst) : new MemoryRateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
@@ -250,7 +257,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       latencyScale: config.sandboxLatencyScale,
     });
     if (gates) {
-      engine = composeEngine({ config, db, requests, directory, gates, metrics, inventory, callRate, pauses, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url });
+      engine = composeEngine({ config, db, requests, directory, gates, metrics, inventory, callRate, pauses, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url, offerStore });
       await engine.start();
     }
     registerGauges(metrics, { db, clock, engine, gates, sellers, ws: ws!, pubsub: bus });
@@ -301,6 +308,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           step('pub/sub', () => bus.close(), endBy),
           step('shared limits', () => sharedState?.close(), endBy),
           step('call rates', () => pacing?.close(), endBy),
+          step('shared offers', () => offerStore?.close(), endBy),
           step('sandbox', () => fleet?.stop(), endBy),
           step('database', () => database.close(), endBy),
         ]);
@@ -321,6 +329,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await pubsub?.close().catch(() => {});
     await shared?.close();
     await pacing?.close();
+    await offerStore?.close();
     await database.close().catch(() => {});
     throw e;
   }
@@ -373,12 +382,19 @@ function composeEngine(o: {
   log: Logger;
   connector: PartnerConnector;
   publicUrl: string;
+  /** Redis: the offer cache and rounds are the fleet's. Null: this instance's alone. */
+  offerStore: RedisOffers | null;
 }): Engine {
   const { config, db, requests, directory, gates, metrics, inventory, callRate, pauses, pubsub, clock, connector } = o;
   const e = config.engine;
   const log = o.log.child({ component: 'engine' });
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const cache = new MemoryOfferCache();
+  // With Redis, a quote one instance received is a hit on every other, and a book has one round fleet-wide.
+  const store = o.offerStore;
+  const shared = store && new FleetOfferCache({ pubsub, shared: store, instance: owner, clock, log });
+  const cache: OfferCache = shared ?? new MemoryOfferCache();
+  // Renewed while the round runs: a dead leader's rounds are taken over within seconds, and never later than its requests.
+  const fleet = store && shared ? new FleetRounds({ cache: shared, shared: store, instance: owner, leaseMs: Math.min(e.leaseMs, 5_000) }) : undefined;
   const stats = new SellerStats();
   // The one way every seller call is made — quotes, revalidations, orders, status checks.
   const pipeline = new SellerPipeline({ connector, gates, stats, globalConcurrency: e.globalConcurrency, metrics, callRate, pauses });
@@ -395,6 +411,7 @@ function composeEngine(o: {
     callbackUrl,
     metrics,
     onOffersChanged: (bookKey) => void engine?.offersChanged(bookKey),
+    fleet,
   });
   const driver = new AttemptDriver({
     db,

@@ -266,12 +266,13 @@ export class Engine {
 
   private async listenQuotes(ch: Channel<QuoteArrival>): Promise<void> {
     for await (const q of ch) {
-      const changed = this.d.cache.set(q.bookKey, q.sellerId, {
-        offers: q.offers,
-        condition: q.condition,
-        quotedAt: q.quotedAt,
-        expiresAt: q.quotedAt + q.ttlMs,
-      });
+      // Every instance receives the callback itself: stored here only, not passed on again.
+      const changed = this.d.cache.set(
+        q.bookKey,
+        q.sellerId,
+        { offers: q.offers, condition: q.condition, quotedAt: q.quotedAt, expiresAt: q.quotedAt + q.ttlMs },
+        'here',
+      );
       this.d.rounds.deliver(q.ref, q.offers);
       if (changed) void this.offersChanged(q.bookKey);
     }

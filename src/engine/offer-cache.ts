@@ -12,18 +12,27 @@ export interface CachedQuote {
 }
 
 /**
+ * Where an answer stored in the cache goes: to every instance ('fleet', an answer this instance
+ * received), or only here ('here', an answer every instance is being told about already, such as
+ * a quote callback published to all of them).
+ */
+export type SetScope = 'fleet' | 'here';
+
+/**
  * Offers per (book, seller), each kept for its seller's TTL, so a round uses a fresh cached answer
- * instead of calling that seller again. In-process and bounded; the oldest entries go first.
+ * instead of calling that seller again. Reads are synchronous and local: rounds read it in their
+ * hot path. One instance: `MemoryOfferCache`; a fleet: `FleetOfferCache`, which shares every write.
  */
 export interface OfferCache {
   get(bookKey: string, sellerId: string, condition: 'new' | 'used' | 'any', now: number): CachedQuote | null;
   /** Stores an answer; returns true when it differs from the previous one (prices, stock). */
-  set(bookKey: string, sellerId: string, quote: CachedQuote): boolean;
-  /** Forgets a seller's answer for a book (after it refused an order on it). */
+  set(bookKey: string, sellerId: string, quote: CachedQuote, scope?: SetScope): boolean;
+  /** Forgets a seller's answer for a book (after it refused an order on it), on every instance. */
   invalidate(bookKey: string, sellerId: string): void;
   size(): number;
 }
 
+/** In-process and bounded; the oldest entries go first. */
 export class MemoryOfferCache implements OfferCache {
   private readonly entries = new Map<string, CachedQuote>();
 

@@ -4,7 +4,7 @@ import type { SellerRow } from '../db/schema.js';
 import type { BookRef, QuoteOutcome } from '../partners/connector.js';
 import type { ParsedOffer } from '../partners/mapping.js';
 import type { Clock } from '../domain/clock.js';
-import type { OfferCache } from './offer-cache.js';
+import type { CachedQuote, OfferCache } from './offer-cache.js';
 import { type OfferCriteria, type SeenOffer, askedCondition, isValid, toSeenOffer } from './offers.js';
 import type { OfferSnapshot } from '../domain/types.js';
 import type { SellerDirectory } from './seller-directory.js';
@@ -65,6 +65,27 @@ export interface RoundDeps {
   /** A seller's answer for a book changed from what was cached: watchers of the book may care. */
   onOffersChanged: (bookKey: string) => void;
   metrics?: Metrics;
+  /** Rounds shared with other instances (Redis); absent: every round is this instance's own. */
+  fleet?: RoundFleet;
+}
+
+/** How a round for a book runs across the fleet: it leads (calls the sellers), attaches to another instance's, or runs alone. */
+export type RoundClaim = { kind: 'lead'; /** Ends the lease and tells attached rounds. */ end(): void } | { kind: 'attach' } | { kind: 'local' };
+
+/**
+ * One round per book across instances: one instance calls the sellers, the others attach and
+ * take its answers from the shared cache as they land. Every method falls back (nothing warmed,
+ * a local round) when the registry cannot be reached.
+ */
+export interface RoundFleet {
+  /** Loads into the local cache, in one read, the answers other instances got for the book and this one lacks. */
+  warm(bookKey: string, condition: 'new' | 'used' | 'any', sellerIds: readonly string[]): Promise<void>;
+  claim(round: string): Promise<RoundClaim>;
+  /**
+   * Waits while another instance leads the round: `onAnswer` hears of each answer for the book
+   * that lands here; resolves when the leader announces the end, its lease is gone, or `signal` aborts.
+   */
+  attend(round: string, bookKey: string, onAnswer: (sellerId: string, quote: CachedQuote) => void, signal: AbortSignal): Promise<void>;
 }
 
 export interface RoundTicket {
@@ -82,6 +103,7 @@ export class RoundCoordinator {
   private calls = 0;
   private cacheHits = 0;
   private joined = 0;
+  private attached = 0;
 
   /** Rounds waiting for asynchronous quotes, by quote reference. */
   private readonly awaiting = new Map<string, Set<(offers: readonly ParsedOffer[]) => void>>();
@@ -145,9 +167,12 @@ export class RoundCoordinator {
     return this.rounds.size;
   }
 
-  /** Totals since start: seller calls made, answers served from cache, requests that joined a running round. */
-  totals(): { calls: number; cacheHits: number; joined: number } {
-    return { calls: this.calls, cacheHits: this.cacheHits, joined: this.joined };
+  /**
+   * Totals since start: seller calls made, answers served from cache (the fleet's included),
+   * requests that joined a running round, rounds attached to one another instance led.
+   */
+  totals(): { calls: number; cacheHits: number; joined: number; attached: number } {
+    return { calls: this.calls, cacheHits: this.cacheHits, joined: this.joined, attached: this.attached };
   }
 
   private readonly counters = {
@@ -161,6 +186,10 @@ export class RoundCoordinator {
     },
     skipped: () => {
       this.deps.metrics?.callsSkipped.inc();
+    },
+    attached: () => {
+      this.attached += 1;
+      this.deps.metrics?.roundsAttached.inc();
     },
   };
 }
@@ -209,7 +238,7 @@ class Round {
     private readonly book: RoundBook,
     private readonly condition: 'new' | 'used' | 'any',
     private readonly onDone: () => void,
-    private readonly counters: { call(): void; cacheHit(): void; skipped(): void },
+    private readonly counters: { call(): void; cacheHit(): void; skipped(): void; attached(): void },
     private readonly waitForQuote: (ref: string, ms: number, signal: AbortSignal, since: number) => Promise<readonly ParsedOffer[] | null>,
   ) {}
 
@@ -239,16 +268,23 @@ class Round {
   }
 
   async run(): Promise<void> {
+    const fleet = this.deps.fleet;
+    let endLead: (() => void) | null = null;
     try {
       const tiers = await this.deps.directory.tiers();
       this.sellerIds = new Set(tiers.flat().map((seller) => seller.id));
+      await fleet?.warm(this.book.bookKey, this.condition, [...this.sellerIds]);
       // Fresh cached answers of every tier cost nothing: take them all before anyone decides, so
       // early exit never picks a dearer offer over a cheaper one that was equally at hand. Tiers
       // order only the calls.
       this.batching = true;
-      const uncachedTiers = tiers.map((tier) => tier.filter((s) => !this.fromCache(s)));
+      let uncachedTiers = tiers.map((tier) => tier.filter((s) => !this.fromCache(s.id)));
       this.batching = false;
       this.reassign();
+      if (fleet && this.needsMore() && uncachedTiers.some((tier) => tier.length > 0)) {
+        endLead = await this.lead(fleet);
+        uncachedTiers = uncachedTiers.map((tier) => tier.filter((s) => !this.heardFrom.has(s.id)));
+      }
       for (const tier of uncachedTiers) {
         if (!this.needsMore()) break;
         const uncached = [...tier].sort((a, b) => this.deps.stats.score(a.id) - this.deps.stats.score(b.id));
@@ -262,7 +298,48 @@ class Round {
       this.deps.log.error({ err: e, bookKey: this.book.bookKey }, 'round failed');
     } finally {
       this.finish();
+      endLead?.();
     }
+  }
+
+  /**
+   * One round per book across the fleet: leads it (returns how to end the lead), or, while
+   * another instance leads it, calls nobody and takes that round's answers as they land here.
+   * When the leader ends (or vanishes) and members here still lack an offer, the sellers not
+   * heard from are this round's to call: it leads, or attaches to whoever took over first.
+   */
+  private async lead(fleet: RoundFleet): Promise<(() => void) | null> {
+    const round = `${this.book.bookKey}|${this.condition}`;
+    let attached = false;
+    for (;;) {
+      const claim = await fleet.claim(round);
+      if (claim.kind === 'lead') return claim.end;
+      if (claim.kind === 'local' || this.isDone()) return null;
+      if (!attached) {
+        attached = true;
+        this.counters.attached();
+      }
+      // Answers that landed while the claim was in flight: in the cache already, as cached answers.
+      for (const id of this.sellerIds ?? []) if (!this.heardFrom.has(id)) this.fromCache(id);
+      // Answers to the leader's calls, landing while this round runs: as fresh as a local member's
+      // share of its own round's calls (an order on them needs no revalidation).
+      await fleet.attend(round, this.book.bookKey, (sellerId, quote) => this.fromFleet(sellerId, quote), this.controller.signal);
+      if (this.isDone() || !this.needsMore()) return null;
+      if (![...(this.sellerIds ?? [])].some((id) => !this.heardFrom.has(id))) return null;
+    }
+  }
+
+  /**
+   * An answer the leader's round got for this book landed here. Taken from the message, not the
+   * cache: a seller whose TTL is 0 is cached nowhere, and its answer still serves this round.
+   */
+  private fromFleet(sellerId: string, quote: CachedQuote): void {
+    if (this.isDone() || this.heardFrom.has(sellerId) || !this.sellerIds?.has(sellerId)) return;
+    // An answer to 'any' serves every round; one to 'new' or 'used' only the same.
+    if (quote.condition !== this.condition && quote.condition !== 'any') return;
+    this.counters.cacheHit();
+    this.heard(sellerId, quote.unanswerable ? 'unanswerable' : 'answered');
+    this.take(sellerId, quote.offers, quote.quotedAt, false);
   }
 
   private needsMore(): boolean {
@@ -271,12 +348,12 @@ class Round {
   }
 
   /** Takes the seller's cached answer if there is a fresh one. */
-  private fromCache(seller: SellerRow): boolean {
-    const cached = this.deps.cache.get(this.book.bookKey, seller.id, this.condition, this.deps.clock.now().getTime());
+  private fromCache(sellerId: string): boolean {
+    const cached = this.deps.cache.get(this.book.bookKey, sellerId, this.condition, this.deps.clock.now().getTime());
     if (!cached) return false;
     this.counters.cacheHit();
-    this.heard(seller.id, cached.unanswerable ? 'unanswerable' : 'answered');
-    this.take(seller.id, cached.offers, cached.quotedAt, true);
+    this.heard(sellerId, cached.unanswerable ? 'unanswerable' : 'answered');
+    this.take(sellerId, cached.offers, cached.quotedAt, true);
     return true;
   }
 

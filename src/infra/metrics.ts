@@ -35,7 +35,7 @@ export class Metrics {
   });
   readonly cacheLookups = new Counter({
     name: 'broker_offer_cache_lookups_total',
-    help: 'Offer cache lookups by rounds, by result (hit: a seller call avoided)',
+    help: 'Offer cache lookups by rounds, by result (hit: a seller call avoided; answers another instance received count as hits)',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
@@ -48,6 +48,11 @@ export class Metrics {
     name: 'broker_round_members_total',
     help: 'Requests served by rounds, by whether they started the round or joined one in flight (coalesced)',
     labelNames: ['how'] as const,
+    registers: [this.registry],
+  });
+  readonly roundsAttached = new Counter({
+    name: 'broker_rounds_attached_total',
+    help: 'Rounds that called no seller themselves while another instance ran the round for the same book (coalesced across the fleet)',
     registers: [this.registry],
   });
   readonly callsSkipped = new Counter({
