@@ -1,4 +1,4 @@
-import { setMaxListeners } from 'node:events';
+import { sleep } from '../domain/clock.js';
 
 /**
  * Calls per second to one key (a seller): no more than `perSecond` calls start in any one-second
@@ -154,21 +154,3 @@ export class CallTurn {
   }
 }
 
-/** Waits, or stops waiting as soon as the signal aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    if (signal) {
-      // One round's signal is shared by every call of the round.
-      setMaxListeners(0, signal);
-      signal.addEventListener('abort', done, { once: true });
-    }
-  });
-}

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { type Booking, type CallRateLimiter, MemoryCallRate, type SharedPauses, SPACING_MS } from './call-rate.js';
-import { closeRedis, connectRedis, whenReady } from './redis-connection.js';
+import { Fallible, closeRedis, connectRedis, whenReady } from './redis-connection.js';
 
 /**
  * Seller call rates and Retry-After pauses shared by every instance, in Redis.
@@ -72,7 +72,7 @@ export class RedisCallRate implements CallRateLimiter, SharedPauses {
   private readonly reading = new Map<string, Promise<number>>();
   private readonly instance = randomBytes(4).toString('hex');
   private seq = 0;
-  private mode: 'ok' | 'degraded' = 'ok';
+  private readonly fallible: Fallible;
 
   constructor(
     url: string,
@@ -85,6 +85,7 @@ export class RedisCallRate implements CallRateLimiter, SharedPauses {
     redis.defineCommand('brokerBookCall', { numberOfKeys: 1, lua: BOOK });
     redis.defineCommand('brokerPause', { numberOfKeys: 1, lua: PAUSE });
     this.redis = redis as Scripts;
+    this.fallible = new Fallible(redis, 'seller call rates and pauses', options.log);
   }
 
   async ready(): Promise<void> {
@@ -139,22 +140,8 @@ export class RedisCallRate implements CallRateLimiter, SharedPauses {
   }
 
   /** Runs a command; undefined when Redis is unreachable or the command failed. */
-  private async attempt<T>(command: () => Promise<T>): Promise<T | undefined> {
-    // Disconnected (the connection logs that): fall back at once, without trying.
-    if (this.redis.status !== 'ready') return undefined;
-    try {
-      const result = await command();
-      this.mode = 'ok';
-      return result;
-    } catch (e) {
-      // A failing command (a timeout, a script error) is told once per streak, not per call.
-      if (this.mode === 'ok') {
-        const err = e instanceof Error ? e : new Error(String(e), { cause: e });
-        this.options.log?.warn({ err }, 'seller call rates and pauses fall back to this instance: a Redis command failed');
-      }
-      this.mode = 'degraded';
-      return undefined;
-    }
+  private attempt<T>(command: () => Promise<T>): Promise<T | undefined> {
+    return this.fallible.attempt(command);
   }
 
   private callsKey(sellerId: string): string {

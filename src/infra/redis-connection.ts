@@ -63,3 +63,34 @@ export async function closeRedis(redis: Redis): Promise<void> {
   if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
   else redis.disconnect();
 }
+
+/**
+ * Runs the Redis commands of an adapter that has a fallback of its own: `undefined` when Redis
+ * is disconnected (at once, without trying) or the command failed. A streak of failures is
+ * logged once, with `what` falls back, not once per command.
+ */
+export class Fallible {
+  private degraded = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly what: string,
+    private readonly log?: Logger,
+  ) {}
+
+  async attempt<T>(command: () => Promise<T>): Promise<T | undefined> {
+    if (this.redis.status !== 'ready') return undefined;
+    try {
+      const result = await command();
+      this.degraded = false;
+      return result;
+    } catch (e) {
+      if (!this.degraded) {
+        const err = e instanceof Error ? e : new Error(String(e), { cause: e });
+        this.log?.warn({ err }, `${this.what} fall back to this instance: a Redis command failed`);
+      }
+      this.degraded = true;
+      return undefined;
+    }
+  }
+}

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { closeRedis, connectRedis, whenReady } from './redis-connection.js';
+import { Fallible, closeRedis, connectRedis, whenReady } from './redis-connection.js';
 
 /**
  * What the fleet shares about quotes, in Redis: every seller's answer for a book under its own
@@ -39,7 +39,7 @@ type Scripts = Redis & {
 
 export class RedisOffers implements SharedOffers {
   private readonly redis: Scripts;
-  private mode: 'ok' | 'degraded' = 'ok';
+  private readonly fallible: Fallible;
 
   constructor(
     url: string,
@@ -50,6 +50,7 @@ export class RedisOffers implements SharedOffers {
     redis.defineCommand('brokerRenewRound', { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand('brokerReleaseRound', { numberOfKeys: 1, lua: RELEASE });
     this.redis = redis as Scripts;
+    this.fallible = new Fallible(redis, 'shared offers', o.log);
   }
 
   async ready(): Promise<void> {
@@ -113,22 +114,8 @@ export class RedisOffers implements SharedOffers {
   }
 
   /** Runs a command; undefined when Redis is unreachable or the command failed. */
-  private async attempt<T>(command: () => Promise<T>): Promise<T | undefined> {
-    // Disconnected (the connection logs that): fall back at once, without trying.
-    if (this.redis.status !== 'ready') return undefined;
-    try {
-      const result = await command();
-      this.mode = 'ok';
-      return result;
-    } catch (e) {
-      // Told once per streak of failures, not per command.
-      if (this.mode === 'ok') {
-        const err = e instanceof Error ? e : new Error(String(e), { cause: e });
-        this.o.log?.warn({ err }, 'shared offers fall back to this instance: a Redis command failed');
-      }
-      this.mode = 'degraded';
-      return undefined;
-    }
+  private attempt<T>(command: () => Promise<T>): Promise<T | undefined> {
+    return this.fallible.attempt(command);
   }
 
   private offerKey(key: string): string {

@@ -376,7 +376,9 @@ describe("SellerPipeline: the seller's calls per second and the fleet's pauses",
     const other = seller({ id: 'seller-2' });
     connector.quoteAnswer = () => ({ kind: 'failed', ...http(429, { retryAfterMs: 5_000 }), latencyMs: 1 });
     await pipeline.quote(other, quoteParams);
-    expect(published).toEqual([['seller-2', 5_000]]);
+    // What is left of the pause when it is published: a millisecond may have passed on a busy machine.
+    const publishedToTheTen = () => published.map(([key, ms]) => [key, Math.ceil(ms / 10) * 10]);
+    expect(publishedToTheTen()).toEqual([['seller-2', 5_000]]);
 
     const third = seller({ id: 'seller-3' });
     connector.quoteAnswer = () => ({ kind: 'failed', ...http(503), latencyMs: 1 });
@@ -385,7 +387,7 @@ describe("SellerPipeline: the seller's calls per second and the fleet's pauses",
     connector.quoteAnswer = () => ({ kind: 'failed', ...http(503, { retryAfterMs: 3_000 }), latencyMs: 1 });
     await pipeline.quote(third, quoteParams);
     expect(pipeline.available(third)).toBe(false);
-    expect(published).toEqual([['seller-2', 5_000], ['seller-3', 3_000]]);
+    expect(publishedToTheTen()).toEqual([['seller-2', 5_000], ['seller-3', 3_000]]);
 
     // An operator's reset lifts the pause here and in the shared store.
     gates.reset(third);

@@ -1,4 +1,4 @@
-import { setMaxListeners } from 'node:events';
+import { sleep } from '../domain/clock.js';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { type CallRateLimiter, CallTurn, MemoryCallRate, type SharedPauses } from '../infra/call-rate.js';
 import type { Metrics } from '../infra/metrics.js';
@@ -252,23 +252,6 @@ export function isRefused(o: { kind: string }): o is Refused {
   return o.kind === 'refused';
 }
 
-/** Waits, or stops waiting as soon as the signal aborts. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    if (signal) {
-      // A round's one signal is shared by every call and wait of the round.
-      setMaxListeners(0, signal);
-      signal.addEventListener('abort', done, { once: true });
-    }
-  });
-}
 
 function causeLabel(f: CallFailure): string {
   const c = f.cause;
