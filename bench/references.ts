@@ -263,6 +263,8 @@ export async function subscriptionFanout(d: {
   clients: number;
   triggers: number;
   timeoutMs: number;
+  /** Called once every broker subscriber has its first state and before any raw client connects (memory readings). */
+  onSubscribed?: () => Promise<void>;
 }): Promise<{ broker: FanoutResult; raw: FanoutResult; openMs: number }> {
   const t0 = performance.now();
   // Broker subscribers: each on its own connection, as 2,000 separate users' apps would be.
@@ -310,6 +312,7 @@ export async function subscriptionFanout(d: {
       if (ready.length % 100 === 0) await Promise.all(ready.slice(-100));
     }
     await Promise.all(ready);
+    await d.onSubscribed?.();
 
     // Raw subscribers.
     const rawWsUrl = d.rawUrl.replace(/^http/, 'ws');

@@ -25,6 +25,14 @@ type InstancesRun = {
   peakRssMb: number | null;
 };
 
+type SellersRun = InstancesRun & {
+  sellers: number;
+  perRequest: { quotes: number | null; orders: number | null; statusChecks: number | null; cacheLookups: number | null; callsSkipped: number | null };
+  naiveCallsPerRequest: number | null;
+  callsVsNaive: number | null;
+  coalesceRate: number | null;
+};
+
 export interface ReportInput {
   requestsPerSecond: number | null;
   latencyMs: P;
@@ -39,12 +47,26 @@ export interface ReportInput {
   cpuMicrosPerSellerCall: number | null;
   rawClientCpuMicrosPerCall: number | null;
   apolloCeilingRps: number | null;
-  subscriptionFanout: { clients: number; p99Ms: number | null; rawWsP99Ms: number | null };
+  subscriptionFanout: {
+    clients: number;
+    p99Ms: number | null;
+    rawWsP99Ms: number | null;
+    memory: { rssKbPerSubscriber: number | null; heapKbPerSubscriber: number | null } | null;
+  };
   errors: number;
   unsettled: number;
   peakRssMb: number | null;
   perRequest: PerRequest;
   instances: { count: number; pubsub: string; runs: InstancesRun[]; speedup: number | null };
+  /** Present with `--sellers N` only. */
+  sellers?: {
+    count: number;
+    byTier: Record<string, number>;
+    registrationSeconds: number | null;
+    runs: SellersRun[];
+    brokerCpuRatio: number | null;
+    sellerCallsRatio: number | null;
+  };
   ratios: Record<string, number | null>;
   goals: Array<{ name: string; actual: number | null; target: string; met: boolean | null }>;
   main: {
@@ -120,7 +142,10 @@ export function printTable(r: ReportInput): void {
     [
       `subscription p99 ms (${r.subscriptionFanout.clients})`,
       f(r.subscriptionFanout.p99Ms),
-      `raw ws ${f(r.subscriptionFanout.rawWsP99Ms)} ms (${x(r.ratios.subscriptionP99VsRawWs)})`,
+      `raw ws ${f(r.subscriptionFanout.rawWsP99Ms)} ms (${x(r.ratios.subscriptionP99VsRawWs)})` +
+        (r.subscriptionFanout.memory
+          ? ` · broker memory per subscriber: RSS ${f(r.subscriptionFanout.memory.rssKbPerSubscriber)} KB, heap ${f(r.subscriptionFanout.memory.heapKbPerSubscriber)} KB`
+          : ''),
     ],
     [
       'errors',
@@ -134,7 +159,7 @@ export function printTable(r: ReportInput): void {
   const line = (a: string, b: string, c: string) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`;
   const out: string[] = [];
   out.push('');
-  out.push(`Broker benchmark — ${r.config.mode}, ${r.config.database}${r.instances.count > 1 ? ` (1 and ${r.instances.count} instances)` : ''}, ${r.config.machine.cpus} CPUs, ${r.config.users} users, ${r.config.sellers} sellers, latency ×${r.config.latencyScale}, ${f(r.config.wallSeconds, 0)} s`);
+  out.push(`Broker benchmark — ${r.config.mode}, ${r.config.database}${r.instances.count > 1 ? ` (1 and ${r.instances.count} instances)` : ''}, ${r.config.machine.cpus} CPUs, ${r.config.users} users, ${r.config.sellers} sellers${r.sellers ? ` (and ${r.sellers.count})` : ''}, latency ×${r.config.latencyScale}, ${f(r.config.wallSeconds, 0)} s`);
   out.push('');
   for (const row of rows) out.push(line(...row));
   out.push('');
@@ -167,6 +192,7 @@ export function printTable(r: ReportInput): void {
     out.push(`  ORDERED time split at ${r.moderate.offeredRate}/s: ${split(r.moderate.breakdownMs)}`);
   }
   if (r.instances.runs.length > 1) out.push('', ...instancesTable(r));
+  if (r.sellers) out.push('', ...sellersTable(r.sellers));
   out.push('');
   out.push('  goals:');
   const wg = Math.max(38, ...r.goals.map((g) => g.name.length));
@@ -201,6 +227,37 @@ function instancesTable(r: ReportInput): string[] {
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const out = [`  main workload by instances (same database, pub/sub ${r.instances.pubsub}; ${r.instances.count} instances: ${x(r.instances.speedup)} the requests/s of 1):`];
+  for (const row of rows) out.push(`    ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')}`);
+  return out;
+}
+
+/** `--sellers N`: the main workload with the sandbox's 8 sellers and with N registered, side by side. */
+function sellersTable(s: NonNullable<ReportInput['sellers']>): string[] {
+  const runs = s.runs;
+  const rows: Array<[string, ...string[]]> = [
+    ['registered sellers', ...runs.map((x) => String(x.sellers))],
+    ['requests/s sustained (offered)', ...runs.map((x) => `${f(x.requestsPerSecond)} (${x.offeredRate})`)],
+    ['end-to-end ms p50/p90/p99', ...runs.map((x) => p3(x.latencyMs))],
+    ['overhead above floor ms p50/p90/p99', ...runs.map((x) => p3(x.overheadMs))],
+    ['broker CPU ms / request', ...runs.map((x) => f(x.perRequest.brokerCpuMs, 2))],
+    ['seller calls / request (naive)', ...runs.map((x) => `${f(x.perRequest.sellerCalls, 2)} (${f(x.naiveCallsPerRequest, 1)})`)],
+    ['  quotes / orders / status checks', ...runs.map((x) => `${f(x.perRequest.quotes, 2)} / ${f(x.perRequest.orders, 2)} / ${f(x.perRequest.statusChecks, 2)}`)],
+    ['offer cache lookups / request', ...runs.map((x) => f(x.perRequest.cacheLookups, 1))],
+    ['seller calls skipped / request (early exit)', ...runs.map((x) => f(x.perRequest.callsSkipped, 2))],
+    ['offer cache hit rate · coalescing', ...runs.map((x) => `${pc(x.cacheHitRate)} · ${pc(x.coalesceRate)}`)],
+    ['Postgres CPU ms / request', ...runs.map((x) => f(x.perRequest.postgresCpuMs, 2))],
+    ['transactions / rows read per request', ...runs.map((x) => `${f(x.perRequest.transactions, 1)} / ${f(x.perRequest.rowsRead, 0)}`)],
+    ['cores: broker / Postgres / machine busy', ...runs.map((x) => `${f(x.cpu.brokerCores, 2)} / ${f(x.cpu.postgresCores, 2)} / ${f(x.cpu.machineBusyCores, 2)}`)],
+    ['peak RSS MB', ...runs.map((x) => f(x.peakRssMb, 0))],
+    ['errors / unsettled', ...runs.map((x) => `${x.errors} / ${x.unsettled}`)],
+    ['duplicate orders / ORDERED without order', ...runs.map((x) => `${x.exactlyOnce.duplicateOrders} / ${x.exactlyOnce.orderedWithoutLedgerEntry}`)],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const tiers = Object.entries(s.byTier).map(([t, n]) => `tier ${t}: ${n}`).join(', ');
+  const out = [
+    `  main workload by registered sellers (${s.count}: ${tiers}; registered in ${f(s.registrationSeconds)} s) · ` +
+      `${s.count} vs ${runs[0]!.sellers}: broker CPU per request ${x(s.brokerCpuRatio)}, seller calls per request ${x(s.sellerCallsRatio)}`,
+  ];
   for (const row of rows) out.push(`    ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('   ')}`);
   return out;
 }

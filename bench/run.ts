@@ -14,16 +14,18 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Client } from 'graphql-ws';
+import pLimit from 'p-limit';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
 import { CATALOG } from '../src/partners/sandbox/catalog.js';
-import type { LedgerEntry, SandboxSellerSpec } from '../src/partners/sandbox/fleet.js';
+import { type LedgerEntry, type SandboxSellerSpec, defaultSellerSpecs } from '../src/partners/sandbox/fleet.js';
 import { createRng } from '../src/partners/sandbox/random.js';
 import { type Breakdown, type PhaseAnalysis, analyzePhase, breakdown } from './analyze.js';
 import { type Fleet, type PhaseResult, runPhase } from './load.js';
 import { BrokerClient, issueToken } from './lib/broker-client.js';
 import { type Child, REPO_ROOT, RssSampler, Supervisor, cpuByPid, firstJsonLine, freePort, machineCpu, processCpuSeconds, processMemoryMb, sleep } from './lib/proc.js';
 import { SandboxHandle, captureQuoteCalls, quoteEverything, totalCalls } from './lib/sandbox.js';
+import { TIER_SHARES, scaledFleet } from './lib/scaled-fleet.js';
 import { deltaBy, median, round } from './lib/stats.js';
 import { type ApolloRun, type EngineFanoutRun, type RawRun, apolloCeiling, engineFanout, rawCeiling, subscriptionFanout } from './references.js';
 import { printTable } from './report.js';
@@ -43,6 +45,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     profile: { type: 'boolean', default: false },
     instances: { type: 'string' },
+    sellers: { type: 'string' },
   },
   strict: true,
 });
@@ -57,11 +60,23 @@ const num = (raw: string | undefined, fallback: number) => {
 
 const instances = num(args.instances, 1);
 if (!Number.isInteger(instances)) throw new Error(`--instances must be a whole number, not ${JSON.stringify(args.instances)}`);
+const sellers = args.sellers === undefined ? null : num(args.sellers, 0);
+// Checked before anything starts: the sandbox's default fleet is what the extra sellers copy.
+if (sellers !== null) {
+  try {
+    scaledFleet(defaultSellerSpecs(), sellers);
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(2);
+  }
+}
 
 const plan = {
   mode: quick ? 'quick' : 'full',
   /** Broker processes on one database for the scaling phase (1: no scaling phase). */
   instances,
+  /** Registered broker sellers for the many-sellers main phase (null: no such phase). */
+  sellers: sellers === null ? null : { count: sellers, shares: TIER_SHARES, registerConcurrency: 20 },
   seed: num(args.seed, 1),
   latencyScale: num(args['latency-scale'], 1),
   users: Math.round(num(args.users, quick ? 50 : 200)),
@@ -90,7 +105,7 @@ const plan = {
   /** After the main phase: longest wait for the broker to finish the work still queued. */
   quiesceMs: quick ? 8_000 : 40_000,
   /** Hard cap on the whole run; the watchdog stops everything beyond it (the scaling phase adds its share). */
-  maxRunMs: (quick ? 150_000 : 480_000) + (instances > 1 ? (quick ? 60_000 : 150_000) : 0),
+  maxRunMs: (quick ? 150_000 : 480_000) + (instances > 1 ? (quick ? 60_000 : 150_000) : 0) + (sellers !== null ? (quick ? 90_000 : 180_000) : 0),
 };
 
 // Several instances share one database and see each other's changes: only a Postgres server can be shared,
@@ -117,6 +132,7 @@ const PASS_THROUGH = [
   'ENGINE_MAX_ACTIVE',
   'ENGINE_LEASE_MS',
   'ENGINE_GLOBAL_CONCURRENCY',
+  'PARTNER_CONNECTIONS_PER_ORIGIN',
   'IMPROVEMENT_WINDOW_MS',
   'RECONCILE_INTERVAL_MS',
   'ORDER_RETRY_BACKOFF_MS',
@@ -287,7 +303,22 @@ async function main(): Promise<void> {
   // Sellers: the sandbox fleet, registered through upsertSeller like any partner.
   const admin = await issueToken(jwtSecret, 'bench-admin', 'admin');
   const UPSERT = `mutation U($input: SellerInput!) { upsertSeller(input: $input) { seller { id } userErrors { field code message } } }`;
-  const registered: Array<{ input: (typeof sandbox.sellers)[number]; id: string }> = [];
+  type SellerInput = (typeof sandbox.sellers)[number];
+  const registered: Array<{ input: SellerInput; id: string }> = [];
+  /** Registers (or updates) sellers through upsertSeller, `plan.sellers.registerConcurrency` at a time; their ids in order. */
+  const upsertAll = async (inputs: readonly SellerInput[]): Promise<string[]> => {
+    const limit = pLimit(plan.sellers?.registerConcurrency ?? 1);
+    return Promise.all(
+      inputs.map((input) =>
+        limit(async () => {
+          const res = await client.gql<{ upsertSeller: { seller: { id: string } | null; userErrors: unknown[] } }>(UPSERT, { input }, admin);
+          const id = res.data?.upsertSeller.seller?.id;
+          if (!id) throw new Error(`upsertSeller ${input.name} failed: ${JSON.stringify(res.errors ?? res.data)}`);
+          return id;
+        }),
+      ),
+    );
+  };
   for (const input of sandbox.sellers) {
     const res = await client.gql<{ upsertSeller: { seller: { id: string } | null; userErrors: unknown[] } }>(UPSERT, { input }, admin);
     const id = res.data?.upsertSeller.seller?.id;
@@ -343,9 +374,8 @@ async function main(): Promise<void> {
    * the brokers' /metrics (summed), CPU of every broker process, of the Postgres backends and of the
    * machine, Postgres's counters, the brokers' RSS. Waits for the brokers to finish what is left.
    */
-  const measureMain = async (name: string, phaseFleet: Fleet, brokers: Broker[]): Promise<MainRun> => {
+  const measureMain = async (name: string, phaseFleet: Fleet, brokers: Broker[], label = brokers.length === 1 ? 'main' : `main × ${brokers.length} instances`): Promise<MainRun> => {
     const maxInFlight = Math.max(200, Math.round(plan.main.rate * 2));
-    const label = brokers.length === 1 ? 'main' : `main × ${brokers.length} instances`;
     log(`${label}: ${plan.main.rate}/s offered for ${plan.main.durationMs / 1000}s from ${plan.users} users (at most ${maxInFlight} unsettled)`);
     if (database === 'postgres') await sleep(1_200); // let Postgres publish the warm-up's counters first
     const dbc0 = await dbCounters();
@@ -550,6 +580,8 @@ async function main(): Promise<void> {
   log(`subscriptions: ${plan.subscriptions.clients} subscribers, broker vs raw ws, ${plan.subscriptions.triggers} interleaved triggers`);
   const owner = await issueToken(jwtSecret, 'bench-fanout-owner', 'user');
   let subs: Awaited<ReturnType<typeof subscriptionFanout>> | null = null;
+  /** The broker's memory with no subscriber connected and with every one subscribed (the WebSocket tier's cost per subscription). */
+  let subsMemory: { rssMb: [number, number]; heapUsedMb: [number, number]; connections: number } | null = null;
   try {
     const oos = CATALOG.find((b) => b.outOfPrint)!.isbn;
     const res = await client.gql<{ createPurchaseRequest: { purchaseRequest: { id: string } | null } }>(
@@ -575,6 +607,11 @@ async function main(): Promise<void> {
       if (Date.now() > settleBy) throw new Error(`fan-out request did not settle (status ${s.data?.purchaseRequest?.status})`);
       await sleep(100);
     }
+    const memoryNow = async () => {
+      const m = await client.metrics();
+      return { rss: processMemoryMb(brokerChild.pid)?.rss ?? Number.NaN, heapUsed: m.sum('broker_process_nodejs_heap_size_used_bytes') / 2 ** 20, connections: m.sum('broker_websocket_connections') };
+    };
+    const idle = await memoryNow();
     subs = await subscriptionFanout({
       client,
       token: owner,
@@ -584,6 +621,10 @@ async function main(): Promise<void> {
       clients: plan.subscriptions.clients,
       triggers: plan.subscriptions.triggers,
       timeoutMs: plan.subscriptions.timeoutMs,
+      onSubscribed: async () => {
+        const busy = await memoryNow();
+        subsMemory = { rssMb: [idle.rss, busy.rss], heapUsedMb: [idle.heapUsed, busy.heapUsed], connections: busy.connections - idle.connections };
+      },
     });
     log(`subscriptions: broker p99 ${subs.broker.p99Ms?.toFixed(1)} ms, raw ws p99 ${subs.raw.p99Ms?.toFixed(1)} ms`);
   } catch (e) {
@@ -595,10 +636,13 @@ async function main(): Promise<void> {
   const poolSize = effective.connectionsPerOrigin;
   const globalConcurrency = effective.engine.globalConcurrency;
   log(`fan-out-heavy: registering ${plan.fanout.copies} more broker sellers per sandbox seller`);
+  const fanoutCopies: Array<{ input: SellerInput; id: string }> = [];
   for (let k = 1; k <= plan.fanout.copies; k++) {
     for (const { input } of registered) {
-      const res = await client.gql<{ upsertSeller: { seller: { id: string } | null } }>(UPSERT, { input: { ...input, name: `${input.name} · fan-out ${k}` } }, admin);
+      const copy = { ...input, name: `${input.name} · fan-out ${k}` };
+      const res = await client.gql<{ upsertSeller: { seller: { id: string } | null } }>(UPSERT, { input: copy }, admin);
       if (!res.data?.upsertSeller.seller) throw new Error(`upsertSeller copy failed: ${JSON.stringify(res.errors ?? res.data)}`);
+      fanoutCopies.push({ input: copy, id: res.data.upsertSeller.seller.id });
     }
   }
   const fanoutSellers = registered.length * (plan.fanout.copies + 1);
@@ -633,6 +677,43 @@ async function main(): Promise<void> {
   // ---- end of run: memory, final prices, stop ----
   const mem = processMemoryMb(brokerChild.pid);
   rss.sample();
+  // The many-sellers phase below restarts the sampler's peak: peakRssMb stays the 8-seller phases' figure.
+  const firstRssPeakMb = rss.peakMb;
+
+  // ---- many sellers: the main workload again with `--sellers N` registered (first instance) ----
+  let manySellers: { run: MainRun; byTier: Record<number, number>; registrationSeconds: number; disabledFanoutCopies: number } | null = null;
+  if (plan.sellers) {
+    const { extras, byTier } = scaledFleet(sandbox.sellers, plan.sellers.count);
+    const t0 = performance.now();
+    // The fan-out-heavy phase's copies would skew the tier shares: taken out of service first.
+    await upsertAll(fanoutCopies.map((c) => ({ ...c.input, id: c.id, enabled: false })));
+    log(
+      `sellers: registering ${extras.length} more (${plan.sellers.count} in all; by tier ${Object.entries(byTier).map(([t, n]) => `${t}: ${n}`).join(', ')}), ` +
+        `${plan.sellers.registerConcurrency} at a time`,
+    );
+    await upsertAll(extras);
+    const registrationSeconds = (performance.now() - t0) / 1000;
+    log(`sellers: registered in ${registrationSeconds.toFixed(1)} s`);
+    const wsS: Client[] = tokens.map((t) => client.wsClient(t, (e) => wsErrors.push(String((e as { message?: string })?.message ?? e))));
+    cleanups.push(async () => void (await Promise.allSettled(wsS.map((c) => c.dispose()))));
+    const fleetS: Fleet = { clients: [client], tokens, ws: wsS };
+    // The new sellers have no cached offers yet: the same warm-up the 8-seller main phase had.
+    const warmS = await runPhase(fleetS, {
+      name: 'warmup-sellers',
+      rate: plan.warmup.rate,
+      durationMs: plan.warmup.durationMs,
+      maxInFlight: 1_000,
+      drainMs: 10_000,
+      next: () => workload.next(),
+      expiresInMs: 3_600_000,
+    });
+    const warmSErrors = warmS.records.filter((r) => r.error !== null).length;
+    if (warmSErrors > 0) notes.push(`many-sellers warm-up: ${warmSErrors} of ${warmS.records.length} requests ended in errors (${[...new Set(warmS.records.map((r) => r.error).filter(Boolean))].slice(0, 5).join(', ')})`);
+    await quiesce([client], plan.quiesceMs);
+    const run = await measureMain(`main-${plan.sellers.count}-sellers`, fleetS, [first], `main × ${plan.sellers.count} sellers`);
+    await Promise.allSettled(wsS.map((c) => c.dispose()));
+    manySellers = { run, byTier, registrationSeconds, disabledFanoutCopies: fanoutCopies.length };
+  }
   const after = await quoteEverything(sandbox, isbns);
   const changed = [...before.table].filter(([isbn, pts]) => JSON.stringify(pts.map((p) => p.totalCents).sort()) !== JSON.stringify((after.table.get(isbn) ?? []).map((p) => p.totalCents).sort()));
   if (changed.length > 0) notes.push(`prices of ${changed.length} books differ between the start and the end of the run; regret used the start prices`);
@@ -652,7 +733,7 @@ async function main(): Promise<void> {
   const apolloRps = med(apolloRuns.map((r) => r.rps));
   const headline: PhaseAnalysis = main_;
   const subsRatio = subs && subs.broker.p99Ms !== null && subs.raw.p99Ms ? subs.broker.p99Ms / subs.raw.p99Ms : null;
-  const firstPeakRss = mem ? Math.max(mem.hwm, rss.peakMb) : rss.peakMb || null;
+  const firstPeakRss = mem ? Math.max(mem.hwm, firstRssPeakMb) : firstRssPeakMb || null;
   // The largest of any instance's (the extra ones ran for the scaling phase only).
   const peakRss = firstPeakRss === null && extraPeakRssMb.length === 0 ? null : Math.max(firstPeakRss ?? 0, ...extraPeakRssMb);
   if (mem === null) notes.push('could not read /proc/<pid>/status of the broker at the end; peakRssMb is the largest sampled VmRSS');
@@ -737,6 +818,7 @@ async function main(): Promise<void> {
       missing: subs ? subs.broker.missing : null,
       rawMissing: subs ? subs.raw.missing : null,
       triggers: plan.subscriptions.triggers,
+      memory: subsMemoryView(subsMemory, plan.subscriptions.clients),
     },
     errors: headline.errors,
     unsettled: headline.unsettled,
@@ -750,6 +832,7 @@ async function main(): Promise<void> {
       runs: [mainRun, ...(scaledRun ? [scaledRun] : [])].map(runView),
       speedup: scaledRun ? ratio(scaledRun.analysis.requestsPerSecond, headline.requestsPerSecond) : null,
     },
+    ...(manySellers && plan.sellers ? { sellers: sellersView(mainRun, sellersCount, manySellers, plan.sellers) } : {}),
     ratios: {
       requestsVsApollo: ratio(headline.requestsPerSecond, apolloRps),
       callsVsNaive: ratio(callsPerReq(mainCalls.total, created), sellersCount + orderedShare),
@@ -850,6 +933,12 @@ async function main(): Promise<void> {
     },
     notes,
   };
+  if (manySellers) {
+    notes.push(
+      `many sellers: the main workload ran again as the last phase with ${plan.sellers!.count} sellers registered (copies of sandbox sellers of the same tier, ${manySellers.disabledFanoutCopies} fan-out copies disabled first), ` +
+        'on the first instance and the same database (its tables hold every earlier phase\'s rows by then); every copy is served by the one sandbox origin, so they share the connector\'s per-origin sockets, where real partners would each have their own',
+    );
+  }
   if (wsErrors.length > 0) notes.push(`WebSocket client errors: ${wsErrors.length} (${[...new Set(wsErrors)].slice(0, 3).join('; ')})`);
   if (/"level":(50|60)/.test(brokerLog)) notes.push('the broker logged errors during the run (last lines in bench/results/<timestamp>.broker.log)');
 
@@ -951,6 +1040,67 @@ function runView(r: MainRun) {
     /** The largest VmRSS sampled of any instance during the phase. */
     peakRssMb: round(r.rssPeakMb, 1),
     quiesced: r.quiesced,
+  };
+}
+
+/**
+ * The broker's memory with no subscriber and with every subscriber of the fan-out phase connected
+ * (one WebSocket and one subscription each): RSS and V8 heap in use, and their growth per subscriber.
+ * Garbage not yet collected counts too, so it is an upper estimate.
+ */
+function subsMemoryView(m: { rssMb: [number, number]; heapUsedMb: [number, number]; connections: number } | null, clients: number) {
+  if (!m) return null;
+  const perKb = (pair: [number, number]) => round(((pair[1] - pair[0]) * 1024) / clients, 1);
+  return {
+    rssMb: { idle: round(m.rssMb[0], 1), subscribed: round(m.rssMb[1], 1) },
+    heapUsedMb: { idle: round(m.heapUsedMb[0], 1), subscribed: round(m.heapUsedMb[1], 1) },
+    websocketConnectionsAdded: m.connections,
+    rssKbPerSubscriber: perKb(m.rssMb),
+    heapKbPerSubscriber: perKb(m.heapUsedMb),
+  };
+}
+
+/** One main-workload run as the many-sellers comparison shows it: runView plus calls by kind and the naive count. */
+function sellersRunView(r: MainRun, sellers: number) {
+  const v = runView(r);
+  const created = r.analysis.created;
+  const naive = sellers + (created > 0 ? (r.analysis.byStatus.ORDERED ?? 0) / created : 0);
+  return {
+    sellers,
+    ...v,
+    perRequest: {
+      ...v.perRequest,
+      quotes: round(callsPerReq(r.calls.quote, created), 3),
+      orders: round(callsPerReq(r.calls.order, created), 3),
+      statusChecks: round(callsPerReq(r.calls.orderStatus, created), 3),
+      cacheLookups: round(callsPerReq(r.cache.hit + r.cache.miss, created), 1),
+      /** Calls a round did not make because its requests were already satisfied (`broker_seller_calls_skipped_total`). */
+      callsSkipped: round(callsPerReq(r.skipped, created), 2),
+    },
+    naiveCallsPerRequest: round(naive, 3),
+    callsVsNaive: ratio(callsPerReq(r.calls.total, created), naive),
+  };
+}
+
+/** `--sellers N`: the 8-seller main phase and the N-seller one side by side, and their ratios. */
+function sellersView(
+  base: MainRun,
+  baseSellers: number,
+  many: { run: MainRun; byTier: Record<number, number>; registrationSeconds: number; disabledFanoutCopies: number },
+  plan: { count: number; shares: Readonly<Record<number, number>>; registerConcurrency: number },
+) {
+  const runs = [sellersRunView(base, baseSellers), sellersRunView(many.run, plan.count)];
+  return {
+    count: plan.count,
+    byTier: many.byTier,
+    shares: plan.shares,
+    registrationSeconds: round(many.registrationSeconds, 1),
+    registerConcurrency: plan.registerConcurrency,
+    disabledFanoutCopies: many.disabledFanoutCopies,
+    runs,
+    /** N-seller figure ÷ 8-seller figure. */
+    brokerCpuRatio: ratio(runs[1]!.perRequest.brokerCpuMs, runs[0]!.perRequest.brokerCpuMs),
+    sellerCallsRatio: ratio(runs[1]!.perRequest.sellerCalls, runs[0]!.perRequest.sellerCalls),
   };
 }
 
