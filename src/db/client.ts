@@ -1,8 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
@@ -11,6 +9,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { openPgliteClient } from './pglite.js';
 import * as schema from './schema.js';
 
 export type Schema = typeof schema;
@@ -50,9 +49,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 type QueryLogger = { logQuery(query: string, params: unknown[]): void } | undefined;
 
 async function openPglite(dataDir: string, logger: QueryLogger): Promise<Database> {
-  if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
-  const client = await PGlite.create(dataDir);
-  const db = drizzlePglite(client, { schema, ...(logger ? { logger } : {}) });
+  const client = await openPgliteClient(dataDir);
+  const db = drizzlePglite({ client, schema, ...(logger ? { logger } : {}) });
   return {
     db: db as unknown as Db,
     kind: 'pglite',
