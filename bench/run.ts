@@ -26,6 +26,7 @@ import { BrokerClient, issueToken } from './lib/broker-client.js';
 import { type Child, REPO_ROOT, RssSampler, Supervisor, cpuByPid, firstJsonLine, freePort, machineCpu, processCpuSeconds, processMemoryMb, sleep } from './lib/proc.js';
 import { SandboxHandle, captureQuoteCalls, quoteEverything, totalCalls } from './lib/sandbox.js';
 import { TIER_SHARES, scaledFleet } from './lib/scaled-fleet.js';
+import { standInForAutovacuum } from './lib/autovacuum.js';
 import { deltaBy, median, round } from './lib/stats.js';
 import { type ApolloRun, type EngineFanoutRun, type RawRun, apolloCeiling, engineFanout, rawCeiling, subscriptionFanout } from './references.js';
 import { printTable } from './report.js';
@@ -230,6 +231,14 @@ async function main(): Promise<void> {
     const url = new URL(adminUrl);
     url.pathname = `/${name}`;
     brokerEnv.DATABASE_URL = url.toString();
+    // The machine's Postgres may run with autovacuum off, which no production server does.
+    const autovacuum = await standInForAutovacuum(url.toString());
+    cleanups.push(() => autovacuum.stop());
+    if (autovacuum.standingIn) {
+      notes.push(
+        "the Postgres server runs with autovacuum off: the bench vacuumed its database's hot tables every 10 s in autovacuum's place (bench/lib/autovacuum.ts), its CPU counted in Postgres's",
+      );
+    }
     const watcher = postgres(adminUrl.toString(), { max: 1, onnotice: () => {} });
     cleanups.push(() => watcher.end());
     dbBackends = async () => {
