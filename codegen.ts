@@ -25,6 +25,7 @@ const config: CodegenConfig = {
           PaymentCall: '../../db/schema.js#PaymentCallRow',
           SellerHealth: '../context.js#SellerHealthView',
           DeadLetter: '../../db/schema.js#DeadLetterRow',
+          WebhookEndpoint: '../../db/schema.js#WebhookEndpointRow',
         },
         scalars: {
           DateTime: { input: 'Date', output: 'Date | string' },

@@ -15,6 +15,23 @@ export interface Config {
   sandbox: 'auto' | 'on' | 'off';
   logLevel: string;
   sellerUrls: 'any' | 'public';
+  /** Webhook endpoint URLs: `public` = https to public addresses only, checked at every connection; `any` = also http, any host. */
+  webhookUrls: 'any' | 'public';
+  webhooks: {
+    pollMs: number;
+    /** Deliveries in flight on one instance, and per endpoint across the fleet. */
+    maxInFlight: number;
+    perEndpoint: number;
+    /** A receiver's whole answer must come within this (API.md: 10 s). */
+    timeoutMs: number;
+    /** First retry's delay (halved to doubled by jitter), doubling up to the maximum. */
+    retryBaseMs: number;
+    retryMaxMs: number;
+    /** Retried for this long, then dead-lettered. */
+    retryWindowMs: number;
+    /** Consecutive failures that pause an endpoint until its next retry is due. */
+    breakerAfter: number;
+  };
   /** Farthest request deadline accepted, from now. */
   maxExpiryHorizonMs: number;
   /** Largest HTTP request body accepted. */
@@ -96,6 +113,17 @@ export function loadConfig(env: Env = process.env): Config {
     sandbox: oneOf(env, 'SANDBOX', ['auto', 'on', 'off'] as const, 'auto'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     sellerUrls: oneOf(env, 'SELLER_URLS', ['any', 'public'] as const, 'any'),
+    webhookUrls: oneOf(env, 'WEBHOOK_URLS', ['any', 'public'] as const, production ? 'public' : 'any'),
+    webhooks: {
+      pollMs: int(env, 'WEBHOOK_POLL_MS', 500, 10, 60_000),
+      maxInFlight: int(env, 'WEBHOOK_MAX_IN_FLIGHT', 64, 1, 10_000),
+      perEndpoint: int(env, 'WEBHOOK_CONCURRENCY_PER_ENDPOINT', 4, 1, 1_000),
+      timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 10_000),
+      retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 5_000, 1, 3_600_000),
+      retryMaxMs: int(env, 'WEBHOOK_RETRY_MAX_MS', 4 * 3_600_000, 1, 86_400_000),
+      retryWindowMs: int(env, 'WEBHOOK_RETRY_WINDOW_MS', 25 * 3_600_000, 1, 30 * 86_400_000),
+      breakerAfter: int(env, 'WEBHOOK_BREAKER_AFTER', 5, 1, 1_000),
+    },
     maxExpiryHorizonMs: int(env, 'MAX_EXPIRY_HORIZON_HOURS', 24 * 30, 1, 24 * 366) * 3_600_000,
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     wsConnectionInitTimeoutMs: int(env, 'WS_CONNECTION_INIT_TIMEOUT_MS', 5000, 100, 60_000),

@@ -53,6 +53,11 @@ import type { Change } from './services/requests.js';
 import { isTerminal } from './domain/lifecycle.js';
 import { CallbackReceiver } from './partners/callbacks.js';
 import { DeadLetterService } from './services/dead-letters.js';
+import { WebhookService } from './services/webhooks.js';
+import { WebhookRelay } from './engine/webhook-relay.js';
+import { WebhookSender } from './infra/webhook-sender.js';
+import { guardedConnect } from './infra/ssrf.js';
+import { WEBHOOK_STATUSES } from './domain/statuses.js';
 import { Admission } from './services/admission.js';
 import { MemoryRateLimiter } from './infra/rate-limit.js';
 import { mutationRateLimit } from './http/limits.js';
@@ -66,7 +71,11 @@ export interface StartOptions {
   clock?: Clock;
   /** Sees every SQL statement (tests count queries to catch N+1 patterns). */
   onQuery?: (sql: string) => void;
+  /** Replaces the webhook sender's connect options (tests: a resolver that answers what they need). */
+  webhookConnect?: WebhookSenderConnect;
 }
+
+type WebhookSenderConnect = ConstructorParameters<typeof WebhookSender>[0]['connect'];
 
 export interface App {
   readonly url: string;
@@ -104,7 +113,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let shared: RedisLimits | null = null;
   let pacing: RedisCallRate | null = null;
   let offerStore: RedisOffers | null = null;
-  const connector = new PartnerConnector({ connectionsPerOrigin: config.connectionsPerOrigin, clock });
+  // Under SELLER_URLS=public every partner connection resolves, checks and pins a public address.
+  const connector = new PartnerConnector({
+    connectionsPerOrigin: config.connectionsPerOrigin,
+    clock,
+    connect: config.sellerUrls === 'public' ? guardedConnect() : undefined,
+  });
   try {
     await database.migrate();
     if (config.redisUrl) {
@@ -136,6 +150,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const bus = pubsub;
     const metrics = new Metrics();
     let engine: Engine | null = null;
+    let relay: WebhookRelay | null = null;
     const directory = new SellerDirectory(() => listSellers(db), clock);
     const requests = new RequestService({
       db,
@@ -145,6 +160,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       onCommitted: (row, change) => {
         engine?.onCommitted(row, change);
         countOutcome(metrics, row, change);
+        // The outbox row was written with the change: deliver it now rather than at the next poll.
+        if (change.to && WEBHOOK_STATUSES.includes(change.to)) relay?.wake();
       },
       admission: new Admission(db, config.maxBacklog, config.overloadedRetryAfterMs, clock),
     });
@@ -178,8 +195,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       callbacks,
       findSeller: async (id) => (await sellers.byIds([id]))[0] ?? null,
       wake: () => void engine?.reconcile(),
+      wakeWebhooks: () => relay?.wake(),
     });
-    const services: Services = { db, pubsub: bus, requests, sellers, gates, deadLetters };
+    const webhooks = new WebhookService({ db, clock, webhookUrls: config.webhookUrls });
+    const webhookSender = new WebhookSender({ urls: config.webhookUrls, timeoutMs: config.webhooks.timeoutMs, connect: options.webhookConnect });
+    const services: Services = { db, pubsub: bus, requests, sellers, gates, deadLetters, webhooks };
     const schema = buildSchema();
     const formatError = makeErrorFormatter(log, config.hideSchemaDetails);
 
@@ -259,6 +279,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (gates) {
       engine = composeEngine({ config, db, requests, directory, gates, metrics, inventory, callRate, pauses, pubsub: bus, clock, log, connector, publicUrl: config.publicUrl ?? url, offerStore });
       await engine.start();
+      relay = new WebhookRelay({
+        db,
+        sender: webhookSender,
+        clock,
+        log: log.child({ component: 'webhooks' }),
+        owner: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+        // Three answer timeouts: a try never outlives its lease, and a crashed instance's rows are retried soon.
+        config: { ...config.webhooks, leaseMs: 3 * config.webhooks.timeoutMs },
+      });
+      relay.start();
     }
     registerGauges(metrics, { db, clock, engine, gates, sellers, ws: ws!, pubsub: bus });
     log.info(
@@ -291,6 +321,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           step('websockets', () => wsHandle.close(left(drainedBy)), drainedBy),
           // Stops claiming at once; work in flight finishes or is handed back to other instances.
           step('engine', () => engine?.stop(left(drainedBy)), endBy),
+          step('webhooks', () => relay?.stop(left(drainedBy)), endBy),
           step(
             'http',
             async () => {
@@ -305,6 +336,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await Promise.all([
           step('apollo', () => apolloServer.stop(), endBy),
           step('partner connections', () => connector.close(), endBy),
+          step('webhook connections', () => webhookSender.close(), endBy),
           step('pub/sub', () => bus.close(), endBy),
           step('shared limits', () => sharedState?.close(), endBy),
           step('call rates', () => pacing?.close(), endBy),

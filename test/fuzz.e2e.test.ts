@@ -31,6 +31,7 @@ const USER_ERROR_CODES = new Set([
   'NOT_CANCELABLE',
   'NOT_UPDATABLE',
   'INVALID_SELLER_CONFIG',
+  'INVALID_URL',
 ]);
 /**
  * API.md top-level codes a refusal may carry. INTERNAL_SERVER_ERROR is documented too, but as

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { eventsForRequests } from '../src/db/queries/events.js';
 import { findRequestById, insertRequest } from '../src/db/queries/requests.js';
 import { applyTransitions } from '../src/db/queries/transitions.js';
-import { type RequestRow, sellers } from '../src/db/schema.js';
+import { type RequestRow, sellers, webhookEndpoints, webhookOutbox } from '../src/db/schema.js';
+import { eq } from 'drizzle-orm';
 import { systemClock } from '../src/domain/clock.js';
 import { MemoryPubSub } from '../src/infra/pubsub.js';
 import { RequestService } from '../src/services/requests.js';
@@ -142,5 +143,42 @@ describe('group commit', () => {
     const done = (await complete('authorizing')).get(r.id)!;
     expect(done.row).toMatchObject({ status: 'ORDERED', revision: 3 });
     expect(done.attempt).toMatchObject({ id: first.attempt!.id, state: 'succeeded', paymentState: 'captured', leaseOwner: null, nextCheckAt: null });
+  });
+
+  it('writes the webhook outbox with the change: an outcome per endpoint that asked for it, QUOTED again only when the best total drops', async () => {
+    const user = `hooks-${randomUUID()}`;
+    const now = new Date();
+    const endpoint = (events: string[], enabled = true) => ({ id: randomUUID(), userId: user, url: 'https://hooks.example.com/x', events: events as never, secret: 'whsec_x', enabled, createdAt: now, updatedAt: now });
+    const all = endpoint(['ORDERED', 'QUOTED', 'OUT_OF_STOCK', 'EXPIRED', 'FAILED', 'CANCELED']);
+    const canceledOnly = endpoint(['CANCELED']);
+    const disabled = endpoint(['QUOTED', 'CANCELED'], false);
+    const someoneElse = { ...endpoint(['QUOTED', 'CANCELED']), userId: `other-${randomUUID()}` };
+    await database.db.insert(webhookEndpoints).values([all, canceledOnly, disabled, someoneElse]);
+    const r = await insertRequest(database.db, newRequestColumns({ userId: user, maxTotalCents: 2_000 }));
+    const offer = (totalCents: number) => ({ sellerId: randomUUID(), offerId: null, condition: 'NEW' as const, itemCents: totalCents, shippingCents: 0, taxCents: 0, feesCents: 0, totalCents, currency: 'USD', inventory: null, quotedAt: now.toISOString() });
+    let rev = 1;
+    const step = async (changes: Record<string, unknown>) => {
+      const out = await applyTransitions(database.db, [{ id: r.id, expectedRevision: rev, changes: { ...changes, updatedAt: new Date() }, event: event('STEP') }]);
+      expect(out.size).toBe(1);
+      rev += 1;
+    };
+    await step({ status: 'SEARCHING' }); // 2: not an outcome
+    await step({ status: 'QUOTED', bestOffer: offer(1_900) }); // 3: first QUOTED
+    await step({ status: 'QUOTED', bestOffer: offer(1_900), watchCount: 1 }); // 4: same total: nothing
+    await step({ status: 'QUOTED', bestOffer: offer(2_100) }); // 5: dearer: nothing
+    await step({ status: 'QUOTED', bestOffer: offer(1_500) }); // 6: cheaper than the last: told
+    await step({ status: 'CANCELED', nextRunAt: null }); // 7
+    const rows = await database.db.select().from(webhookOutbox).where(eq(webhookOutbox.requestId, r.id));
+    const seen = rows.map((o) => [o.endpointId === all.id ? 'all' : o.endpointId === canceledOnly.id ? 'canceledOnly' : 'other', o.revision, o.payload.status]).sort();
+    expect(seen).toEqual([
+      ['all', 3, 'QUOTED'],
+      ['all', 6, 'QUOTED'],
+      ['all', 7, 'CANCELED'],
+      ['canceledOnly', 7, 'CANCELED'],
+    ]);
+    expect(new Set(rows.map((o) => o.webhookId)).size).toBe(rows.length);
+    expect(rows.every((o) => o.state === 'pending' && /^msg_[0-9a-f]{32}$/.test(o.webhookId))).toBe(true);
+    const quoted = rows.find((o) => o.revision === 6)!;
+    expect(quoted.payload).toMatchObject({ id: r.id, status: 'QUOTED', revision: 6, bestOffer: { totalCents: 1_500 }, order: null, failureReason: null });
   });
 });

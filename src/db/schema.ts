@@ -244,8 +244,8 @@ export const deadLetters = pgTable(
   'dead_letters',
   {
     id: uuid('id').primaryKey(),
-    kind: text('kind').$type<'attempt' | 'callback'>().notNull(),
-    /** The attempt id, or the seller id a callback came from. */
+    kind: text('kind').$type<'attempt' | 'callback' | 'webhook'>().notNull(),
+    /** The attempt id, the seller id a callback came from, or the webhook outbox row's id. */
     ref: text('ref').notNull(),
     payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
     lastError: text('last_error').notNull(),
@@ -258,9 +258,78 @@ export const deadLetters = pgTable(
   (t) => [index('dead_letters_open_idx').on(t.createdAt).where(sql`${t.resolvedAt} is null`)],
 );
 
+/**
+ * A user's own endpoint told about their requests' outcomes (API.md "Webhooks"). The signing
+ * secret is stored as given (`whsec_…`): deliveries must sign with it, so it cannot be hashed; it
+ * is never returned after creation. `failures`/`pausedUntil` are the endpoint's breaker, shared by
+ * every instance: consecutive failed deliveries pause the whole endpoint, not just one event.
+ */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: uuid('id').primaryKey(),
+    userId: text('user_id').notNull(),
+    url: text('url').notNull(),
+    events: jsonb('events').$type<RequestStatus[]>().notNull(),
+    secret: text('secret').notNull(),
+    enabled: boolean('enabled').notNull(),
+    failures: integer('failures').notNull().default(0),
+    pausedUntil: tstz('paused_until'),
+    createdAt: tstz('created_at').notNull(),
+    updatedAt: tstz('updated_at').notNull(),
+  },
+  // The outbox insert inside every transition batch finds a request's user's endpoints by this.
+  (t) => [index('webhook_endpoints_user_idx').on(t.userId, t.createdAt)],
+);
+
+/**
+ * The transactional outbox of webhook deliveries: one row per (event, endpoint), written by the
+ * statement that changes the request's status (src/db/queries/transitions.ts). `payload` is the
+ * request as it was written; the body is rendered from it, identically on every retry.
+ */
+export const webhookOutbox = pgTable(
+  'webhook_outbox',
+  {
+    id: bigint('id', { mode: 'number' }).generatedAlwaysAsIdentity().primaryKey(),
+    /** The `webhook-id` header: unique per event and endpoint, the same on every retry. */
+    webhookId: text('webhook_id').notNull(),
+    endpointId: uuid('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    requestId: uuid('request_id')
+      .notNull()
+      .references(() => purchaseRequests.id, { onDelete: 'cascade' }),
+    revision: integer('revision').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    state: text('state').$type<'pending' | 'delivered' | 'dead' | 'gone'>().notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    /** When the current run of retries began (first claim, or the last re-drive): dead-lettered after the retry window. */
+    retrySince: tstz('retry_since'),
+    nextAttemptAt: tstz('next_attempt_at').notNull(),
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: tstz('lease_expires_at'),
+    lastError: text('last_error'),
+    createdAt: tstz('created_at').notNull(),
+    deliveredAt: tstz('delivered_at'),
+  },
+  (t) => [
+    uniqueIndex('webhook_outbox_webhook_id_idx').on(t.webhookId),
+    // Revision order per request and endpoint: a row waits while an earlier one is pending.
+    uniqueIndex('webhook_outbox_order_idx').on(t.endpointId, t.requestId, t.revision),
+    // The claim walks the endpoints with pending rows (a loose index scan) and takes each one's
+    // earliest due rows: fair between endpoints, never reading a delivered history.
+    index('webhook_outbox_endpoint_due_idx').on(t.endpointId, t.nextAttemptAt).where(sql`${t.state} = 'pending'`),
+    // Deliveries in flight (or whose instance died), per endpoint, for its concurrency cap.
+    index('webhook_outbox_leased_idx').on(t.endpointId).where(sql`${t.state} = 'pending' and ${t.leaseOwner} is not null`),
+    check('webhook_outbox_state_check', sql`${t.state} in ('pending','delivered','dead','gone')`),
+  ],
+);
+
 export type RequestRow = typeof purchaseRequests.$inferSelect;
 export type DeadLetterRow = typeof deadLetters.$inferSelect;
 export type AttemptRow = typeof orderAttempts.$inferSelect;
 export type PaymentCallRow = typeof sandboxPaymentCalls.$inferSelect;
 export type EventRow = typeof requestEvents.$inferSelect;
 export type SellerRow = typeof sellers.$inferSelect;
+export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
+export type WebhookOutboxRow = typeof webhookOutbox.$inferSelect;

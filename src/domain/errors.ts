@@ -16,6 +16,7 @@ export const USER_ERROR_CODES = [
   'NOT_CANCELABLE',
   'NOT_UPDATABLE',
   'INVALID_SELLER_CONFIG',
+  'INVALID_URL',
 ] as const;
 
 export type UserErrorCode = (typeof USER_ERROR_CODES)[number];

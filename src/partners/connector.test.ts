@@ -3,6 +3,7 @@ import { getEventListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Address } from '../domain/types.js';
+import { guardedConnect } from '../infra/ssrf.js';
 import {
   centsToDecimal,
   parseRetryAfter,
@@ -373,6 +374,19 @@ describe('quote', () => {
     expect(outcome).toMatchObject({ kind: 'failed', status: null, cause: { kind: 'network', errno: 'ECONNREFUSED' } });
     if (outcome.kind !== 'failed') throw new Error('unreachable');
     expect(outcome.reason).toContain('ECONNREFUSED');
+  });
+
+  it('under SELLER_URLS=public, never connects to a name that resolves to a loopback address (checked per connection)', async () => {
+    const guarded = new PartnerConnector({
+      userAgent: 'broker-test/1',
+      // A name whose DNS answer turned to 127.0.0.1 after the seller was saved (rebinding).
+      connect: guardedConnect((_host, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }])),
+    });
+    handler = (_req, res) => json(res, 200, { offers: [] });
+    const outcome = await guarded.quote(seller({ baseUrl: `http://books.example.com:${port}/acme` }), quoteParams);
+    await guarded.close();
+    expect(outcome).toMatchObject({ kind: 'failed', status: null, cause: { kind: 'network', errno: 'EADDRBLOCKED' } });
+    expect(received).toHaveLength(0);
   });
 
   it('names the errno of a connection reset before an answer', async () => {

@@ -110,6 +110,8 @@ export interface ConnectorOptions {
   userAgent?: string;
   /** Reads HTTP-date Retry-After headers against this clock. */
   clock?: Clock;
+  /** Socket options of every connection: under SELLER_URLS=public, the SSRF guard's checked lookup (src/infra/ssrf.ts). */
+  connect?: Agent.Options['connect'];
 }
 
 const DEFAULT_CONNECTIONS = 64;
@@ -273,6 +275,7 @@ export class PartnerConnector {
     this.#agent = new Agent({
       connections: options.connectionsPerOrigin ?? DEFAULT_CONNECTIONS,
       pipelining: 1,
+      ...(options.connect ? { connect: options.connect } : {}),
     });
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#userAgent = options.userAgent ?? DEFAULT_USER_AGENT;

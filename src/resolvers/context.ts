@@ -10,6 +10,7 @@ import type { Viewer } from '../domain/types.js';
 import { queuePositions } from '../db/queries/work.js';
 import type { GateHealth, SellerGates } from '../partners/seller-gate.js';
 import type { DeadLetterService } from '../services/dead-letters.js';
+import type { WebhookService } from '../services/webhooks.js';
 
 /** The parts of the system resolvers may call; composed once in server.ts. */
 export interface Services {
@@ -20,6 +21,7 @@ export interface Services {
   /** Seller gates of this instance's engine; null when the engine is off. */
   gates: SellerGates | null;
   deadLetters: DeadLetterService;
+  webhooks: WebhookService;
 }
 
 export interface SellerHealthView {

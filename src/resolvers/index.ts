@@ -3,9 +3,10 @@ import { orderingResolvers } from './ordering.js';
 import { requestResolvers } from './requests.js';
 import { DateTime, JSONScalar } from './scalars.js';
 import { sellerResolvers } from './sellers.js';
+import { webhookResolvers } from './webhooks.js';
 
 /** Every resolver map merged, type by type. */
-export const resolvers: Resolvers = mergeResolvers([{ DateTime, JSON: JSONScalar }, requestResolvers, sellerResolvers, orderingResolvers]);
+export const resolvers: Resolvers = mergeResolvers([{ DateTime, JSON: JSONScalar }, requestResolvers, sellerResolvers, orderingResolvers, webhookResolvers]);
 
 function mergeResolvers(maps: Resolvers[]): Resolvers {
   const out: Record<string, unknown> = {};

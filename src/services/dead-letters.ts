@@ -1,6 +1,7 @@
 import type { Db } from '../db/client.js';
 import { findDeadLetter, listDeadLetters, recordDeadLetterFailure, resolveDeadLetter } from '../db/queries/dead-letters.js';
 import type { DeadLetterRow, SellerRow } from '../db/schema.js';
+import { findDelivery, redriveDelivery } from '../db/queries/webhooks.js';
 import type { CallbackMessage, CallbackReceiver } from '../partners/callbacks.js';
 import type { Clock } from '../domain/clock.js';
 import { redriveAttempt } from '../engine/attempt-driver.js';
@@ -20,6 +21,8 @@ export class DeadLetterService {
       findSeller: (id: string) => Promise<SellerRow | null>;
       /** Nudges the engine's reconciler to drive due attempts now. */
       wake: () => void;
+      /** Nudges the webhook relay to deliver what is due now. */
+      wakeWebhooks: () => void;
     },
   ) {}
 
@@ -34,6 +37,7 @@ export class DeadLetterService {
     const now = this.d.clock.now();
     try {
       if (letter.kind === 'attempt') await this.redriveAttempt(letter.ref, now);
+      else if (letter.kind === 'webhook') await this.redriveWebhook(letter.ref, now);
       else await this.redriveCallback(letter);
     } catch (e) {
       const message = toError(e).message;
@@ -46,6 +50,14 @@ export class DeadLetterService {
   private async redriveAttempt(attemptId: string, now: Date): Promise<void> {
     // A finished attempt was resolved since: the letter is resolved with nothing to drive.
     if ((await redriveAttempt(this.d.db, attemptId, now)) === 'due') this.d.wake();
+  }
+
+  /** The delivery is retried with a fresh retry window; one since delivered is resolved as it is. */
+  private async redriveWebhook(deliveryId: string, now: Date): Promise<void> {
+    if (await redriveDelivery(this.d.db, Number(deliveryId), now)) return this.d.wakeWebhooks();
+    const row = await findDelivery(this.d.db, Number(deliveryId));
+    if (!row) throw new Error('the webhook endpoint was deleted since');
+    if (row.state !== 'delivered') throw new Error(`the delivery is ${row.state}`);
   }
 
   private async redriveCallback(letter: DeadLetterRow): Promise<void> {

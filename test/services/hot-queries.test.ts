@@ -8,6 +8,7 @@ import { advanceAttempts } from '../../src/db/queries/attempt-steps.js';
 import { findIdempotencyKey } from '../../src/db/queries/idempotency.js';
 import { releaseRequests } from '../../src/db/queries/releases.js';
 import { applyTransitions } from '../../src/db/queries/transitions.js';
+import { claimDeliveries } from '../../src/db/queries/webhooks.js';
 import { paymentCallsForRequest } from '../../src/db/queries/payments.js';
 import { findRequestById, updateRequestAtRevision } from '../../src/db/queries/requests.js';
 import {
@@ -36,7 +37,16 @@ import { freshDatabase } from '../support/server.js';
  * or walking the table fails here rather than in a benchmark.
  */
 
-const LARGE = new Set(['purchase_requests', 'order_attempts', 'request_events', 'idempotency_keys', 'sandbox_payments', 'sandbox_payment_calls']);
+const LARGE = new Set([
+  'purchase_requests',
+  'order_attempts',
+  'request_events',
+  'idempotency_keys',
+  'sandbox_payments',
+  'sandbox_payment_calls',
+  'webhook_endpoints',
+  'webhook_outbox',
+]);
 const NOW = new Date('2030-01-01T12:00:00.000Z');
 const OWNER = 'engine-a';
 const SELLER = '00000000-0000-4000-8000-ffffffffffff';
@@ -50,6 +60,11 @@ const IN_FLIGHT = 300; // SEARCHING or QUOTED (a recheck), leased by OWNER, due 
 const ORDERING = 50; // ORDERING, leased, with a live attempt
 const LAPSED = 20; // SEARCHING, lease lapsed (a crashed instance's)
 const PENDING = 2_000; // the backlog, due, FIFO
+/** Webhooks: one endpoint for each of the requests' 500 users, 5,000 of other users; a delivered history, a few due. */
+const OTHER_ENDPOINTS = 5_000;
+const DELIVERED = 20_000; // delivered events of finished requests
+const DUE_WEBHOOKS = 40; // pending and due, one per endpoint (watching requests)
+const LATER_WEBHOOKS = 20; // pending, due later
 
 const WATCH_FROM = FINISHED + 1;
 const FLIGHT_FROM = WATCH_FROM + WATCHING;
@@ -244,6 +259,15 @@ describe('hot queries on a large database', () => {
     },
     { name: 'oldestDue', run: (db) => oldestDue(db, NOW), uses: ['purchase_requests_unleased_due_idx', 'purchase_requests_lease_expiry_idx'], maxRows: LAPSED + 5 },
     { name: 'attemptsNeedingAttention', run: (db) => attemptsNeedingAttention(db), uses: ['order_attempts_attention_idx'], maxRows: 10 },
+    {
+      name: 'claimDeliveries (webhooks: 40 due, past 20,000 delivered)',
+      run: (db) => claimDeliveries(db, { owner: OWNER, now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 }),
+      uses: ['webhook_outbox_endpoint_due_idx', 'webhook_outbox_leased_idx', 'webhook_endpoints_pkey'],
+      // Per endpoint with pending rows (60): one probe to find it, its row, its deliveries in
+      // flight, its due rows; per due row, its earlier revisions, then locked, written and
+      // returned with its endpoint. The delivered history is never read.
+      maxRows: (DUE_WEBHOOKS + LATER_WEBHOOKS) * 4 + DUE_WEBHOOKS * 5,
+    },
     { name: 'paymentCallsForRequest', run: (db) => paymentCallsForRequest(db, idOf(1)), uses: ['order_attempts_request_no_idx', 'sandbox_payment_calls_key_idx'], maxRows: 5 },
   ];
 
@@ -285,10 +309,11 @@ describe('hot queries on a large database', () => {
             attempt: { complete: { id: attemptOf(ORDERING_FROM + 10), from: 'ordering' as const } },
           },
         ]),
-      uses: ['purchase_requests_pkey', 'order_attempts_pkey'],
+      uses: ['purchase_requests_pkey', 'order_attempts_pkey', 'webhook_endpoints_user_idx'],
       // Per request: its row locked, then written; the completed attempt locked, then written;
-      // the started attempt's number (its request's attempts); the foreign keys checked.
-      maxRows: 10 * 2 + 2 + 2 + 10 * 3,
+      // the started attempt's number (its request's attempts); the foreign keys checked. Per
+      // outcome (9 here): its user's endpoints by user, and the outbox row's foreign keys.
+      maxRows: 10 * 2 + 2 + 2 + 10 * 3 + 9 * 3,
     },
     {
       name: 'releaseRequests (20)',
@@ -455,6 +480,28 @@ async function seed(sql: postgres.Sql): Promise<void> {
   await sql.unsafe(
     `insert into sandbox_payment_calls (key, operation, amount_cents, result, effective, at)
      select key, op, 1500, state, true, $1::timestamptz from sandbox_payments, unnest(array['authorize', 'capture']) op`,
+    [now],
+  );
+  const endpointOf = (user: string) => `('00000000-0000-4000-a000-' || lpad((${user})::text, 12, '0'))::uuid`;
+  await sql.unsafe(
+    `insert into webhook_endpoints (id, user_id, url, events, secret, enabled, created_at, updated_at)
+     select ${endpointOf('i')}, 'user-' || i, 'https://hooks.example.com/' || i, '["ORDERED","QUOTED","OUT_OF_STOCK","EXPIRED","FAILED","CANCELED"]'::jsonb,
+       'whsec_x', true, $1::timestamptz, $1::timestamptz from generate_series(0, 499) i
+     union all
+     select ('00000000-0000-4000-b000-' || lpad(i::text, 12, '0'))::uuid, 'other-' || i, 'https://hooks.example.com/o' || i, '["ORDERED"]'::jsonb,
+       'whsec_x', true, $1::timestamptz, $1::timestamptz from generate_series(1, ${OTHER_ENDPOINTS}) i`,
+    [now],
+  );
+  await sql.unsafe(
+    `insert into webhook_outbox (webhook_id, endpoint_id, request_id, revision, payload, state, attempts, next_attempt_at, created_at, delivered_at)
+     select 'msg_' || i, ${endpointOf('i % 500')}, ${uuidSql}, ${REVISION}, '{}'::jsonb, 'delivered', 1,
+       $1::timestamptz - interval '1 day', $1::timestamptz - interval '1 day', $1::timestamptz - interval '1 day'
+     from generate_series(1, ${DELIVERED}) i
+     union all
+     select 'msg_' || i, ${endpointOf('i % 500')}, ${uuidSql}, ${REVISION}, '{}'::jsonb, 'pending', 0,
+       case when i < ${WATCH_FROM + DUE_WEBHOOKS} then $1::timestamptz - interval '1 minute' else $1::timestamptz + interval '1 hour' end,
+       $1::timestamptz - interval '1 hour', null
+     from generate_series(${WATCH_FROM}, ${WATCH_FROM + DUE_WEBHOOKS + LATER_WEBHOOKS - 1}) i`,
     [now],
   );
 }

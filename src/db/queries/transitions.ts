@@ -5,6 +5,9 @@ import { rowMapper } from './rows.js';
 import { type AttemptRow, orderAttempts, purchaseRequests, type RequestRow } from '../schema.js';
 import type { AttemptState, OfferSnapshot } from '../../domain/types.js';
 import type { RequestChanges } from './requests.js';
+import { WEBHOOK_STATUSES } from '../../domain/statuses.js';
+
+const WEBHOOK_STATUSES_SQL = sql.raw(WEBHOOK_STATUSES.map((s) => `'${s}'`).join(','));
 
 /**
  * An order attempt written with a request's transition, all or nothing: `start` inserts the
@@ -136,9 +139,10 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       for update of a
     ),
     -- Rows are locked in id order before any is written, so two batches touching the same
-    -- requests wait for each other instead of deadlocking.
+    -- requests wait for each other instead of deadlocking. What they were is kept for the outbox.
     locked as (
-      select p.id from purchase_requests p where p.id = any(array(select id from input)) order by p.id for update of p
+      select p.id, p.status as old_status, (p.best_offer ->> 'totalCents')::int as old_total
+      from purchase_requests p where p.id = any(array(select id from input)) order by p.id for update of p
     ),
     written as (
       update purchase_requests p set
@@ -175,6 +179,22 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       insert into request_events (request_id, revision, at, type, status, message, data)
       select w.id, w.revision, w.updated_at, x.type, w.status, x.message, nullif(x.data, 'null'::jsonb)
       from written w join input x on x.id = w.id
+    ),
+    -- The webhook outbox, in the same statement as the change it reports (API.md "Webhooks"): one
+    -- row per outcome and endpoint of the request's user that asked for it. An outcome is a new
+    -- status, or QUOTED again with a lower best total; the request as written is the payload.
+    notified as (
+      insert into webhook_outbox
+        (webhook_id, endpoint_id, request_id, revision, payload, state, next_attempt_at, created_at)
+      select 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, w.id, w.revision,
+        jsonb_build_object('id', w.id, 'status', w.status, 'revision', w.revision, 'bestOffer', w.best_offer,
+          'order', w.order_details, 'failureReason', w.failure_reason, 'at', w.updated_at),
+        'pending', w.updated_at, w.updated_at
+      from written w
+      join locked l on l.id = w.id
+      join webhook_endpoints e on e.user_id = w.user_id and e.enabled and e.events @> jsonb_build_array(w.status)
+      where w.status in (${WEBHOOK_STATUSES_SQL})
+        and (w.status <> l.old_status or (w.status = 'QUOTED' and (w.best_offer ->> 'totalCents')::int < l.old_total))
     )
     select w.*, to_jsonb(c) as completed_attempt, to_jsonb(s) as started_attempt
     from written w

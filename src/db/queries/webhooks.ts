@@ -1,0 +1,199 @@
+import { and, asc, eq, sql } from 'drizzle-orm';
+import type { Executor } from '../client.js';
+import { rowsOf } from '../client.js';
+import { rowMapper } from './rows.js';
+import { type WebhookEndpointRow, webhookEndpoints, type WebhookOutboxRow, webhookOutbox } from '../schema.js';
+
+export type NewWebhookEndpoint = Pick<WebhookEndpointRow, 'id' | 'userId' | 'url' | 'events' | 'secret' | 'createdAt'>;
+
+export async function insertWebhookEndpoint(ex: Executor, row: NewWebhookEndpoint): Promise<WebhookEndpointRow> {
+  const [inserted] = await ex
+    .insert(webhookEndpoints)
+    .values({ ...row, enabled: true, updatedAt: row.createdAt })
+    .returning();
+  return inserted!;
+}
+
+export function listWebhookEndpoints(ex: Executor, userId: string): Promise<WebhookEndpointRow[]> {
+  return ex.select().from(webhookEndpoints).where(eq(webhookEndpoints.userId, userId)).orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id));
+}
+
+/** Deletes the endpoint if it is the user's; its undelivered events go with it. */
+export async function deleteWebhookEndpoint(ex: Executor, userId: string, id: string): Promise<WebhookEndpointRow | null> {
+  const [row] = await ex
+    .delete(webhookEndpoints)
+    .where(and(eq(webhookEndpoints.id, id), eq(webhookEndpoints.userId, userId)))
+    .returning();
+  return row ?? null;
+}
+
+/** A claimed delivery with what it needs to be sent. */
+export interface Delivery {
+  row: WebhookOutboxRow;
+  url: string;
+  secret: string;
+}
+
+/**
+ * Claims due deliveries under a lease, on any instance (SKIP LOCKED), fairly between endpoints:
+ * the endpoints with pending rows are walked one index probe each (a loose index scan), and each
+ * enabled, unpaused one gives at most its free slots — `perEndpoint` less what is in flight to it
+ * across the fleet — of its earliest due rows, so a receiver with a backlog never crowds out the
+ * others. A row waits while an earlier revision of its request is pending for the same endpoint:
+ * revision order per request.
+ */
+export async function claimDeliveries(
+  ex: Executor,
+  q: { owner: string; now: Date; leaseMs: number; perEndpoint: number; limit: number },
+): Promise<Delivery[]> {
+  const now = sql`${q.now.toISOString()}::timestamptz`;
+  const until = new Date(q.now.getTime() + q.leaseMs).toISOString();
+  const result = await ex.execute(sql`
+    with recursive pending_endpoints as (
+      (select o.endpoint_id from webhook_outbox o where o.state = 'pending' order by o.endpoint_id limit 1)
+      union all
+      select (
+        select o.endpoint_id from webhook_outbox o
+        where o.state = 'pending' and o.endpoint_id > pe.endpoint_id order by o.endpoint_id limit 1
+      )
+      from pending_endpoints pe where pe.endpoint_id is not null
+    ),
+    ready as (
+      select e.id from webhook_endpoints e
+      where e.id = any(array(select endpoint_id from pending_endpoints where endpoint_id is not null))
+        and e.enabled and (e.paused_until is null or e.paused_until <= ${now})
+    ),
+    due as (
+      select d.id, d.next_attempt_at
+      from ready e
+      cross join lateral (
+        select count(*)::int as n from webhook_outbox b
+        where b.endpoint_id = e.id and b.state = 'pending' and b.lease_owner is not null and b.lease_expires_at >= ${now}
+      ) busy
+      cross join lateral (
+        select o.id, o.next_attempt_at from webhook_outbox o
+        where o.endpoint_id = e.id and o.state = 'pending' and o.next_attempt_at <= ${now}
+          and (o.lease_expires_at is null or o.lease_expires_at < ${now})
+          and not exists (
+            select 1 from webhook_outbox p
+            where p.endpoint_id = o.endpoint_id and p.request_id = o.request_id
+              and p.revision < o.revision and p.state = 'pending'
+          )
+        order by o.next_attempt_at
+        limit greatest(${q.perEndpoint}::int - busy.n, 0)
+      ) d
+    ),
+    picked as (
+      select o.id from webhook_outbox o
+      where o.id = any(array(select id from due order by next_attempt_at limit ${q.limit}::int))
+        and o.state = 'pending' and (o.lease_expires_at is null or o.lease_expires_at < ${now})
+      for update skip locked
+    ),
+    claimed as (
+      update webhook_outbox o set lease_owner = ${q.owner}::text, lease_expires_at = ${until}::timestamptz,
+        attempts = o.attempts + 1, retry_since = coalesce(o.retry_since, ${now})
+      from picked where o.id = picked.id
+      returning o.*
+    )
+    select c.*, e.url as endpoint_url, e.secret as endpoint_secret
+    from claimed c join webhook_endpoints e on e.id = c.endpoint_id`);
+  return rowsOf<Record<string, unknown>>(result).map((raw) => ({
+    row: toOutboxRow(raw),
+    url: raw.endpoint_url as string,
+    secret: raw.endpoint_secret as string,
+  }));
+}
+
+/** Delivered: the row is done, and the endpoint's breaker closes. Guarded by the lease. */
+export async function markDelivered(ex: Executor, d: { id: number; endpointId: string; owner: string; now: Date }): Promise<void> {
+  await ex.execute(sql`
+    with done as (
+      update webhook_outbox set state = 'delivered', delivered_at = ${d.now.toISOString()}::timestamptz,
+        lease_owner = null, lease_expires_at = null, last_error = null
+      where id = ${d.id}::bigint and lease_owner = ${d.owner}::text and state = 'pending'
+      returning endpoint_id
+    )
+    update webhook_endpoints set failures = 0, paused_until = null
+    where id = ${d.endpointId}::uuid and (failures <> 0 or paused_until is not null) and exists (select 1 from done)`);
+}
+
+/**
+ * A failed try: the row is due again at `retryAt`, or, past its retry window, dead-lettered (the
+ * dead letter written with it); the endpoint counts a failure and pauses from `breakerAfter`
+ * consecutive ones until `pauseUntil`.
+ */
+export async function markFailed(
+  ex: Executor,
+  d: {
+    id: number;
+    endpointId: string;
+    owner: string;
+    now: Date;
+    error: string;
+    retryAt: Date | null;
+    deadLetterId: string;
+    breakerAfter: number;
+    pauseUntil: Date;
+  },
+): Promise<'retry' | 'dead' | 'lost'> {
+  const now = d.now.toISOString();
+  const result = await ex.execute(sql`
+    with failed as (
+      update webhook_outbox set
+        state = case when ${d.retryAt === null}::boolean then 'dead' else 'pending' end,
+        next_attempt_at = coalesce(${d.retryAt?.toISOString() ?? null}::timestamptz, next_attempt_at),
+        lease_owner = null, lease_expires_at = null, last_error = ${d.error}::text
+      where id = ${d.id}::bigint and lease_owner = ${d.owner}::text and state = 'pending'
+      returning *
+    ),
+    lettered as (
+      insert into dead_letters (id, kind, ref, payload, last_error, failures, created_at, updated_at)
+      select ${d.deadLetterId}::uuid, 'webhook', f.id::text,
+        jsonb_build_object('webhookId', f.webhook_id, 'endpointId', f.endpoint_id, 'requestId', f.request_id,
+          'revision', f.revision, 'attempts', f.attempts),
+        f.last_error, f.attempts, ${now}::timestamptz, ${now}::timestamptz
+      from failed f where f.state = 'dead'
+    ),
+    counted as (
+      update webhook_endpoints e set failures = e.failures + 1,
+        paused_until = case when e.failures + 1 >= ${d.breakerAfter}::int then ${d.pauseUntil.toISOString()}::timestamptz else e.paused_until end
+      where e.id = ${d.endpointId}::uuid and exists (select 1 from failed)
+    )
+    select state from failed`);
+  const [row] = rowsOf<{ state: string }>(result);
+  return row === undefined ? 'lost' : row.state === 'dead' ? 'dead' : 'retry';
+}
+
+/** 410 Gone: the receiver asked to be forgotten. The endpoint is disabled; this event is not retried. */
+export async function markGone(ex: Executor, d: { id: number; endpointId: string; owner: string; now: Date }): Promise<void> {
+  await ex.execute(sql`
+    with gone as (
+      update webhook_outbox set state = 'gone', lease_owner = null, lease_expires_at = null, last_error = '410 Gone'
+      where id = ${d.id}::bigint and lease_owner = ${d.owner}::text and state = 'pending'
+      returning id
+    )
+    update webhook_endpoints set enabled = false, updated_at = ${d.now.toISOString()}::timestamptz
+    where id = ${d.endpointId}::uuid and exists (select 1 from gone)`);
+}
+
+/** Hands back the rows this instance holds (shutdown): due now, for any instance. */
+export async function releaseDeliveries(ex: Executor, owner: string): Promise<void> {
+  await ex.update(webhookOutbox).set({ leaseOwner: null, leaseExpiresAt: null }).where(and(eq(webhookOutbox.leaseOwner, owner), eq(webhookOutbox.state, 'pending')));
+}
+
+/** A dead-lettered delivery made due again with a fresh retry window. False if it is not dead (or no longer exists). */
+export async function redriveDelivery(ex: Executor, id: number, now: Date): Promise<boolean> {
+  const rows = await ex
+    .update(webhookOutbox)
+    .set({ state: 'pending', attempts: 0, retrySince: null, nextAttemptAt: now, leaseOwner: null, leaseExpiresAt: null })
+    .where(and(eq(webhookOutbox.id, id), eq(webhookOutbox.state, 'dead')))
+    .returning({ id: webhookOutbox.id });
+  return rows.length > 0;
+}
+
+export async function findDelivery(ex: Executor, id: number): Promise<WebhookOutboxRow | null> {
+  const [row] = await ex.select().from(webhookOutbox).where(eq(webhookOutbox.id, id));
+  return row ?? null;
+}
+
+const toOutboxRow = rowMapper<WebhookOutboxRow>(webhookOutbox);

@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../db/client.js';
+import { claimDeliveries, type Delivery, markDelivered, markFailed, markGone, releaseDeliveries } from '../db/queries/webhooks.js';
+import type { Clock } from '../domain/clock.js';
+import { toError } from '../domain/errors.js';
+import type { OfferSnapshot, OrderDetails, RequestStatus } from '../domain/types.js';
+import type { SendResult, WebhookSender } from '../infra/webhook-sender.js';
+import type { Logger } from '../logger.js';
+
+export interface WebhookRelayConfig {
+  pollMs: number;
+  /** Deliveries in flight on this instance, across endpoints. */
+  maxInFlight: number;
+  /** Deliveries in flight per endpoint, across the fleet. */
+  perEndpoint: number;
+  leaseMs: number;
+  /** First retry's delay; each next one doubles, up to `retryMaxMs`, with jitter. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** How long a delivery is retried before it is dead-lettered. */
+  retryWindowMs: number;
+  /** Consecutive failed deliveries to an endpoint that pause it (its breaker) until the next retry is due. */
+  breakerAfter: number;
+}
+
+/** What a try's answer means: the retry table for webhook receivers. */
+export function decide(result: SendResult): 'delivered' | 'gone' | 'retry' {
+  if (result.kind === 'error') return 'retry';
+  if (result.status >= 200 && result.status < 300) return 'delivered';
+  if (result.status === 410) return 'gone';
+  return 'retry';
+}
+
+/** Exponential backoff with full jitter over its upper half: try `n` (1-based) waits about base·2^(n-1), capped. */
+export function retryDelayMs(attempt: number, c: Pick<WebhookRelayConfig, 'retryBaseMs' | 'retryMaxMs'>, random = Math.random): number {
+  const ceiling = Math.min(c.retryMaxMs, c.retryBaseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** The request as the outbox row's payload holds it (src/db/queries/transitions.ts, `notified`). */
+interface OutboxPayload {
+  id: string;
+  status: RequestStatus;
+  revision: number;
+  bestOffer: OfferSnapshot | null;
+  order: OrderDetails | null;
+  failureReason: string | null;
+  at: string;
+}
+
+const money = (cents: number, currency: string) => ({ cents, currency });
+
+/**
+ * The body of an event (API.md "Webhooks"): `data` as the GraphQL `PurchaseRequest` would show
+ * those fields (sellers by id). A pure function of the stored payload, so every retry of an event
+ * sends the same bytes.
+ */
+export function renderWebhookBody(payload: Record<string, unknown>): string {
+  const p = payload as unknown as OutboxPayload;
+  const o = p.bestOffer;
+  const d = p.order;
+  return JSON.stringify({
+    type: `purchase_request.${p.status.toLowerCase()}`,
+    timestamp: new Date(p.at).toISOString(),
+    data: {
+      id: p.id,
+      status: p.status,
+      revision: p.revision,
+      bestOffer: o && {
+        seller: { id: o.sellerId },
+        condition: o.condition,
+        itemPrice: money(o.itemCents, o.currency),
+        shipping: money(o.shippingCents, o.currency),
+        tax: money(o.taxCents, o.currency),
+        fees: money(o.feesCents, o.currency),
+        total: money(o.totalCents, o.currency),
+        inventory: o.inventory,
+        quotedAt: o.quotedAt,
+      },
+      order: d && {
+        seller: { id: d.sellerId },
+        sellerOrderId: d.sellerOrderId,
+        total: money(d.totalCents, d.currency),
+        deliveryEta: d.deliveryEta,
+        placedAt: d.placedAt,
+      },
+      failureReason: p.failureReason,
+    },
+  });
+}
+
+/**
+ * Delivers the webhook outbox (SPEC §8), on every instance: claims due rows under a lease with
+ * SKIP LOCKED, sends each, and records the outcome. A receiver's slowness holds only its own
+ * endpoint's slots (the per-endpoint cap is in the claim), and a failing one pauses only itself
+ * (its breaker); nothing here touches a request's lifecycle.
+ */
+export class WebhookRelay {
+  private phase: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private again = false;
+  private readonly inFlight = new Map<number, { done: Promise<void>; abort: AbortController }>();
+
+  constructor(
+    private readonly d: {
+      db: Db;
+      sender: WebhookSender;
+      clock: Clock;
+      log: Logger;
+      owner: string;
+      config: WebhookRelayConfig;
+    },
+  ) {}
+
+  start(): void {
+    if (this.phase !== 'idle') throw new Error(`webhook relay cannot start from ${this.phase}`);
+    this.phase = 'running';
+    this.wake();
+  }
+
+  /** Look for due deliveries now (a status change was committed, a dead letter re-driven). */
+  wake(): void {
+    if (this.phase !== 'running') return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.schedule(0);
+  }
+
+  /** Stops claiming; deliveries in flight get `graceMs`, then are cut and their rows handed back. */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.phase !== 'running') return;
+    this.phase = 'stopping';
+    if (this.timer) clearTimeout(this.timer);
+    const all = () => Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    for (const f of this.inFlight.values()) f.abort.abort();
+    await all();
+    await releaseDeliveries(this.d.db, this.d.owner).catch((err) => this.d.log.warn({ err }, 'could not hand webhook deliveries back; their leases lapse instead'));
+    this.phase = 'stopped';
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.tick(), ms);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.phase !== 'running' || this.ticking) return;
+    this.ticking = true;
+    this.again = false;
+    const { config: c, clock, db, owner } = this.d;
+    let claimed = 0;
+    try {
+      const room = c.maxInFlight - this.inFlight.size;
+      if (room > 0) {
+        const deliveries = await claimDeliveries(db, { owner, now: clock.now(), leaseMs: c.leaseMs, perEndpoint: c.perEndpoint, limit: room });
+        claimed = deliveries.length;
+        for (const delivery of deliveries) this.run(delivery);
+      }
+    } catch (err) {
+      this.d.log.warn({ err }, 'webhook claim failed; trying again');
+    } finally {
+      this.ticking = false;
+    }
+    if (this.phase !== 'running') return;
+    // A full claim may have left more due: look again at once; otherwise at the next poll.
+    this.schedule(this.again || (claimed > 0 && this.inFlight.size < c.maxInFlight) ? 0 : c.pollMs);
+  }
+
+  private run(delivery: Delivery): void {
+    const abort = new AbortController();
+    const done = this.deliver(delivery, abort.signal)
+      .catch((err) => this.d.log.warn({ err: toError(err), webhookId: delivery.row.webhookId }, 'webhook outcome not recorded; the lease lapses and it is tried again'))
+      .finally(() => {
+        this.inFlight.delete(delivery.row.id);
+        this.wake();
+      });
+    this.inFlight.set(delivery.row.id, { done, abort });
+  }
+
+  private async deliver({ row, url, secret }: Delivery, signal: AbortSignal): Promise<void> {
+    const { clock, db, owner, config: c, log } = this.d;
+    const result = await this.d.sender.send({ url, secret, webhookId: row.webhookId, body: renderWebhookBody(row.payload), at: clock.now() }, signal);
+    // Shutdown cut the try short: not the receiver's failure. The row is handed back as it is.
+    if (signal.aborted && this.phase !== 'running') return;
+    const now = clock.now();
+    const base = { id: row.id, endpointId: row.endpointId, owner, now };
+    const decision = decide(result);
+    switch (decision) {
+      case 'delivered':
+        await markDelivered(db, base);
+        return;
+      case 'gone':
+        log.info({ endpointId: row.endpointId }, 'webhook endpoint answered 410 Gone: disabled');
+        await markGone(db, base);
+        return;
+      case 'retry': {
+        const error = result.kind === 'status' ? `HTTP ${result.status}` : `${result.code}: ${result.message}`.slice(0, 500);
+        const since = row.retrySince ?? now;
+        const retryAt = since.getTime() + c.retryWindowMs <= now.getTime() ? null : new Date(now.getTime() + retryDelayMs(row.attempts, c));
+        const outcome = await markFailed(db, {
+          ...base,
+          error,
+          retryAt,
+          deadLetterId: randomUUID(),
+          breakerAfter: c.breakerAfter,
+          pauseUntil: retryAt ?? now,
+        });
+        if (outcome === 'dead') log.warn({ webhookId: row.webhookId, endpointId: row.endpointId, error }, 'webhook dead-lettered after its retry window');
+        return;
+      }
+      default: {
+        const never: never = decision;
+        throw new Error(`unhandled decision ${String(never)}`);
+      }
+    }
+  }
+}
