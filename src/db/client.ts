@@ -60,8 +60,18 @@ async function openPglite(dataDir: string, logger: QueryLogger): Promise<Databas
   };
 }
 
+/**
+ * Seconds postgres.js waits before its next connection attempt after `failures` failed ones:
+ * 50 ms doubling up to 1 s, with jitter, so the pool is back within a second of a restart.
+ * Its default grows to 20 s (3^failures / 100, counted across the pool): after an outage of a
+ * minute the pool came back up to 20 s late, and every query meanwhile waited that long to fail.
+ */
+export function reconnectBackoff(failures: number): number {
+  return Math.min(0.05 * 2 ** Math.max(failures - 1, 0), 1) * (0.5 + Math.random() / 2);
+}
+
 async function openPostgres(url: string, max: number, logger: QueryLogger): Promise<Database> {
-  const client = postgres(url, { max, onnotice: () => {} });
+  const client = postgres(url, { max, onnotice: () => {}, backoff: reconnectBackoff });
   const db = drizzlePostgres(client, { schema, ...(logger ? { logger } : {}) });
   return {
     db: db as unknown as Db,
