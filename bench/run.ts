@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Client } from 'graphql-ws';
 import pLimit from 'p-limit';
-import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
 import { CATALOG } from '../src/partners/sandbox/catalog.js';
 import { type LedgerEntry, type SandboxSellerSpec, defaultSellerSpecs } from '../src/partners/sandbox/fleet.js';
@@ -26,7 +25,7 @@ import { BrokerClient, issueToken } from './lib/broker-client.js';
 import { type Child, REPO_ROOT, RssSampler, Supervisor, cpuByPid, firstJsonLine, freePort, machineCpu, processCpuSeconds, processMemoryMb, sleep } from './lib/proc.js';
 import { SandboxHandle, captureQuoteCalls, quoteEverything, totalCalls } from './lib/sandbox.js';
 import { TIER_SHARES, scaledFleet } from './lib/scaled-fleet.js';
-import { standInForAutovacuum } from './lib/autovacuum.js';
+import { connectPostgres, standInForAutovacuum } from './lib/autovacuum.js';
 import { deltaBy, median, round } from './lib/stats.js';
 import { type ApolloRun, type EngineFanoutRun, type RawRun, apolloCeiling, engineFanout, rawCeiling, subscriptionFanout } from './references.js';
 import { printTable } from './report.js';
@@ -216,7 +215,7 @@ async function main(): Promise<void> {
     database = 'postgres';
     const adminUrl = loopbackUrl('DATABASE_URL', process.env.DATABASE_URL);
     const name = `broker_bench_${randomBytes(5).toString('hex')}`;
-    const admin = postgres(adminUrl.toString(), { max: 1, onnotice: () => {} });
+    const admin = connectPostgres(adminUrl.toString());
     try {
       await admin.unsafe(`create database ${name}`);
     } catch (e) {
@@ -225,7 +224,7 @@ async function main(): Promise<void> {
       await admin.end();
     }
     cleanups.push(async () => {
-      const again = postgres(adminUrl.toString(), { max: 1, onnotice: () => {} });
+      const again = connectPostgres(adminUrl.toString());
       await again.unsafe(`drop database if exists ${name} with (force)`).finally(() => again.end());
     });
     const url = new URL(adminUrl);
@@ -239,7 +238,7 @@ async function main(): Promise<void> {
         "the Postgres server runs with autovacuum off: the bench vacuumed its database's hot tables every 10 s in autovacuum's place (bench/lib/autovacuum.ts), its CPU counted in Postgres's",
       );
     }
-    const watcher = postgres(adminUrl.toString(), { max: 1, onnotice: () => {} });
+    const watcher = connectPostgres(adminUrl.toString());
     cleanups.push(() => watcher.end());
     dbBackends = async () => {
       try {

@@ -1,7 +1,14 @@
 import postgres from 'postgres';
+import { unixSocket } from '../../src/db/client.js';
 
 /** The tables the broker updates on every request: their dead row versions pile up fastest. */
 const HOT_TABLES = ['purchase_requests', 'order_attempts', 'sandbox_payments'];
+
+/** A one-connection client for the bench's own statements, over TCP or a Unix socket (`?host=/dir`) as the broker connects. */
+export function connectPostgres(url: string): postgres.Sql {
+  const { url: plain, socket } = unixSocket(url);
+  return postgres(plain, { max: 1, onnotice: () => {}, ...socket });
+}
 
 export interface Autovacuum {
   /** VACUUM runs made, and whether the server's own autovacuum was found off (so this stood in). */
@@ -19,7 +26,7 @@ export interface Autovacuum {
  * nothing is done.
  */
 export async function standInForAutovacuum(url: string, everyMs = 10_000): Promise<Autovacuum> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const sql = connectPostgres(url);
   const [setting] = await sql<Array<{ autovacuum: string }>>`show autovacuum`;
   const standingIn = setting?.autovacuum === 'off';
   let runs = 0;

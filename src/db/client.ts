@@ -70,8 +70,9 @@ export function reconnectBackoff(failures: number): number {
   return Math.min(0.05 * 2 ** Math.max(failures - 1, 0), 1) * (0.5 + Math.random() / 2);
 }
 
-async function openPostgres(url: string, max: number, logger: QueryLogger): Promise<Database> {
-  const client = postgres(url, { max, onnotice: () => {}, backoff: reconnectBackoff });
+async function openPostgres(rawUrl: string, max: number, logger: QueryLogger): Promise<Database> {
+  const { url, socket } = unixSocket(rawUrl);
+  const client = postgres(url, { max, onnotice: () => {}, backoff: reconnectBackoff, ...socket });
   const db = drizzlePostgres(client, { schema, ...(logger ? { logger } : {}) });
   return {
     db: db as unknown as Db,
@@ -79,7 +80,7 @@ async function openPostgres(url: string, max: number, logger: QueryLogger): Prom
     async migrate() {
       // Instances starting together would race to apply the same migration: serialise them on
       // a session advisory lock, over a one-connection pool so the lock and the migration share it.
-      const single = postgres(url, { max: 1, onnotice: () => {} });
+      const single = postgres(url, { max: 1, onnotice: () => {}, ...socket });
       try {
         await single`select pg_advisory_lock(${MIGRATION_LOCK})`;
         await migratePostgres(drizzlePostgres(single, { schema }), { migrationsFolder: MIGRATIONS_FOLDER });
@@ -93,6 +94,24 @@ async function openPostgres(url: string, max: number, logger: QueryLogger): Prom
 }
 
 const MIGRATION_LOCK = 7_301_946_221;
+
+/**
+ * libpq's way to name a Unix socket in a URL, `?host=/var/run/postgresql` (a directory), which
+ * postgres.js would otherwise send to the server as a setting: the socket path goes to its `path`
+ * option instead. A Postgres (or PgBouncer) on the same host is reached without TCP.
+ */
+export function unixSocket(raw: string): { url: string; socket: { path?: string } } {
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    return { url: raw, socket: {} };
+  }
+  const dir = parsed.searchParams.get('host');
+  if (!dir?.startsWith('/')) return { url: raw, socket: {} };
+  parsed.searchParams.delete('host');
+  return { url: parsed.toString(), socket: { path: `${dir.replace(/\/$/, '')}/.s.PGSQL.${parsed.port || '5432'}` } };
+}
 
 function shippedMigrations(): number {
   const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as {
