@@ -135,19 +135,19 @@ describe('round: takeable offers', () => {
 });
 
 describe('round: a tier of many sellers', () => {
-  it('asks a tier in waves of 8, the next wave only while a request still lacks an offer', async () => {
+  it('asks a tier in doubling waves (4, then 8…), the next wave only while a request still lacks an offer', async () => {
     const sellers = Array.from({ length: 20 }, (_, i) => seller(`s${String(i).padStart(2, '0')}`, 1));
     const { rounds, script } = coordinator(sellers);
     const ticket = rounds.search(BOOK, member('r1'));
-    await until(() => script.asked.length === 8);
-    // The first wave has no offer within budget: the second is asked.
+    await until(() => script.asked.length === 4);
+    // The first wave has no offer within budget: the second, of 8, is asked.
     for (const id of [...script.asked]) script.answer(id, [offer(9_000)]);
-    await until(() => script.asked.length === 16);
+    await until(() => script.asked.length === 12);
     // One answer within budget satisfies the request: the rest of the wave is not waited for, and
-    // the last 4 sellers are never asked.
-    script.answer(script.asked[8]!, [offer(4_000)]);
+    // the last 8 sellers are never asked.
+    script.answer(script.asked[4]!, [offer(4_000)]);
     const result = await ticket.result;
-    expect(totals(result)).toEqual([[script.asked[8], 4_000]]);
-    expect(script.asked).toHaveLength(16);
+    expect(totals(result)).toEqual([[script.asked[4], 4_000]]);
+    expect(script.asked).toHaveLength(12);
   });
 });

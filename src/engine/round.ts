@@ -288,9 +288,10 @@ class Round {
       for (const tier of uncachedTiers) {
         const uncached = [...tier].sort((a, b) => this.deps.stats.score(a.id) - this.deps.stats.score(b.id));
         // A tier of many sellers is asked in waves, best-ranked first: the next wave only while
-        // some request still lacks an offer, so a round costs about the same with 8 sellers or 1,000.
-        for (let from = 0; from < uncached.length && this.needsMore(); from += TIER_WAVE) {
-          const allAsked = Promise.allSettled(uncached.slice(from, from + TIER_WAVE).map((s) => this.ask(s)));
+        // some request still lacks an offer, so a round costs about the same with 8 sellers or
+        // 1,000. Waves double, so even a book nobody has is asked of every seller in a few waves.
+        for (let from = 0, size = FIRST_WAVE; from < uncached.length && this.needsMore(); from += size, size *= 2) {
+          const allAsked = Promise.allSettled(uncached.slice(from, from + size).map((s) => this.ask(s)));
           const allDecided = new Promise<void>((resolve) => (this.wakeAllDecided = resolve));
           await Promise.race([allAsked, allDecided]);
           this.wakeAllDecided = null;
@@ -617,5 +618,5 @@ export function parseQuoteRef(ref: string): { sellerId: string; condition: 'new'
 }
 
 const NEVER = new AbortController().signal;
-/** Sellers of one tier asked at once; more are asked only while a request still lacks an offer. */
-const TIER_WAVE = 8;
+/** Sellers of one tier asked at first; twice as many at each further wave, while a request still lacks an offer. */
+const FIRST_WAVE = 4;
