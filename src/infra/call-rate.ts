@@ -46,6 +46,8 @@ export interface SharedPauses {
   remaining(key: string): number | Promise<number>;
   /** An operator lifted the pause by hand: it is not read back from the shared store. */
   clear(key: string): void;
+  /** The pause in force for `key` read from the shared store now, sharing no cached read (for operators' views). */
+  current?(key: string): Promise<number>;
 }
 
 interface Entry {

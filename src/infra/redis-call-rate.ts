@@ -130,6 +130,10 @@ export class RedisCallRate implements CallRateLimiter, SharedPauses {
     return pending;
   }
 
+  async current(key: string): Promise<number> {
+    return Math.max(0, (await this.attempt(() => this.redis.pttl(this.pauseKey(key)))) ?? 0);
+  }
+
   private async readPause(key: string): Promise<number> {
     const ttl = (await this.attempt(() => this.redis.pttl(this.pauseKey(key)))) ?? 0;
     const now = performance.now();

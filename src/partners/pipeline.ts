@@ -202,7 +202,7 @@ export class SellerPipeline {
     for (let attempt = 1; ; attempt++) {
       let seen: Observation = NEUTRAL;
       let outcome: O | Refused;
-      const wasOpen = gate.breakerState() === 'OPEN';
+      const before = gate.breakerState();
       const limit = seller.maxCallsPerSecond;
       const turn = limit ? await CallTurn.take(this.#callRate, seller.id, limit, signal) : null;
       try {
@@ -229,7 +229,10 @@ export class SellerPipeline {
       }
       // The seller asked this instance to back off, or failed until its breaker opened: every instance holds off.
       if (seen.rateLimited) this.#d.pauses?.publish(seller.id, gate.pausedFor());
-      if (!wasOpen && gate.breakerState() === 'OPEN') gates.opened(seller.id, gate);
+      const after = gate.breakerState();
+      if (before !== 'OPEN' && after === 'OPEN') gates.opened(seller.id, gate);
+      // A probe here found the seller well again: the others need not wait out the shared breaker.
+      else if (before === 'HALF_OPEN' && after === 'CLOSED') gates.closed(seller.id);
       if (isRefused(outcome) || !policy.retried) return outcome;
       const failure = policy.failure(outcome);
       if (failure === null) return outcome;

@@ -349,6 +349,25 @@ export class SellerGates {
     this.pauses?.publish(breakerKey(sellerId), gate.openFor());
   }
 
+  /** This instance's probe closed its breaker: the shared one is lifted. */
+  closed(sellerId: string): void {
+    this.pauses?.clear(breakerKey(sellerId));
+  }
+
+  /**
+   * The seller's health with the fleet's breaker and pause on top of what this instance saw, for
+   * operators; read afresh, and without changing this instance's gate.
+   */
+  async fleetHealth(seller: { id: string; maxConcurrency: number; timeoutMs: number }): Promise<GateHealth> {
+    const health = this.get(seller).health();
+    if (!this.pauses) return health;
+    const read = (key: string) => (this.pauses!.current ? this.pauses!.current(key) : this.pauses!.remaining(key));
+    const [paused, open] = await Promise.all([read(seller.id), read(breakerKey(seller.id))]);
+    const now = this.now();
+    const pausedUntil = paused > 0 ? new Date(Math.max(health.pausedUntil?.getTime() ?? 0, now + paused)) : health.pausedUntil;
+    return { ...health, breaker: open > 0 && health.breaker === 'CLOSED' ? 'OPEN' : health.breaker, pausedUntil };
+  }
+
   /** The gate if the seller has been called on this instance. */
   peek(sellerId: string): SellerGate | undefined {
     return this.gates.get(sellerId);

@@ -14,7 +14,7 @@ export const sellerResolvers: Resolvers = {
       const gates = ctx.services.gates;
       if (!gates) return [];
       // The fleet's view: a breaker another instance opened, or a pause it was asked for, shows here too.
-      return Promise.all((await ctx.services.sellers.list()).map(async (seller) => ({ seller, health: (await gates.synced(seller)).health() })));
+      return Promise.all((await ctx.services.sellers.list()).map(async (seller) => ({ seller, health: await gates.fleetHealth(seller) })));
     },
   },
   SellerHealth: {
