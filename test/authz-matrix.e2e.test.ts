@@ -37,10 +37,19 @@ const UNKNOWN_ID = '3f2d6c1e-9a7b-4c5d-8e1f-a0b1c2d3e4f5';
 
 let s: TestServer;
 let sellerId: string;
+/** A webhook endpoint of the owner's, which no one else may see or delete. */
+const OWNER_HOOK = 'http://127.0.0.1:9/owner-hook';
+let ownerHookId: string;
 beforeAll(async () => {
   s = await startTestServer();
   const res = await s.gql(UPSERT, { input: sellerInput() }, s.tokens.admin);
   sellerId = res.data.upsertSeller.seller.id;
+  const hook = await s.gql(
+    `mutation Hook($input: WebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } userErrors { code } } }`,
+    { input: { url: OWNER_HOOK } },
+    s.tokens.alice,
+  );
+  ownerHookId = hook.data.createWebhookEndpoint.endpoint.id;
 });
 afterAll(async () => {
   await s?.close();
@@ -112,6 +121,12 @@ const noLeak: Check = (res, ctx) => {
   const text = JSON.stringify(res);
   expect(text).not.toContain(ctx.requestId);
   expect(text).not.toContain(ADDRESS_LINE);
+};
+
+/** The owner still has the endpoint someone else tried to delete. */
+const ownerHookKept: Check = async () => {
+  const res = await s.gql(`query Hooks { webhookEndpoints { id } }`, {}, s.tokens.alice);
+  expect(res.data.webhookEndpoints.map((e: { id: string }) => e.id)).toContain(ownerHookId);
 };
 
 const all =
@@ -296,6 +311,51 @@ const rows: Row[] = [
     document: `mutation Redrive($id: ID!) { redriveDeadLetter(id: $id) { deadLetter { id } userErrors { code } } }`,
     variables: () => ({ id: UNKNOWN_ID }),
     expect: adminOnly(userError('NOT_FOUND', 'deadLetter')),
+  },
+  {
+    field: 'webhookEndpoints',
+    kind: 'query',
+    document: `query Hooks { webhookEndpoints { id url } }`,
+    variables: () => ({}),
+    // Each caller sees their own endpoints only; an admin is no exception.
+    expect: {
+      anonymous: unauthenticated,
+      owner: served((list) => expect(list.map((e: { url: string }) => e.url)).toContain(OWNER_HOOK)),
+      other: served((list) => expect(JSON.stringify(list)).not.toContain(OWNER_HOOK)),
+      admin: served((list) => expect(JSON.stringify(list)).not.toContain(OWNER_HOOK)),
+    },
+  },
+  {
+    field: 'createWebhookEndpoint',
+    kind: 'mutation',
+    document: `mutation Hook($input: WebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id url } secret userErrors { code } } }`,
+    variables: (c) => ({ input: { url: `http://127.0.0.1:9/matrix-${c.role}`, events: ['ORDERED'] } }),
+    expect: {
+      anonymous: unauthenticated,
+      ...Object.fromEntries(
+        (['owner', 'other', 'admin'] as const).map((role) => [
+          role,
+          served((p) => {
+            expect(p.userErrors).toEqual([]);
+            expect(p.endpoint.url).toBe(`http://127.0.0.1:9/matrix-${role}`);
+            expect(p.secret).toMatch(/^whsec_/);
+          }),
+        ]),
+      ),
+    } as Record<Role, Check>,
+  },
+  {
+    field: 'deleteWebhookEndpoint',
+    kind: 'mutation',
+    document: `mutation Unhook($id: ID!) { deleteWebhookEndpoint(id: $id) { endpoint { id } userErrors { code } } }`,
+    // The owner's endpoint: nobody else may delete it (the owner's own cell deletes a fresh one).
+    variables: (c) => ({ id: c.role === 'owner' ? UNKNOWN_ID : ownerHookId }),
+    expect: {
+      anonymous: unauthenticated,
+      owner: userError('NOT_FOUND', 'endpoint'),
+      other: all(userError('NOT_FOUND', 'endpoint'), ownerHookKept),
+      admin: all(userError('NOT_FOUND', 'endpoint'), ownerHookKept),
+    },
   },
 ];
 
