@@ -14,6 +14,10 @@ export interface Config {
   jwtSecret: string | undefined;
   sandbox: 'auto' | 'on' | 'off';
   logLevel: string;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported there (OTLP/HTTP); unset, tracing is off and costs nothing. */
+  otlpEndpoint: string | undefined;
+  /** OTEL_SERVICE_NAME, the traces' service name. */
+  otelServiceName: string;
   sellerUrls: 'any' | 'public';
   /** Webhook endpoint URLs: `public` = https to public addresses only, checked at every connection; `any` = also http, any host. */
   webhookUrls: 'any' | 'public';
@@ -112,6 +116,8 @@ export function loadConfig(env: Env = process.env): Config {
     jwtSecret: env.JWT_SECRET || undefined,
     sandbox: oneOf(env, 'SANDBOX', ['auto', 'on', 'off'] as const, 'auto'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
+    otelServiceName: env.OTEL_SERVICE_NAME || 'book-purchase-broker',
     sellerUrls: oneOf(env, 'SELLER_URLS', ['any', 'public'] as const, 'any'),
     webhookUrls: oneOf(env, 'WEBHOOK_URLS', ['any', 'public'] as const, production ? 'public' : 'any'),
     webhooks: {

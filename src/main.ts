@@ -26,6 +26,10 @@ async function main(): Promise<void> {
   const generatedSecret = !config.jwtSecret;
   if (generatedSecret) config = { ...config, jwtSecret: Auth.generateSecret() };
 
+  // Loaded only when asked for: without it, @opentelemetry/api's spans are no-ops.
+  const tracing = config.otlpEndpoint ? (await import('./infra/otel-sdk.js')).startTracing({ serviceName: config.otelServiceName }) : null;
+  if (tracing) log.info({ endpoint: config.otlpEndpoint }, 'exporting traces over OTLP');
+
   const app = await startServer(config, { log });
 
   if (generatedSecret) {
@@ -67,13 +71,17 @@ async function main(): Promise<void> {
       log.error({ graceMs }, 'shutdown did not finish within its grace; exiting');
       process.exit(1);
     }, graceMs + SHUTDOWN_OVERRUN_MS).unref();
-    app.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    app
+      .stop()
+      // The last spans are flushed, but never for longer than a second.
+      .then(() => tracing && Promise.race([tracing.shutdown().catch(() => {}), new Promise((r) => setTimeout(r, 1_000).unref())]))
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -45,9 +45,12 @@ import { SellerGates } from './partners/seller-gate.js';
 import { Metrics } from './infra/metrics.js';
 import { limitRules } from './http/query-limits.js';
 import { httpOperationLimits } from './http/operation-limits.js';
+import { operationTracing } from './http/tracing-plugin.js';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import { oldestDue } from './db/queries/work.js';
 import { attemptsNeedingAttention } from './db/queries/attempts.js';
+import { countOpenDeadLetters } from './db/queries/dead-letters.js';
+import { webhookOutboxLagSeconds } from './db/queries/webhook-lag.js';
 import type { RequestRow } from './db/schema.js';
 import type { Change } from './services/requests.js';
 import { isTerminal } from './domain/lifecycle.js';
@@ -217,6 +220,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         ApolloServerPluginLandingPageDisabled(),
         httpOperationLimits(config.queryLimits.maxCost),
         mutationRateLimit(rateLimiter),
+        operationTracing(),
       ],
       logger: log.child({ component: 'apollo' }),
       // main.ts owns the signals: Apollo's own handler would stop it mid-drain and re-raise the
@@ -287,6 +291,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         owner: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
         // Three answer timeouts: a try never outlives its lease, and a crashed instance's rows are retried soon.
         config: { ...config.webhooks, leaseMs: 3 * config.webhooks.timeoutMs },
+        metrics,
       });
       relay.start();
     }
@@ -505,7 +510,9 @@ function countOutcome(metrics: Metrics, row: RequestRow, change: Change): void {
   if (change.type === 'CREATED') metrics.requestsCreated.inc();
   if (!change.to) return;
   if (change.to === 'QUOTED' || change.to === 'OUT_OF_STOCK' || isTerminal(change.to)) metrics.outcomes.inc({ status: change.to });
-  if (isTerminal(change.to)) metrics.resolution.observe({ status: change.to }, (row.updatedAt.getTime() - row.createdAt.getTime()) / 1000);
+  // A search ending QUOTED or OUT_OF_STOCK is an outcome the user sees; a new best price while QUOTED is not.
+  const settled = (change.to === 'QUOTED' || change.to === 'OUT_OF_STOCK') && change.type === change.to;
+  if (settled || isTerminal(change.to)) metrics.resolution.observe({ status: change.to }, (row.updatedAt.getTime() - row.createdAt.getTime()) / 1000);
 }
 
 /** Gauges read at scrape time: queue lag, work in flight, subscriptions, breakers, attention. */
@@ -521,8 +528,11 @@ function registerGauges(
   metrics.gauge('broker_rounds_in_flight', 'Rounds of quotes running on this instance', () => o.engine?.roundsInFlight() ?? 0);
   metrics.gauge('broker_requests_active', 'Requests this instance is searching or ordering for', () => o.engine?.activeCount() ?? 0);
   metrics.gauge('broker_websocket_connections', 'GraphQL WebSocket connections', () => o.ws.clients());
-  metrics.gauge('broker_subscriptions', 'Live request subscriptions on this instance', () => o.pubsub.size());
+  // Request topics only: the engine's own subscriptions (signals, quotes, fleet offers) are not users'.
+  metrics.gauge('broker_subscriptions', 'Live request subscriptions on this instance', () => o.pubsub.size(requestTopic('')));
   metrics.gauge('broker_attempts_needing_attention', 'Unfinished order attempts flagged for an operator', async () => (await attemptsNeedingAttention(o.db)).length);
+  metrics.labelledGauge('broker_dead_letters_open', 'Dead letters not yet resolved (re-driven or dismissed), by kind', 'kind', () => countOpenDeadLetters(o.db));
+  metrics.gauge('broker_webhook_outbox_lag_seconds', 'How long the oldest claimable webhook delivery has been due', () => webhookOutboxLagSeconds(o.db, o.clock.now()));
   metrics.labelledGauge('broker_breaker_state', 'Seller circuit breakers: 0 closed, 1 half-open, 2 open', 'seller', async () => {
     const gates = o.gates;
     if (!gates) return [];

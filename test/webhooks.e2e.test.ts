@@ -280,6 +280,13 @@ describe('webhook delivery', () => {
     expect(order).toMatchObject({ id: ordered, revision: expect.any(Number), failureReason: null });
     expect(order.order.sellerOrderId).toBe(api.order.sellerOrderId);
     expect(order.bestOffer.total).toEqual({ cents: api.bestOffer.total.cents, currency: 'USD' });
+
+    // An operator sees the deliveries and the failed tries in /metrics.
+    const metrics = await (await fetch(`${w.server.url}/metrics`)).text();
+    const count = (outcome: string) => Number(new RegExp(`^broker_webhook_deliveries_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+    const deliveries = receiver.delivered('/alice').length + receiver.delivered('/bob').length;
+    expect(count('delivered')).toBeGreaterThanOrEqual(deliveries);
+    expect(count('retry')).toBeGreaterThanOrEqual(2 * deliveries);
   }, 90_000);
 
   it('a receiver answering 410 Gone has its endpoint disabled and is sent nothing more', async () => {

@@ -8,6 +8,7 @@ import type { AttemptRow, RequestRow, SellerRow } from '../db/schema.js';
 import { type AttemptStep, advanceAttempts } from '../db/queries/attempt-steps.js';
 import { retryLockRaces } from '../db/errors.js';
 import type { Metrics } from '../infra/metrics.js';
+import { inSpan } from '../infra/tracing.js';
 import { type OrderMapping, parseOrderResponse } from '../partners/mapping.js';
 import { isOrderRejected, isSuccess } from '../partners/answers.js';
 import type { Refused, SellerPipeline } from '../partners/pipeline.js';
@@ -139,7 +140,16 @@ export class AttemptDriver {
    * Takes an attempt as far as it can go from the state in its row. Returns 'unknown' when it
    * must wait (outcome unknown, provider unreachable): the row then says when to look again.
    */
-  async drive(start: AttemptRow, knownRequest?: RequestRow): Promise<AttemptOutcome> {
+  drive(start: AttemptRow, knownRequest?: RequestRow): Promise<AttemptOutcome> {
+    const attributes = { 'broker.attempt.id': start.id, 'broker.attempt.no': start.attemptNo, 'broker.request.id': start.requestId };
+    return inSpan('attempt', attributes, async (span) => {
+      const outcome = await this.driveSteps(start, knownRequest);
+      span.setAttribute('broker.attempt.outcome', outcome);
+      return outcome;
+    });
+  }
+
+  private async driveSteps(start: AttemptRow, knownRequest?: RequestRow): Promise<AttemptOutcome> {
     let a = start;
     const seller = await this.d.directory.get(a.sellerId);
     // Only fields fixed at creation are read (payment token, address, book): a known row will do.
@@ -155,7 +165,12 @@ export class AttemptDriver {
       const state = a.state;
       // Finished: make sure the request says so too (a crash may have come in between).
       if (!isAttemptLive(state)) return this.settle(a, seller);
-      const result = await this.steps[state](a, ctx);
+      const current = a;
+      const result = await inSpan(`attempt.${state}`, { 'broker.attempt.state': state, 'broker.seller': seller.name }, async (span) => {
+        const r = await this.steps[state](current, ctx);
+        span.setAttribute('broker.attempt.step', 'stop' in r ? `stop:${r.stop}` : (r.next?.state ?? 'moved elsewhere'));
+        return r;
+      });
       if ('stop' in result) return result.stop;
       // Another driver moved the attempt first: continue from what it wrote.
       a = result.next ?? (await this.reload(a));

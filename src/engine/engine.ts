@@ -23,6 +23,8 @@ import type { OfferCache } from './offer-cache.js';
 import { parseQuoteRef } from './round.js';
 import { type ParsedOffer, type QuoteMapping, parseQuoteResponse } from '../partners/mapping.js';
 import type { OfferSnapshot, RequestStatus } from '../domain/types.js';
+import { context, trace } from '@opentelemetry/api';
+import { inSpan, tracer } from '../infra/tracing.js';
 
 export interface EngineConfig {
   /** Longest wait between looks at the database for due work (work on other instances, missed signals). */
@@ -325,15 +327,20 @@ export class Engine {
       if (this.earliestExpiry === null || now.getTime() >= this.earliestExpiry) await this.expireDue(now);
       const capacity = this.d.config.maxActive - this.active.size;
       if (capacity > 0) {
+        const claimStart = Date.now();
         const rows = await claimDueRequests(this.d.db, {
           owner: this.d.owner,
           now,
           leaseUntil: new Date(now.getTime() + this.d.config.leaseMs),
           limit: Math.min(capacity, 100),
         });
+        // A claim's span only when it claimed something: polls that find nothing are no trace's business.
+        const claim = rows.length > 0 ? tracer().startSpan('engine.claim', { startTime: claimStart, attributes: { 'broker.claimed': rows.length } }) : null;
+        claim?.end();
+        const within = claim ? trace.setSpan(context.active(), claim) : context.active();
         // Claimed as this instance began to stop: handed back untouched, due as they were.
         if (this.phase !== 'running') await this.releaseUnstarted(rows);
-        else for (const row of rows) if (!this.active.has(row.id)) this.launch(row);
+        else for (const row of rows) if (!this.active.has(row.id)) context.with(within, () => this.launch(row));
         if (rows.length === Math.min(capacity, 100)) this.again = true;
       }
       this.earliestExpiry = null;
@@ -356,7 +363,7 @@ export class Engine {
   private launch(row: RequestRow): void {
     const entry: Active = { ticket: null, closed: false };
     this.active.set(row.id, entry);
-    const work = this.process(row, entry)
+    const work = inSpan('engine.request', { 'broker.request.id': row.id, 'broker.request.status': row.status }, () => this.process(row, entry))
       .then(() => void this.failures.delete(row.id))
       .catch(async (err: unknown) => {
         if (this.cutOff(err, { requestId: row.id })) return;

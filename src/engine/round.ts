@@ -11,6 +11,7 @@ import type { SellerDirectory } from './seller-directory.js';
 import type { SellerPipeline } from '../partners/pipeline.js';
 import type { SellerStats } from '../partners/seller-stats.js';
 import type { Metrics } from '../infra/metrics.js';
+import { inSpan } from '../infra/tracing.js';
 
 export interface RoundBook extends BookRef {
   bookKey: string;
@@ -184,8 +185,8 @@ export class RoundCoordinator {
       this.cacheHits += 1;
       this.deps.metrics?.cacheLookups.inc({ result: 'hit' });
     },
-    skipped: () => {
-      this.deps.metrics?.callsSkipped.inc();
+    skipped: (n = 1) => {
+      this.deps.metrics?.callsSkipped.inc(n);
     },
     attached: () => {
       this.attached += 1;
@@ -224,6 +225,13 @@ class Round {
   /** Set once a seller was passed over because nobody needed it: a newcomer could not rely on the round. */
   private skippedAny = false;
   private answered = 0;
+  /** Seller calls this round sent, retries included; answers it took from the cache; calls it avoided. */
+  private sent = 0;
+  private cacheHits = 0;
+  private skippedCalls = 0;
+  /** Calls still waiting for an answer, and how many of them the round's end cut short. */
+  private callsInFlight = 0;
+  private abortedCalls = 0;
   private unanswerable = 0;
   private failed = 0;
   private pending = 0;
@@ -238,7 +246,7 @@ class Round {
     private readonly book: RoundBook,
     private readonly condition: 'new' | 'used' | 'any',
     private readonly onDone: () => void,
-    private readonly counters: { call(): void; cacheHit(): void; skipped(): void; attached(): void },
+    private readonly counters: { call(): void; cacheHit(): void; skipped(n?: number): void; attached(): void },
     private readonly waitForQuote: (ref: string, ms: number, signal: AbortSignal, since: number) => Promise<readonly ParsedOffer[] | null>,
   ) {}
 
@@ -267,7 +275,25 @@ class Round {
     return { result, detach: () => this.decide(m, true) };
   }
 
-  async run(): Promise<void> {
+  /** Runs the round in its span (a child of the request that started it). */
+  run(): Promise<void> {
+    return inSpan('round', { 'broker.book': this.book.bookKey, 'broker.condition': this.condition }, async (span) => {
+      try {
+        await this.runRound();
+      } finally {
+        span.setAttributes({
+          'broker.round.members': this.members.size,
+          'broker.round.calls': this.sent,
+          'broker.round.cache_hits': this.cacheHits,
+          'broker.round.calls_skipped': this.skippedCalls,
+          'broker.round.calls_aborted': this.abortedCalls,
+          'broker.round.early_exit': this.skippedCalls + this.abortedCalls > 0,
+        });
+      }
+    });
+  }
+
+  private async runRound(): Promise<void> {
     const fleet = this.deps.fleet;
     let endLead: (() => void) | null = null;
     try {
@@ -285,19 +311,24 @@ class Round {
         endLead = await this.lead(fleet);
         uncachedTiers = uncachedTiers.map((tier) => tier.filter((s) => !this.heardFrom.has(s.id)));
       }
+      // Sellers never asked because every request was satisfied first: the early exit's savings.
+      let unasked = uncachedTiers.reduce((n, tier) => n + tier.length, 0);
       for (const tier of uncachedTiers) {
         const uncached = [...tier].sort((a, b) => this.deps.stats.score(a.id) - this.deps.stats.score(b.id));
         // A tier of many sellers is asked in waves, best-ranked first: the next wave only while
         // some request still lacks an offer, so a round costs about the same with 8 sellers or
         // 1,000. Waves double, so even a book nobody has is asked of every seller in a few waves.
         for (let from = 0, size = FIRST_WAVE; from < uncached.length && this.needsMore(); from += size, size *= 2) {
-          const allAsked = Promise.allSettled(uncached.slice(from, from + size).map((s) => this.ask(s)));
+          const wave = uncached.slice(from, from + size);
+          unasked -= wave.length;
+          const allAsked = Promise.allSettled(wave.map((s) => this.ask(s)));
           const allDecided = new Promise<void>((resolve) => (this.wakeAllDecided = resolve));
           await Promise.race([allAsked, allDecided]);
           this.wakeAllDecided = null;
         }
         if (!this.needsMore()) break;
       }
+      if (unasked > 0) this.skip(unasked);
     } catch (e) {
       this.deps.log.error({ err: e, bookKey: this.book.bookKey }, 'round failed');
     } finally {
@@ -341,9 +372,15 @@ class Round {
     if (this.isDone() || this.heardFrom.has(sellerId) || !this.sellerIds?.has(sellerId)) return;
     // An answer to 'any' serves every round; one to 'new' or 'used' only the same.
     if (quote.condition !== this.condition && quote.condition !== 'any') return;
+    this.cacheHits += 1;
     this.counters.cacheHit();
     this.heard(sellerId, quote.unanswerable ? 'unanswerable' : 'answered');
     this.take(sellerId, quote.offers, quote.quotedAt, false);
+  }
+
+  private skip(n = 1): void {
+    this.skippedCalls += n;
+    this.counters.skipped(n);
   }
 
   private needsMore(): boolean {
@@ -355,6 +392,7 @@ class Round {
   private fromCache(sellerId: string): boolean {
     const cached = this.deps.cache.get(this.book.bookKey, sellerId, this.condition, this.deps.clock.now().getTime());
     if (!cached) return false;
+    this.cacheHits += 1;
     this.counters.cacheHit();
     this.heard(sellerId, cached.unanswerable ? 'unanswerable' : 'answered');
     this.take(sellerId, cached.offers, cached.quotedAt, true);
@@ -364,7 +402,7 @@ class Round {
   private async ask(seller: SellerRow): Promise<void> {
     if (!this.needsMore()) {
       this.skippedAny = true;
-      this.counters.skipped();
+      this.skip();
       return;
     }
     await this.call(seller);
@@ -375,19 +413,24 @@ class Round {
     const { clock } = this.deps;
     const signal = this.controller.signal;
     let askedAt = 0;
+    let inFlight = false;
     const outcome = await this.deps.pipeline.quote(seller, this.quoteParams(seller), {
       signal,
       stillNeeded: () => this.needsMore(),
       onSend: () => {
         this.counters.call();
+        this.sent += 1;
+        if (!inFlight) this.callsInFlight += 1;
+        inFlight = true;
         askedAt = clock.now().getTime();
       },
     });
+    if (inFlight) this.callsInFlight -= 1;
     if (outcome.kind === 'refused') {
       if (outcome.why === 'not_needed') {
         // Queued behind the caps until nobody needed it any more.
         this.skippedAny = true;
-        this.counters.skipped();
+        this.skip();
       } else {
         // Breaker open or the seller asked us to back off: skipped this round instead of piling on.
         this.heard(seller.id, 'failed');
@@ -564,7 +607,9 @@ class Round {
     this.phase = 'done';
     this.onDone();
     for (const m of this.members.values()) this.decide(m, false);
+    this.abortedCalls = this.callsInFlight;
     this.controller.abort();
+    this.deps.metrics?.roundCalls.observe(this.sent);
     this.recordPrices();
     if (this.offersChanged) this.deps.onOffersChanged(this.book.bookKey);
   }

@@ -5,6 +5,7 @@ import type { Clock } from '../domain/clock.js';
 import { toError } from '../domain/errors.js';
 import type { OfferSnapshot, OrderDetails, RequestStatus } from '../domain/types.js';
 import type { SendResult, WebhookSender } from '../infra/webhook-sender.js';
+import type { Metrics } from '../infra/metrics.js';
 import type { Logger } from '../logger.js';
 
 export interface WebhookRelayConfig {
@@ -110,6 +111,7 @@ export class WebhookRelay {
       log: Logger;
       owner: string;
       config: WebhookRelayConfig;
+      metrics?: Metrics;
     },
   ) {}
 
@@ -195,10 +197,12 @@ export class WebhookRelay {
     switch (decision) {
       case 'delivered':
         await markDelivered(db, base);
+        this.d.metrics?.webhookDeliveries.inc({ outcome: 'delivered' });
         return;
       case 'gone':
         log.info({ endpointId: row.endpointId }, 'webhook endpoint answered 410 Gone: disabled');
         await markGone(db, base);
+        this.d.metrics?.webhookDeliveries.inc({ outcome: 'gone' });
         return;
       case 'retry': {
         const error = result.kind === 'status' ? `HTTP ${result.status}` : `${result.code}: ${result.message}`.slice(0, 500);
@@ -212,6 +216,7 @@ export class WebhookRelay {
           breakerAfter: c.breakerAfter,
           pauseUntil: retryAt ?? now,
         });
+        this.d.metrics?.webhookDeliveries.inc({ outcome });
         if (outcome === 'dead') log.warn({ webhookId: row.webhookId, endpointId: row.endpointId, error }, 'webhook dead-lettered after its retry window');
         return;
       }

@@ -7,6 +7,8 @@ import type { Auth } from './auth.js';
 import { servePlayground, servePlaygroundAsset } from './playground.js';
 import type { CallbackReceiver } from '../partners/callbacks.js';
 import type { Metrics } from '../infra/metrics.js';
+import { context, propagation } from '@opentelemetry/api';
+import { inSpan } from '../infra/tracing.js';
 
 export interface HttpDeps {
   apollo: ApolloServer<Context>;
@@ -85,10 +87,17 @@ async function graphql(d: HttpDeps, req: IncomingMessage, res: ServerResponse, m
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   }
   const body = method === 'POST' ? await readBody(req, d.bodyLimitBytes, headers.get('content-type')) : undefined;
-  const response = await d.apollo.executeHTTPGraphQLRequest({
-    httpGraphQLRequest: { method: method.toUpperCase(), headers, search, body },
-    context: async () => makeContext(d.services, await d.auth.viewerFrom(req.headers.authorization)),
-  });
+  // The operation's span (named by the operationTracing plugin), continuing the caller's trace if it sent one.
+  const response = await inSpan(
+    'graphql',
+    { 'http.request.method': method.toUpperCase() },
+    () =>
+      d.apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: { method: method.toUpperCase(), headers, search, body },
+        context: async () => makeContext(d.services, await d.auth.viewerFrom(req.headers.authorization)),
+      }),
+    propagation.extract(context.active(), req.headers),
+  );
   res.statusCode = response.status ?? 200;
   for (const [name, value] of response.headers) res.setHeader(name, value);
   if (response.body.kind === 'complete') {

@@ -57,7 +57,13 @@ export class Metrics {
   });
   readonly callsSkipped = new Counter({
     name: 'broker_seller_calls_skipped_total',
-    help: 'Seller calls not made because every request of the round was already satisfied (early exit savings)',
+    help: 'Seller calls not made because every request of the round was already satisfied (early exit savings; calls cut short count as broker_seller_calls_total{outcome="aborted"})',
+    registers: [this.registry],
+  });
+  readonly roundCalls = new Histogram({
+    name: 'broker_round_seller_calls',
+    help: 'Seller calls each round sent, retries included (divided by broker_round_members_total: seller calls per request searched)',
+    buckets: [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128],
     registers: [this.registry],
   });
   readonly requestsCreated = new Counter({
@@ -73,7 +79,7 @@ export class Metrics {
   });
   readonly resolution = new Histogram({
     name: 'broker_resolution_seconds',
-    help: 'Time from creation to a terminal status',
+    help: 'Time from creation to an outcome: a terminal status, or QUOTED / OUT_OF_STOCK when a search ends there (not a new best price)',
     labelNames: ['status'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
     registers: [this.registry],
@@ -82,6 +88,13 @@ export class Metrics {
     name: 'broker_order_attempts_total',
     help: 'Finished order attempts by final state and payment state',
     labelNames: ['state', 'payment'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookDeliveries = new Counter({
+    name: 'broker_webhook_deliveries_total',
+    help: 'Webhook delivery tries by outcome: delivered, retry (failed; due again later), dead (failed past its retry window), gone (410: endpoint disabled), lost (lease lapsed first)',
+    labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
 

@@ -11,8 +11,8 @@ export interface PubSub {
    * in order, until the channel is closed.
    */
   subscribe<T>(topic: string): Promise<Channel<T>>;
-  /** Live subscriptions, for metrics. */
-  size(): number;
+  /** Live subscriptions (on topics starting with `prefix`), for metrics. */
+  size(prefix?: string): number;
   close(): Promise<void>;
 }
 
@@ -55,9 +55,9 @@ export class LocalTopics {
     return [...this.byTopic.keys()];
   }
 
-  size(): number {
+  size(prefix = ''): number {
     let n = 0;
-    for (const set of this.byTopic.values()) n += set.size;
+    for (const [topic, set] of this.byTopic) if (topic.startsWith(prefix)) n += set.size;
     return n;
   }
 
@@ -78,8 +78,8 @@ export class MemoryPubSub implements PubSub {
     return this.local.add<T>(topic);
   }
 
-  size(): number {
-    return this.local.size();
+  size(prefix?: string): number {
+    return this.local.size(prefix);
   }
 
   async close(): Promise<void> {

@@ -104,8 +104,8 @@ export class RedisPubSub implements PubSub {
     return channel;
   }
 
-  size(): number {
-    return this.local.size();
+  size(prefix?: string): number {
+    return this.local.size(prefix);
   }
 
   /** Messages waiting for Redis to come back. */

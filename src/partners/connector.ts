@@ -6,6 +6,7 @@ import { PENDING_STATUS, ORDER_NOT_PLACED_STATUS, QUOTE_NOT_CARRIED_STATUS, isOr
 import { parseOrderResponse, parseQuoteResponse, type OrderMapping, type ParsedOffer, type QuoteMapping } from './mapping.js';
 import type { EndpointConfig, HttpMethod } from './seller-config.js';
 import { renderBody, renderPath, renderText } from './template.js';
+import { traceHeaders } from '../infra/tracing.js';
 
 /** What the connector needs of a seller; built from the stored seller row by the caller. */
 export interface ConnectorSeller {
@@ -467,6 +468,10 @@ export class PartnerConnector {
     } catch (err) {
       return { ok: false, failure: failure(`template: ${errorMessage(err)}`, UNSENDABLE) };
     }
+
+    // The caller's span (the pipeline's, one per try) continues in the seller's traces; nothing when not tracing.
+    const propagated = traceHeaders();
+    for (const name in propagated) headers = [...headers, name, propagated[name]!];
 
     const deadline = new CallDeadline(seller.timeoutMs, signal);
     let status: number | null = null;

@@ -2,6 +2,7 @@ import { sleep } from '../domain/clock.js';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { type CallRateLimiter, CallTurn, MemoryCallRate, type SharedPauses } from '../infra/call-rate.js';
 import type { Metrics } from '../infra/metrics.js';
+import { inSpan } from '../infra/tracing.js';
 import type {
   CallFailure,
   ConnectorSeller,
@@ -213,7 +214,13 @@ export class SellerPipeline {
               if (!needed() || (turn && !(await turn.claim(needed, signal)))) return NOT_NEEDED;
               onSend?.();
               stats.started(seller.id);
-              const o = await send(signal);
+              // One span per try sent; its context is the `traceparent` the connector sends the seller.
+              const o = await inSpan(`seller.${policy.endpoint}`, { 'broker.seller': seller.name, 'broker.call.kind': policy.endpoint, 'broker.call.try': attempt }, async (span) => {
+                const answer = await send(signal);
+                const status = (answer as { status?: number | null }).status;
+                span.setAttributes({ 'broker.call.outcome': outcomeLabel(answer), ...(typeof status === 'number' ? { 'http.response.status_code': status } : {}) });
+                return answer;
+              });
               seen = policy.observe(o);
               stats.finished(seller.id, seen);
               recordCall(metrics, seller, policy.endpoint, o);
@@ -261,12 +268,17 @@ function causeLabel(f: CallFailure): string {
   return c.kind === 'http' ? `http_${c.status}` : c.kind === 'network' ? c.errno : c.kind;
 }
 
+/** How a call ended, as metrics and spans name it: the outcome's kind, or a failure's cause (`http_503`, `timeout`…). */
+function outcomeLabel(o: { kind: string; cause?: CallFailure['cause'] }): string {
+  const failure = o.cause;
+  return failure === undefined ? o.kind : failure.kind === 'http' ? `http_${failure.status}` : failure.kind;
+}
+
 /** Counts one partner call and its latency, by seller, endpoint and outcome. */
 function recordCall(metrics: Metrics | undefined, seller: { name: string }, endpoint: CallKind, o: { kind: string; latencyMs: number; cause?: CallFailure['cause'] }): void {
   if (!metrics) return;
   const failure = o.cause;
-  const outcome = failure === undefined ? o.kind : failure.kind === 'http' ? `http_${failure.status}` : failure.kind;
-  metrics.sellerCalls.inc({ seller: seller.name, endpoint, outcome });
+  metrics.sellerCalls.inc({ seller: seller.name, endpoint, outcome: outcomeLabel(o) });
   // Aborted and unsent calls took no time of the seller's worth measuring.
   if (failure?.kind !== 'aborted' && failure?.kind !== 'unsendable') {
     metrics.sellerLatency.observe({ seller: seller.name, endpoint }, o.latencyMs / 1000);

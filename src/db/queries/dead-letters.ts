@@ -50,3 +50,14 @@ export async function resolveDeadLetter(ex: Executor, id: string, at: Date): Pro
     .returning();
   return row ?? null;
 }
+
+/** Open (unresolved) dead letters by kind, every kind present (0 when none), for metrics. */
+export async function countOpenDeadLetters(ex: Executor): Promise<Array<[DeadLetterRow['kind'], number]>> {
+  const rows = await ex
+    .select({ kind: deadLetters.kind, n: sql<number>`count(*)::int` })
+    .from(deadLetters)
+    .where(isNull(deadLetters.resolvedAt))
+    .groupBy(deadLetters.kind);
+  const kinds: Array<DeadLetterRow['kind']> = ['attempt', 'callback', 'webhook'];
+  return kinds.map((kind) => [kind, Number(rows.find((r) => r.kind === kind)?.n ?? 0)]);
+}

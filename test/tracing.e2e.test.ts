@@ -1,0 +1,136 @@
+import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/logger.js';
+import { inSpan } from '../src/infra/tracing.js';
+import { PartnerConnector } from '../src/partners/connector.js';
+import { usd } from './support/fixtures.js';
+import { eventually } from './support/server.js';
+import { type World, startWorld } from './support/world.js';
+
+/**
+ * Traces (issue 13 item 4), seen through an in-memory exporter registered as the process's SDK,
+ * as OTEL_EXPORTER_OTLP_ENDPOINT would register the OTLP one: the span tree of one ordered
+ * request, `traceparent` on partner calls, the trace id in log lines.
+ */
+
+const exporter = new InMemorySpanExporter();
+const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+provider.register();
+
+let w: World;
+beforeAll(async () => {
+  // PageTurner (tier 1) has the book; Dog-Ear (tier 2) is never asked: the round exits early.
+  w = await startWorld({ sellers: [{ key: 'pageturner' }, { key: 'dogear' }] });
+});
+afterAll(async () => {
+  await w?.close();
+  await provider.shutdown();
+});
+
+const spans = () => exporter.getFinishedSpans();
+const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+const childrenOf = (parent: ReadableSpan, all: ReadableSpan[]) => all.filter((s) => parentOf(s) === parent.spanContext().spanId);
+
+describe('traces', () => {
+  it('one ordered request: GraphQL operation, claim → request → round → quote calls, attempt → steps → order call', async () => {
+    exporter.reset();
+    const id = await w.create({ book: { isbn: '9780141439518' }, maxTotalPrice: usd(5000) });
+    expect((await w.until(id, (r) => ['ORDERED', 'FAILED'].includes(r.status))).status).toBe('ORDERED');
+
+    // The request's span ends after the attempt settles it.
+    const all = await eventually(async () => {
+      const s = spans();
+      return s.some((x) => x.name === 'engine.request' && x.attributes['broker.request.id'] === id) ? s : null;
+    });
+
+    const op = all.find((s) => s.name === 'graphql.mutation' && s.attributes['graphql.operation.type'] === 'mutation');
+    expect(op, 'the createPurchaseRequest operation span').toBeDefined();
+
+    const request = all.find((s) => s.name === 'engine.request' && s.attributes['broker.request.id'] === id)!;
+    const claim = all.find((s) => s.spanContext().spanId === parentOf(request));
+    expect(claim?.name).toBe('engine.claim');
+    expect(claim!.attributes['broker.claimed']).toBeGreaterThanOrEqual(1);
+
+    const inTrace = all.filter((s) => s.spanContext().traceId === request.spanContext().traceId);
+    const [round] = childrenOf(request, inTrace).filter((s) => s.name === 'round');
+    expect(round).toBeDefined();
+    expect(round!.attributes).toMatchObject({
+      'broker.book': 'isbn:9780141439518',
+      'broker.round.members': 1,
+      'broker.round.calls': 1,
+      'broker.round.cache_hits': 0,
+      'broker.round.calls_skipped': 1,
+      'broker.round.early_exit': true,
+    });
+    const quotes = childrenOf(round!, inTrace);
+    expect(quotes.map((s) => [s.name, s.attributes['broker.seller'], s.attributes['broker.call.kind'], s.attributes['broker.call.outcome'], s.attributes['http.response.status_code']])).toEqual([
+      ['seller.quote', 'PageTurner Books', 'quote', 'offers', undefined],
+    ]);
+
+    const [attempt] = childrenOf(request, inTrace).filter((s) => s.name === 'attempt');
+    expect(attempt?.attributes).toMatchObject({ 'broker.attempt.no': 1, 'broker.attempt.outcome': 'succeeded' });
+    const steps = childrenOf(attempt!, inTrace).sort((a, b) => (a.startTime[0] - b.startTime[0]) * 1e9 + (a.startTime[1] - b.startTime[1]));
+    expect(steps.map((s) => s.name)).toEqual(['attempt.authorizing', 'attempt.ordering', 'attempt.capturing']);
+    const ordering = steps[1]!;
+    expect(childrenOf(ordering, inTrace).map((s) => [s.name, s.attributes['broker.call.outcome']])).toEqual([['seller.order', 'confirmed']]);
+  });
+
+  it('sends traceparent with partner calls made inside a span, and none outside', async () => {
+    const seen: IncomingHttpHeaders[] = [];
+    const partner: Server = createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ offers: [] }));
+    });
+    await new Promise<void>((r) => partner.listen(0, '127.0.0.1', r));
+    const connector = new PartnerConnector({});
+    try {
+      const seller = {
+        id: 'acme',
+        baseUrl: `http://127.0.0.1:${(partner.address() as AddressInfo).port}`,
+        headers: {},
+        timeoutMs: 2000,
+        quote: { method: 'GET' as const, path: '/quote/{{isbn}}', headers: {}, body: null, response: { offers: 'offers', itemPrice: 'price' } },
+        order: null,
+        orderStatus: null,
+      };
+      const params = { book: { isbn: '9780141439518', title: null, author: null }, condition: 'any' as const, requestId: 'r', quoteRef: 'q', callbackUrl: 'http://x/cb' };
+      let traceparent = '';
+      await inSpan('caller', {}, async (span) => {
+        traceparent = `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`;
+        await connector.quote(seller as never, params as never);
+      });
+      await connector.quote(seller as never, params as never);
+      expect(seen.map((h) => h.traceparent)).toEqual([traceparent, undefined]);
+    } finally {
+      await connector.close();
+      partner.closeAllConnections();
+      await new Promise<void>((r) => partner.close(() => r()));
+    }
+  });
+
+  it('puts the trace id in every log line written inside a span', async () => {
+    const lines: any[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const log = createLogger('info', sink);
+    let traceId = '';
+    await inSpan('work', {}, async (span) => {
+      traceId = span.spanContext().traceId;
+      log.info('inside');
+    });
+    log.info('outside');
+    expect(lines.map((l) => [l.msg, l.traceId])).toEqual([
+      ['inside', traceId],
+      ['outside', undefined],
+    ]);
+  });
+});
