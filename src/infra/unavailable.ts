@@ -31,7 +31,7 @@ const POSTGRES_CLIENT_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 
 /**
  * SQLSTATEs of a server going away or not back yet: admin_shutdown (57P01, a stop or restart),
  * crash_shutdown (57P02), cannot_connect_now (57P03, starting up or recovering), and the
- * connection_exception class (08xxx). Nothing was done, or the outcome is unknown and the work
+ * connection_exception class (every code starting 08). Nothing was done, or the outcome is unknown and the work
  * is retried under the usual guards.
  */
 const POSTGRES_UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03']);
