@@ -57,7 +57,8 @@ export const requestResolvers: Resolvers = {
     bestOffer: (r) => r.bestOffer,
     order: (r) => r.orderDetails,
     events: (r, _, ctx) => ctx.loaders.events.load(r.id),
-    queuePosition: (r, _, ctx) => (r.status === 'PENDING' ? ctx.loaders.queuePositions.load(r.id) : null),
+    // A state shown PENDING whose request the engine took up meanwhile has nothing ahead of it: 0.
+    queuePosition: async (r, _, ctx) => (r.status === 'PENDING' ? ((await ctx.loaders.queuePositions.load(r.id)) ?? 0) : null),
   },
 
   RequestEvent: {
