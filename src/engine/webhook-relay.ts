@@ -6,6 +6,7 @@ import { toError } from '../domain/errors.js';
 import type { OfferSnapshot, OrderDetails, RequestStatus } from '../domain/types.js';
 import type { SendResult, WebhookSender } from '../infra/webhook-sender.js';
 import type { Metrics } from '../infra/metrics.js';
+import { inSpan } from '../infra/tracing.js';
 import type { Logger } from '../logger.js';
 
 export interface WebhookRelayConfig {
@@ -188,7 +189,15 @@ export class WebhookRelay {
 
   private async deliver({ row, url, secret }: Delivery, signal: AbortSignal): Promise<void> {
     const { clock, db, owner, config: c, log } = this.d;
-    const result = await this.d.sender.send({ url, secret, webhookId: row.webhookId, body: renderWebhookBody(row.payload), at: clock.now() }, signal);
+    const result = await inSpan(
+      'webhook.deliver',
+      { 'webhook.id': row.webhookId, 'webhook.endpoint': row.endpointId, 'webhook.attempt': row.attempts },
+      async (span) => {
+        const sent = await this.d.sender.send({ url, secret, webhookId: row.webhookId, body: renderWebhookBody(row.payload), at: clock.now() }, signal);
+        span.setAttribute('webhook.outcome', sent.kind === 'status' ? String(sent.status) : sent.code);
+        return sent;
+      },
+    );
     // Shutdown cut the try short: not the receiver's failure. The row is handed back as it is.
     if (signal.aborted && this.phase !== 'running') return;
     const now = clock.now();

@@ -1,3 +1,4 @@
+import { traceHeaders } from './tracing.js';
 import { Webhook } from 'standardwebhooks';
 import { Agent, type Dispatcher, request } from 'undici';
 import { guardedConnect, isBlockedLiteral } from './ssrf.js';
@@ -54,6 +55,8 @@ export class WebhookSender {
           'webhook-id': o.webhookId,
           'webhook-timestamp': String(Math.floor(o.at.getTime() / 1000)),
           'webhook-signature': signature,
+          // The delivery's trace, when traces are exported (not part of what is signed).
+          ...traceHeaders(),
         },
         body: o.body,
         signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
