@@ -77,6 +77,14 @@ describe('traces', () => {
     expect(steps.map((s) => s.name)).toEqual(['attempt.authorizing', 'attempt.ordering', 'attempt.capturing']);
     const ordering = steps[1]!;
     expect(childrenOf(ordering, inTrace).map((s) => [s.name, s.attributes['broker.call.outcome']])).toEqual([['seller.order', 'confirmed']]);
+
+    // Support goes from the request's events to its traces: CREATED in the operation's trace, the
+    // engine's events in the request's.
+    const events = (await w.detail(id, `query Q($id: ID!) { purchaseRequest(id: $id) { events { type traceId } } }`)).events as { type: string; traceId: string | null }[];
+    expect(events[0]).toEqual({ type: 'CREATED', traceId: op!.spanContext().traceId });
+    const engineEvents = events.slice(1);
+    expect(engineEvents.map((e) => e.type)).toContain('ORDERED');
+    for (const e of engineEvents) expect(e.traceId, e.type).toBe(request.spanContext().traceId);
   });
 
   it('sends traceparent with partner calls made inside a span, and none outside', async () => {

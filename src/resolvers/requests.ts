@@ -63,6 +63,10 @@ export const requestResolvers: Resolvers = {
 
   RequestEvent: {
     id: (e) => String(e.id),
+    traceId: (e) => {
+      const traceId = (e.data as { traceId?: unknown } | null)?.traceId;
+      return typeof traceId === 'string' ? traceId : null;
+    },
   },
 
   Offer: {

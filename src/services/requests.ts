@@ -11,6 +11,7 @@ import {
 } from '../db/queries/requests.js';
 import type { RequestRow } from '../db/schema.js';
 import type { PubSub } from '../infra/pubsub.js';
+import { activeTraceId } from '../infra/tracing.js';
 import type { Clock } from '../domain/clock.js';
 import { type RequestEventType, events } from '../domain/events.js';
 import { type RequestSnapshot, toSnapshotMessage } from './snapshot.js';
@@ -119,7 +120,7 @@ export class RequestService {
       },
       idempotencyKey: req.idempotencyKey,
       requestHash: hash,
-      event: created,
+      event: { ...created, data: traced(created.data ?? null) },
     });
     if (result.kind === 'created') {
       this.deps.onCommitted?.(result.row, created);
@@ -253,7 +254,7 @@ export class RequestService {
         id,
         expectedRevision: current.revision,
         changes: { ...change.changes, status: to, updatedAt: clock.now() },
-        event: { type: change.type, message: change.message ?? null, data: change.data ?? null },
+        event: { type: change.type, message: change.message ?? null, data: traced(change.data ?? null) },
         attempt: change.attempt,
       });
       if (!written) {
@@ -323,6 +324,15 @@ export class RequestService {
     },
     { maxBatchSize: WRITE_BATCH },
   );
+}
+
+/**
+ * An event's data with the trace it was written in, when traces are exported: support goes from
+ * a request's events to its trace. Unchanged when not tracing.
+ */
+function traced(data: Record<string, unknown> | null): Record<string, unknown> | null {
+  const traceId = activeTraceId();
+  return traceId ? { ...data, traceId } : data;
 }
 
 export function canSee(viewer: Viewer, row: RequestSnapshot): boolean {

@@ -349,6 +349,8 @@ export type RequestEvent = {
   revision: Scalars['Int']['output'];
   /** The request's status after this event. */
   status: RequestStatus;
+  /** Beyond the contract: the OpenTelemetry trace this event was written in, when traces are exported (null otherwise). */
+  traceId?: Maybe<Scalars['String']['output']>;
   type: Scalars['String']['output'];
 };
 
@@ -792,6 +794,7 @@ export type RequestEventResolvers<ContextType = Context, ParentType extends Reso
   message?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   revision?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['RequestStatus'], ParentType, ContextType>;
+  traceId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   type?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 
