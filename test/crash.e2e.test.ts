@@ -3,6 +3,7 @@ import type { LedgerEntry } from '../src/partners/sandbox/fleet.js';
 import { type BrokerProcess, startBrokerProcess } from './support/broker-process.js';
 import { type SandboxProcess, startSandboxProcess } from './support/sandbox.js';
 import { eventually, freshDatabase, untilRequest } from './support/server.js';
+import { FAST_ENGINE_ENV } from './support/world.js';
 
 /**
  * SPEC §4 across crashes: the broker is killed outright (SIGKILL: no shutdown, no cleanup)
@@ -17,12 +18,8 @@ const ORDER_ANSWER_DELAY_MS = 2_500;
 const SELLER_TIMEOUT_MS = 3_000;
 
 const ENGINE_ENV = {
-  ENGINE: 'true',
-  ENGINE_POLL_MS: '50',
+  ...FAST_ENGINE_ENV,
   ENGINE_LEASE_MS: '1000',
-  RECONCILE_INTERVAL_MS: '200',
-  ORDER_RETRY_BACKOFF_MS: '50,100,200',
-  IMPROVEMENT_WINDOW_MS: '0',
 };
 
 const REQUEST = `query Request($id: ID!) {

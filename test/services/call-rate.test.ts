@@ -6,6 +6,7 @@ import { CREATE, createInput, usd } from '../support/fixtures.js';
 import { type PartnerProxy, startPartnerProxy } from '../support/proxy.js';
 import { type SandboxProcess, startSandboxProcess } from '../support/sandbox.js';
 import { freshDatabase } from '../support/server.js';
+import { FAST_ENGINE_ENV } from '../support/world.js';
 
 /**
  * API.md "Seller call rates" and the seller's Retry-After, with real processes: two brokers on one
@@ -24,12 +25,8 @@ const ARRIVAL_SLACK_MS = 50;
 const RETRY_AFTER_S = 3;
 
 const ENGINE_ENV = {
-  ENGINE: 'true',
-  ENGINE_POLL_MS: '50',
+  ...FAST_ENGINE_ENV,
   ENGINE_LEASE_MS: '5000',
-  RECONCILE_INTERVAL_MS: '200',
-  ORDER_RETRY_BACKOFF_MS: '50,100,200',
-  IMPROVEMENT_WINDOW_MS: '0',
   // Neither instance can claim the whole burst: both call the seller at once.
   ENGINE_MAX_ACTIVE: '4',
   // Requests that found nothing (the seller paused) look again soon.

@@ -6,6 +6,7 @@ import { IN_PRINT_BOOKS, createInput, usd } from '../support/fixtures.js';
 import { type PostgresProcess, startPostgresProcess } from '../support/postgres-process.js';
 import { type SandboxProcess, startSandboxProcess } from '../support/sandbox.js';
 import { eventually, type GqlResult } from '../support/server.js';
+import { FAST_ENGINE_ENV } from '../support/world.js';
 
 /**
  * SPEC §6 / issue 12 item 4, "the same for a Postgres restart: requests in flight finish after
@@ -30,12 +31,7 @@ const DURING_UNAVAILABLE = 4;
 const SETTLE_AFTER_RESTART_MS = 10_000;
 
 const ENGINE_ENV = {
-  ENGINE: 'true',
-  ENGINE_POLL_MS: '50',
-  ENGINE_LEASE_MS: '3000',
-  RECONCILE_INTERVAL_MS: '200',
-  ORDER_RETRY_BACKOFF_MS: '50,100,200',
-  IMPROVEMENT_WINDOW_MS: '0',
+  ...FAST_ENGINE_ENV,
   // The default: failed work must come back within seconds, not at the next recheck.
   RECHECK_INTERVAL_MS: '60000',
 };

@@ -7,6 +7,7 @@ import { IN_PRINT_BOOKS, createInput, usd } from '../support/fixtures.js';
 import { type RedisProcess, startRedisProcess } from '../support/redis-process.js';
 import { type SandboxProcess, startSandboxProcess } from '../support/sandbox.js';
 import { collect, eventually, freshDatabase, type GqlResult } from '../support/server.js';
+import { FAST_ENGINE_ENV } from '../support/world.js';
 
 /**
  * SPEC §6, "a dependency outage degrades, never corrupts" (issue 12, item 6), with real
@@ -28,12 +29,7 @@ const AFTER = 4;
 const SETTLE_AFTER_RETURN_MS = 10_000;
 
 const ENGINE_ENV = {
-  ENGINE: 'true',
-  ENGINE_POLL_MS: '50',
-  ENGINE_LEASE_MS: '3000',
-  RECONCILE_INTERVAL_MS: '200',
-  ORDER_RETRY_BACKOFF_MS: '50,100,200',
-  IMPROVEMENT_WINDOW_MS: '0',
+  ...FAST_ENGINE_ENV,
   // The default: a failed pass must come back within seconds, not at the next recheck.
   RECHECK_INTERVAL_MS: '60000',
 };
