@@ -17,7 +17,7 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
   },
   test: {
-    include: ['src/**/*.test.ts', 'test/*.test.ts', ...(services ? ['test/services/**/*.test.ts'] : [])],
+    include: ['src/**/*.test.ts', 'test/*.test.ts', 'test/browser/*.test.ts', ...(services ? ['test/services/**/*.test.ts'] : [])],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
