@@ -445,6 +445,7 @@ function composeEngine(o: {
     clock,
     log,
     improvementWindowMs: e.improvementWindowMs,
+    maxCallsPerRound: e.maxCallsPerRound,
     callbackUrl,
     metrics,
     onOffersChanged: (bookKey) => void engine?.offersChanged(bookKey),

@@ -525,8 +525,9 @@ export class Engine {
     const { recheckBaseMs, recheckMaxMs } = this.d.config;
     // Offers within budget that others hold may come free soon: look again shortly.
     if (blocked) return new Date(Math.min(now.getTime() + Math.min(recheckBaseMs, BLOCKED_RECHECK_MS), expiresAt.getTime()));
-    // Sellers that did not answer: look again without backing off.
-    const steps = result.failed > 0 ? 0 : Math.min(watchCount, 20);
+    // Sellers that did not answer, or that the round's call budget left for later: look again
+    // without backing off.
+    const steps = result.failed > 0 || result.notAsked > 0 ? 0 : Math.min(watchCount, 20);
     const delay = Math.min(recheckBaseMs * 2 ** steps, recheckMaxMs) * (0.9 + Math.random() * 0.2);
     return new Date(Math.min(now.getTime() + delay, expiresAt.getTime()));
   }
@@ -538,7 +539,7 @@ export class Engine {
       const where = `${money(best.totalCents, best.currency)} from ${seller?.name ?? 'a seller'}`;
       if (blocked) return `Offers within budget are being taken by other requests or could not be taken; best now ${where}`;
       if (best.totalCents <= r.maxTotalCents) return `No seller answered this time; the best offer seen was ${where}`;
-      return `Best offer ${where} is over the budget of ${money(r.maxTotalCents, r.currency)}`;
+      return `Best offer ${where} is over the budget of ${money(r.maxTotalCents, r.currency)}${stillToAsk(result.notAsked)}`;
     }
     return describeNoOffers(result, r.isbn !== null);
   }
@@ -639,9 +640,13 @@ export class Engine {
 }
 
 /** Why a round found no offers, seller by seller as they answered (or did not). */
-export function describeNoOffers(result: Pick<RoundResult, 'answered' | 'unanswerable' | 'failed' | 'pending' | 'consulted'>, byIsbn: boolean): string {
-  const { answered, unanswerable, failed, pending, consulted } = result;
-  if (consulted === 0) return 'No sellers are configured';
+export function describeNoOffers(
+  result: Pick<RoundResult, 'answered' | 'unanswerable' | 'failed' | 'pending' | 'consulted'> & Partial<Pick<RoundResult, 'notAsked'>>,
+  byIsbn: boolean,
+): string {
+  const { answered, unanswerable, failed, pending, consulted, notAsked = 0 } = result;
+  if (consulted === 0 && notAsked === 0) return 'No sellers are configured';
+  if (answered === consulted && notAsked > 0) return `None of the ${sellers(answered)} asked so far has the book${stillToAsk(notAsked)}`;
   if (answered === consulted) return `None of the ${sellers(answered)} has the book`;
   if (answered === 0 && unanswerable === 0) return `No seller answered (${sellers(failed + pending)} did not answer yet); checking again shortly`;
   const parts: string[] = [];
@@ -649,7 +654,13 @@ export function describeNoOffers(result: Pick<RoundResult, 'answered' | 'unanswe
   if (unanswerable > 0) parts.push(`${sellers(unanswerable)} cannot ${byIsbn ? 'answer this query' : 'search by title'}`);
   if (failed > 0) parts.push(`${sellers(failed)} did not answer`);
   if (pending > 0) parts.push(`${sellers(pending)} will answer later`);
-  return `No offers: ${parts.join(', ')}`;
+  return `No offers: ${parts.join(', ')}${stillToAsk(notAsked)}`;
+}
+
+/** The part of an outcome message about sellers a round's call budget left for the next look. */
+function stillToAsk(notAsked: number): string {
+  if (notAsked === 0) return '';
+  return `; ${notAsked} more ${notAsked === 1 ? 'seller is' : 'sellers are'} asked at the next look`;
 }
 
 function sellers(n: number): string {

@@ -57,6 +57,10 @@ export class FleetOfferCache implements OfferCache {
     return this.local.get(bookKey, sellerId, condition, now);
   }
 
+  answers(bookKey: string, condition: 'new' | 'used' | 'any', now: number): ReadonlyMap<string, CachedQuote> {
+    return this.local.answers(bookKey, condition, now);
+  }
+
   set(bookKey: string, sellerId: string, quote: CachedQuote, scope: SetScope = 'fleet'): boolean {
     const changed = this.local.set(bookKey, sellerId, quote);
     if (scope === 'fleet') {

@@ -25,6 +25,11 @@ export type SetScope = 'fleet' | 'here';
  */
 export interface OfferCache {
   get(bookKey: string, sellerId: string, condition: 'new' | 'used' | 'any', now: number): CachedQuote | null;
+  /**
+   * Every fresh answer for a book that serves `condition`, by seller (as `get` would return it):
+   * a round reads the answers that exist, not one lookup per registered seller.
+   */
+  answers(bookKey: string, condition: 'new' | 'used' | 'any', now: number): ReadonlyMap<string, CachedQuote>;
   /** Stores an answer; returns true when it differs from the previous one (prices, stock). */
   set(bookKey: string, sellerId: string, quote: CachedQuote, scope?: SetScope): boolean;
   /** Forgets a seller's answer for a book (after it refused an order on it), on every instance. */
@@ -32,9 +37,18 @@ export interface OfferCache {
   size(): number;
 }
 
-/** In-process and bounded; the oldest entries go first. */
+interface Entry {
+  bookKey: string;
+  sellerId: string;
+  quote: CachedQuote;
+}
+
+/** In-process and bounded; the oldest entries go first. Indexed by book as well, for rounds. */
 export class MemoryOfferCache implements OfferCache {
-  private readonly entries = new Map<string, CachedQuote>();
+  /** By `book|seller|condition`, oldest first. */
+  private readonly entries = new Map<string, Entry>();
+  /** The same entries, grouped by book. */
+  private readonly byBook = new Map<string, Map<string, Entry>>();
 
   constructor(private readonly maxEntries = 100_000) {}
 
@@ -42,9 +56,22 @@ export class MemoryOfferCache implements OfferCache {
     // An answer to exactly this question, or to 'any' (which covers new and used alike).
     for (const asked of condition === 'any' ? (['any'] as const) : ([condition, 'any'] as const)) {
       const entry = this.entries.get(`${bookKey}|${sellerId}|${asked}`);
-      if (entry && entry.expiresAt > now) return entry;
+      if (entry && entry.quote.expiresAt > now) return entry.quote;
     }
     return null;
+  }
+
+  answers(bookKey: string, condition: 'new' | 'used' | 'any', now: number): ReadonlyMap<string, CachedQuote> {
+    const found = new Map<string, CachedQuote>();
+    const book = this.byBook.get(bookKey);
+    if (!book) return found;
+    for (const { sellerId, quote } of book.values()) {
+      if (quote.expiresAt <= now || (quote.condition !== condition && quote.condition !== 'any')) continue;
+      // As `get`: an answer to exactly this question before one to 'any'.
+      if (quote.condition === 'any' && found.has(sellerId)) continue;
+      found.set(sellerId, quote);
+    }
+    return found;
   }
 
   /**
@@ -54,22 +81,37 @@ export class MemoryOfferCache implements OfferCache {
   set(bookKey: string, sellerId: string, quote: CachedQuote): boolean {
     const key = `${bookKey}|${sellerId}|${quote.condition}`;
     const previous = this.entries.get(key);
-    this.entries.delete(key);
-    if (quote.expiresAt > quote.quotedAt) this.entries.set(key, quote);
+    this.remove(key);
+    if (quote.expiresAt > quote.quotedAt) {
+      const entry = { bookKey, sellerId, quote };
+      this.entries.set(key, entry);
+      let book = this.byBook.get(bookKey);
+      if (!book) this.byBook.set(bookKey, (book = new Map()));
+      book.set(key, entry);
+    }
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;
-      this.entries.delete(oldest);
+      this.remove(oldest);
     }
-    return !previous || !sameOffers(previous.offers, quote.offers);
+    return !previous || !sameOffers(previous.quote.offers, quote.offers);
   }
 
   invalidate(bookKey: string, sellerId: string): void {
-    for (const asked of ['new', 'used', 'any']) this.entries.delete(`${bookKey}|${sellerId}|${asked}`);
+    for (const asked of ['new', 'used', 'any']) this.remove(`${bookKey}|${sellerId}|${asked}`);
   }
 
   size(): number {
     return this.entries.size;
+  }
+
+  private remove(key: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    const book = this.byBook.get(entry.bookKey);
+    book?.delete(key);
+    if (book?.size === 0) this.byBook.delete(entry.bookKey);
   }
 }
 

@@ -47,7 +47,7 @@ function scriptedPipeline() {
   };
 }
 
-function coordinator(sellers: SellerRow[], cache = new MemoryOfferCache()) {
+function coordinator(sellers: SellerRow[], cache = new MemoryOfferCache(), maxCallsPerRound?: number) {
   const script = scriptedPipeline();
   const rounds = new RoundCoordinator({
     directory: new SellerDirectory(async () => sellers),
@@ -57,6 +57,7 @@ function coordinator(sellers: SellerRow[], cache = new MemoryOfferCache()) {
     clock: systemClock,
     log: pino({ level: 'silent' }),
     improvementWindowMs: 0,
+    ...(maxCallsPerRound === undefined ? {} : { maxCallsPerRound }),
     callbackUrl: () => 'http://127.0.0.1/cb',
     onOffersChanged: () => {},
   });
@@ -149,5 +150,50 @@ describe('round: a tier of many sellers', () => {
     const result = await ticket.result;
     expect(totals(result)).toEqual([[script.asked[4], 4_000]]);
     expect(script.asked).toHaveLength(12);
+  });
+
+  it('goes breadth-first across tiers: a book only a lower tier carries is found there before the first tier is exhausted', async () => {
+    const tier1 = Array.from({ length: 20 }, (_, i) => seller(`a${String(i).padStart(2, '0')}`, 1));
+    const tier2 = Array.from({ length: 20 }, (_, i) => seller(`b${String(i).padStart(2, '0')}`, 2));
+    const { rounds, script } = coordinator([...tier1, ...tier2]);
+    const ticket = rounds.search(BOOK, member('r1'));
+    await until(() => script.asked.length === 4);
+    expect(script.asked.every((id) => id.startsWith('a'))).toBe(true);
+    // Tier 1's best four do not carry it: tier 2's first wave comes before tier 1's second.
+    for (const id of [...script.asked]) script.answer(id, []);
+    await until(() => script.asked.length === 8);
+    expect(script.asked.slice(4).every((id) => id.startsWith('b'))).toBe(true);
+    script.answer(script.asked[5]!, [offer(3_000)]);
+    const result = await ticket.result;
+    expect(totals(result)).toEqual([[script.asked[5], 3_000]]);
+    expect(script.asked).toHaveLength(8);
+  });
+
+  it('stops at its call budget, says how many sellers it left, and the next round for the book asks those first', async () => {
+    const sellers = Array.from({ length: 30 }, (_, i) => seller(`s${String(i).padStart(2, '0')}`, 1));
+    // A TTL of 0: nothing is cached, so the second round's choice is the rotation's alone.
+    const { rounds, script } = coordinator(sellers.map((s) => ({ ...s, offerTtlSeconds: 0 })), new MemoryOfferCache(), 10);
+    const first = rounds.search(BOOK, member('r1'));
+    // Waves of 4 and then 6 (the rest of the budget of 10), each over budget.
+    await until(() => script.asked.length === 4);
+    for (const id of script.asked) script.answer(id, [offer(9_000)]);
+    await until(() => script.asked.length === 10);
+    for (const id of script.asked.slice(4)) script.answer(id, [offer(9_000)]);
+    const r1 = await first.result;
+    expect(r1.consulted).toBe(10);
+    expect(r1.notAsked).toBe(20);
+    expect(r1.takeable).toEqual([]);
+    const firstTen = new Set(script.asked);
+
+    // The next round asks ten sellers the first one did not.
+    const second = rounds.search(BOOK, member('r2'));
+    await until(() => script.asked.length === 14);
+    for (const id of script.asked.slice(10)) script.answer(id, [offer(9_000)]);
+    await until(() => script.asked.length === 20);
+    for (const id of script.asked.slice(14)) script.answer(id, [offer(9_000)]);
+    const r2 = await second.result;
+    expect(r2.notAsked).toBe(20);
+    const secondTen = script.asked.slice(10);
+    expect(secondTen.filter((id) => firstTen.has(id))).toEqual([]);
   });
 });

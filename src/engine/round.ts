@@ -47,6 +47,11 @@ export interface RoundResult {
   pending: number;
   /** Sellers consulted in all (answered + failed + pending). */
   consulted: number;
+  /**
+   * Sellers the round's call budget left unasked while this request still lacked an offer: a
+   * later round asks them first. 0 when the round asked everyone it needed.
+   */
+  notAsked: number;
   /** True when the request left the round before it decided (canceled, expired, shutting down). */
   detached: boolean;
 }
@@ -62,6 +67,11 @@ export interface RoundDeps {
   log: Logger;
   /** After the first valid offer, how long calls in flight may still beat it. 0 = decide at once. */
   improvementWindowMs: number;
+  /**
+   * The most sellers one round calls (cached answers are free and not counted); the rest are left
+   * to the next round for the book, which asks them first. Absent: no limit.
+   */
+  maxCallsPerRound?: number;
   callbackUrl: (sellerId: string) => string;
   /** A seller's answer for a book changed from what was cached: watchers of the book may care. */
   onOffersChanged: (bookKey: string) => void;
@@ -105,6 +115,13 @@ export class RoundCoordinator {
   private cacheHits = 0;
   private joined = 0;
   private attached = 0;
+
+  /**
+   * Per book and condition, the sellers that rounds cut short by the call budget have asked: the
+   * next round asks the others first, so repeated rounds cover the whole fleet. Forgotten when a
+   * round is not cut short; the oldest entry goes first past MAX_REMEMBERED_BOOKS.
+   */
+  private readonly askedBefore = new Map<string, Set<string>>();
 
   /** Rounds waiting for asynchronous quotes, by quote reference. */
   private readonly awaiting = new Map<string, Set<(offers: readonly ParsedOffer[]) => void>>();
@@ -156,11 +173,31 @@ export class RoundCoordinator {
     } else {
       this.deps.metrics?.roundsStarted.inc();
       this.deps.metrics?.roundMembers.inc({ how: 'started' });
-      round = new Round(this.deps, book, condition, () => this.rounds.delete(key), this.counters, this.waitForQuote);
+      round = new Round(this.deps, book, condition, () => this.rounds.delete(key), this.counters, this.waitForQuote, this.coverage(key));
       this.rounds.set(key, round);
       void round.run();
     }
     return round.add(member);
+  }
+
+  /** How a round for `key` learns which sellers earlier cut-short rounds asked, and records its own. */
+  private coverage(key: string): RoundCoverage {
+    return {
+      askedBefore: this.askedBefore.get(key) ?? EMPTY,
+      record: (asked, cutShort, sellerCount) => {
+        if (!cutShort) {
+          this.askedBefore.delete(key);
+          return;
+        }
+        let set = this.askedBefore.get(key);
+        // Everyone has had a turn: start the rotation again.
+        if (!set || set.size >= sellerCount) set = new Set();
+        for (const id of asked) set.add(id);
+        this.askedBefore.delete(key);
+        this.askedBefore.set(key, set);
+        if (this.askedBefore.size > MAX_REMEMBERED_BOOKS) this.askedBefore.delete(this.askedBefore.keys().next().value!);
+      },
+    };
   }
 
   /** Rounds running now. */
@@ -194,6 +231,15 @@ export class RoundCoordinator {
     },
   };
 }
+
+interface RoundCoverage {
+  /** Sellers asked by earlier rounds for the book that the call budget cut short. */
+  askedBefore: ReadonlySet<string>;
+  /** The sellers this round called, whether the budget cut it short, and how many sellers it could ask. */
+  record(asked: readonly string[], cutShort: boolean, sellerCount: number): void;
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
 
 interface MemberState {
   spec: RoundMember;
@@ -233,6 +279,8 @@ class Round {
   private callsInFlight = 0;
   private abortedCalls = 0;
   private unanswerable = 0;
+  /** Sellers the call budget left unasked while a member still lacked an offer. */
+  private notAsked = 0;
   private failed = 0;
   private pending = 0;
   /** Sellers whose part in this round has ended, however it ended. */
@@ -248,6 +296,7 @@ class Round {
     private readonly onDone: () => void,
     private readonly counters: { call(): void; cacheHit(): void; skipped(n?: number): void; attached(): void },
     private readonly waitForQuote: (ref: string, ms: number, signal: AbortSignal, since: number) => Promise<readonly ParsedOffer[] | null>,
+    private readonly coverage: RoundCoverage,
   ) {}
 
   /**
@@ -303,8 +352,10 @@ class Round {
       // Fresh cached answers of every tier cost nothing: take them all before anyone decides, so
       // early exit never picks a dearer offer over a cheaper one that was equally at hand. Tiers
       // order only the calls.
+      // One read of the book's answers, not one lookup per registered seller.
+      const cached = this.deps.cache.answers(this.book.bookKey, this.condition, this.deps.clock.now().getTime());
       this.batching = true;
-      let uncachedTiers = tiers.map((tier) => tier.filter((s) => !this.fromCache(s.id)));
+      let uncachedTiers = tiers.map((tier) => tier.filter((s) => !this.takeCached(s.id, cached.get(s.id) ?? null)));
       this.batching = false;
       this.reassign();
       if (fleet && this.needsMore() && uncachedTiers.some((tier) => tier.length > 0)) {
@@ -313,22 +364,37 @@ class Round {
       }
       // Sellers never asked because every request was satisfied first: the early exit's savings.
       let unasked = uncachedTiers.reduce((n, tier) => n + tier.length, 0);
-      for (const tier of uncachedTiers) {
-        const uncached = [...tier].sort((a, b) => this.deps.stats.score(a.id) - this.deps.stats.score(b.id));
-        // A tier of many sellers is asked in waves, best-ranked first: the next wave only while
-        // some request still lacks an offer, so a round costs about the same with 8 sellers or
-        // 1,000. Waves double, so even a book nobody has is asked of every seller in a few waves.
-        for (let from = 0, size = FIRST_WAVE; from < uncached.length && this.needsMore(); from += size, size *= 2) {
-          const wave = uncached.slice(from, from + size);
+      // Best-ranked first; sellers that earlier rounds cut short by the budget asked go last.
+      const before = this.coverage.askedBefore;
+      const rank = (s: SellerRow) => (before.has(s.id) ? 1e9 : 0) + this.deps.stats.score(s.id);
+      const ranked = uncachedTiers.map((tier) => [...tier].sort((a, b) => rank(a) - rank(b)));
+      const next = ranked.map(() => 0);
+      const budget = this.deps.maxCallsPerRound ?? Infinity;
+      const asked: string[] = [];
+      // Waves, breadth-first across tiers: each tier's first wave, in tier order, before any
+      // tier's second, and so on with waves twice the size. A wave is asked only while some
+      // request still lacks an offer, and only within the round's call budget, so a round costs
+      // about the same with 8 sellers (every tier fits in its first wave: tier by tier, as always)
+      // or 1,000, where a book only lower tiers carry no longer waits for every tier-1 seller to
+      // say no first, and a book nobody has within budget is not asked of every seller at once.
+      for (let size = FIRST_WAVE; this.needsMore() && asked.length < budget && ranked.some((tier, t) => next[t]! < tier.length); size *= 2) {
+        for (let t = 0; t < ranked.length && this.needsMore() && asked.length < budget; t++) {
+          const from = next[t]!;
+          const wave = ranked[t]!.slice(from, from + Math.min(size, budget - asked.length));
+          if (wave.length === 0) continue;
+          next[t] = from + wave.length;
           unasked -= wave.length;
+          for (const s of wave) asked.push(s.id);
           const allAsked = Promise.allSettled(wave.map((s) => this.ask(s)));
           const allDecided = new Promise<void>((resolve) => (this.wakeAllDecided = resolve));
           await Promise.race([allAsked, allDecided]);
           this.wakeAllDecided = null;
         }
-        if (!this.needsMore()) break;
       }
-      if (unasked > 0) this.skip(unasked);
+      const cutShort = unasked > 0 && this.needsMore();
+      if (cutShort) this.notAsked = unasked;
+      else if (unasked > 0) this.skip(unasked);
+      this.coverage.record(asked, cutShort, this.sellerIds.size);
     } catch (e) {
       this.deps.log.error({ err: e, bookKey: this.book.bookKey }, 'round failed');
     } finally {
@@ -390,7 +456,10 @@ class Round {
 
   /** Takes the seller's cached answer if there is a fresh one. */
   private fromCache(sellerId: string): boolean {
-    const cached = this.deps.cache.get(this.book.bookKey, sellerId, this.condition, this.deps.clock.now().getTime());
+    return this.takeCached(sellerId, this.deps.cache.get(this.book.bookKey, sellerId, this.condition, this.deps.clock.now().getTime()));
+  }
+
+  private takeCached(sellerId: string, cached: CachedQuote | null): boolean {
     if (!cached) return false;
     this.cacheHits += 1;
     this.counters.cacheHit();
@@ -591,6 +660,7 @@ class Round {
       failed: this.failed,
       pending: this.pending,
       consulted: this.answered + this.unanswerable + this.failed + this.pending,
+      notAsked: this.notAsked,
       detached,
     });
     // A member that left takes no copy: those behind it may take it instead.
@@ -663,5 +733,8 @@ export function parseQuoteRef(ref: string): { sellerId: string; condition: 'new'
 }
 
 const NEVER = new AbortController().signal;
-/** Sellers of one tier asked at first; twice as many at each further wave, while a request still lacks an offer. */
+/** Books (and conditions) whose cut-short rounds are remembered, to ask other sellers next time. */
+const MAX_REMEMBERED_BOOKS = 10_000;
+
+/** Sellers of each tier asked in the first wave; twice as many in each further wave, while a request still lacks an offer. */
 const FIRST_WAVE = 4;
