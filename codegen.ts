@@ -1,7 +1,8 @@
 import type { CodegenConfig } from '@graphql-codegen/cli';
 
-// Resolver types generated from the SDL in src/schema/. CI regenerates and fails when the
-// committed file differs (npm run codegen:check).
+// Resolver types generated from the SDL in src/schema/, and the web example's typed operations
+// with their persisted-documents manifest. CI regenerates and fails when a committed file differs
+// (npm run codegen:check).
 const config: CodegenConfig = {
   schema: 'src/schema/*.graphql',
   generates: {
@@ -33,6 +34,22 @@ const config: CodegenConfig = {
         },
         maybeValue: 'T | null',
         inputMaybeValue: 'T | null | undefined',
+      },
+    },
+    // The client preset: `graphql(...)` in examples/web returns a TypedDocumentNode, and every
+    // operation's text lands in persisted-documents.json under its GraphQL-over-HTTP id
+    // ("sha256:<hex of the text>"), the manifest TRUSTED_DOCUMENTS points a production broker at.
+    'examples/web/src/gql/': {
+      documents: ['examples/web/src/**/*.ts', '!examples/web/src/gql/**'],
+      preset: 'client',
+      presetConfig: {
+        fragmentMasking: false,
+        persistedDocuments: { mode: 'embedHashInDocument', hashAlgorithm: 'sha256' },
+      },
+      config: {
+        useTypeImports: true,
+        enumsAsTypes: true,
+        scalars: { DateTime: 'string', JSON: 'unknown' },
       },
     },
   },

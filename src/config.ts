@@ -1,3 +1,5 @@
+import { ManifestError, TrustedDocuments } from './http/trusted-documents.js';
+
 /**
  * All configuration, read from the environment in this one module; defaults live here.
  * Everything else receives the typed object.
@@ -58,6 +60,11 @@ export interface Config {
   wsMaxConnectionsPerUser: number;
   /** Browser origins allowed to open WebSockets; empty = any (non-browser clients send none). */
   allowedOrigins: string[];
+  /**
+   * TRUSTED_DOCUMENTS: a persisted-documents manifest read at boot; when set, both transports run
+   * only its documents (by id, or their exact text). Unset: any operation.
+   */
+  trustedDocuments: TrustedDocuments | undefined;
   /** PENDING requests beyond which new ones are refused with OVERLOADED. */
   maxBacklog: number;
   /** The retry hint given with OVERLOADED. */
@@ -150,6 +157,7 @@ export function loadConfig(env: Env = process.env): Config {
     wsMaxSubscriptionsPerConnection: int(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
     wsMaxConnectionsPerUser: int(env, 'WS_MAX_CONNECTIONS_PER_USER', 20, 1, 100_000),
     allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    trustedDocuments: manifest(env, 'TRUSTED_DOCUMENTS'),
     maxBacklog: int(env, 'MAX_BACKLOG', 10_000, 1, 10_000_000),
     overloadedRetryAfterMs: int(env, 'OVERLOADED_RETRY_AFTER_MS', 2_000, 1, 3_600_000),
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
@@ -178,6 +186,17 @@ export function loadConfig(env: Env = process.env): Config {
       breakerHalfOpenMs: int(env, 'BREAKER_HALF_OPEN_MS', 2_000, 10, 3_600_000),
     },
   };
+}
+
+function manifest(env: Env, name: string): TrustedDocuments | undefined {
+  const path = env[name];
+  if (path === undefined || path === '') return undefined;
+  try {
+    return TrustedDocuments.fromFile(path);
+  } catch (e) {
+    if (e instanceof ManifestError) throw new ConfigError(`${name} must name a persisted-documents manifest (JSON: document id → text): ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 
 function num(env: Env, name: string, fallback: number, min: number, max: number): number {

@@ -46,6 +46,7 @@ import { Metrics } from './infra/metrics.js';
 import { limitRules } from './http/query-limits.js';
 import { httpOperationLimits } from './http/operation-limits.js';
 import { operationTracing } from './http/tracing-plugin.js';
+import { trustedDocumentsPlugin } from './http/trusted-documents.js';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import { oldestDue } from './db/queries/work.js';
 import { attemptsNeedingAttention } from './db/queries/attempts.js';
@@ -216,7 +217,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       allowBatchedHttpRequests: false,
       parseOptions: { maxTokens: config.queryLimits.maxTokens },
       validationRules: limitRules(config.queryLimits),
+      // With a manifest, ids resolve to its documents only: clients cannot register new ones (APQ).
+      ...(config.trustedDocuments ? { persistedQueries: false as const } : {}),
       plugins: [
+        ...(config.trustedDocuments ? [trustedDocumentsPlugin<Context>(config.trustedDocuments)] : []),
         ApolloServerPluginLandingPageDisabled(),
         httpOperationLimits(config.queryLimits.maxCost),
         mutationRateLimit(rateLimiter),
@@ -260,6 +264,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       maxSubscriptionsPerConnection: config.wsMaxSubscriptionsPerConnection,
       maxConnectionsPerUser: config.wsMaxConnectionsPerUser,
       allowedOrigins: config.allowedOrigins,
+      trustedDocuments: config.trustedDocuments,
     });
 
     await new Promise<void>((resolve, reject) => {

@@ -18,6 +18,7 @@ import { type Services, makeContext } from '../resolvers/context.js';
 import type { Auth } from './auth.js';
 import { type ErrorFormatter, formatErrors } from './errors.js';
 import { costError, operationCost, withoutSuggestions } from './query-limits.js';
+import type { TrustedDocuments } from './trusted-documents.js';
 
 /** Distinct operation texts whose parse and validation are kept (the oldest goes first). */
 const VALID_DOCUMENTS_KEPT = 500;
@@ -40,6 +41,8 @@ export interface WsOptions {
   maxConnectionsPerUser: number;
   /** Browser origins allowed to connect; empty allows any. */
   allowedOrigins: readonly string[];
+  /** When set, only these documents run: named by id (`documentId`, or `extensions.persistedQuery.sha256Hash` with an empty `query`) or sent as their exact text. */
+  trustedDocuments?: TrustedDocuments;
 }
 
 /** RFC 6455 §7.4 (IANA registry): the server is restarting; a client may reconnect at once. */
@@ -111,11 +114,18 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
         else perUser.set(viewer.id, left);
       },
       onSubscribe(ctx, _id, payload) {
-        const known = validDocuments.get(payload.query);
+        let query = payload.query;
+        if (o.trustedDocuments) {
+          // graphql-ws requires a string `query`; a subscribe by id sends '' and names the document.
+          const verdict = o.trustedDocuments.resolve(payload as typeof payload & { documentId?: unknown });
+          if (!verdict.ok) return [verdict.error];
+          query = verdict.query ?? query;
+        }
+        const known = validDocuments.get(query);
         let document = known;
         if (!document) {
           try {
-            document = parse(payload.query, { maxTokens: o.maxTokens });
+            document = parse(query, { maxTokens: o.maxTokens });
           } catch (e) {
             return [e instanceof GraphQLError ? withCode(e, 'GRAPHQL_PARSE_FAILED') : new GraphQLError('could not parse the operation')];
           }
@@ -126,7 +136,7 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
         if (!known) {
           const errors = validate(o.schema, document, rules);
           if (errors.length > 0) return hide(errors).map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
-          rememberValid(payload.query, document);
+          rememberValid(query, document);
         }
         const op = getOperationAST(document, payload.operationName);
         if (!op) return [withCode(new GraphQLError('could not identify the operation to run'), 'BAD_REQUEST')];
