@@ -56,7 +56,9 @@ export const requestResolvers: Resolvers = {
     maxTotalPrice: (r) => money(r.maxTotalCents, r.currency),
     bestOffer: (r) => r.bestOffer,
     order: (r) => r.orderDetails,
-    events: (r, _, ctx) => ctx.loaders.events.load(r.id),
+    // The history up to this state: events are read after the row, and a change committed in
+    // between must not show beside the status it replaced (it comes with its own state).
+    events: async (r, _, ctx) => (await ctx.loaders.events.load(r.id)).filter((e) => e.revision <= r.revision),
     // A state shown PENDING whose request the engine took up meanwhile has nothing ahead of it: 0.
     queuePosition: async (r, _, ctx) => (r.status === 'PENDING' ? ((await ctx.loaders.queuePositions.load(r.id)) ?? 0) : null),
   },
