@@ -37,6 +37,11 @@ export interface Config {
     retryWindowMs: number;
     /** Consecutive failures that pause an endpoint until its next retry is due. */
     breakerAfter: number;
+    /** Delivered outbox rows are deleted this long after delivery (dead letters are kept). */
+    retentionMs: number;
+    /** How often each instance sweeps, and the most rows one delete takes. */
+    sweepEveryMs: number;
+    sweepBatch: number;
   };
   /** Farthest request deadline accepted, from now. */
   maxExpiryHorizonMs: number;
@@ -138,6 +143,9 @@ export function loadConfig(env: Env = process.env): Config {
       retryMaxMs: int(env, 'WEBHOOK_RETRY_MAX_MS', 4 * 3_600_000, 1, 86_400_000),
       retryWindowMs: int(env, 'WEBHOOK_RETRY_WINDOW_MS', 25 * 3_600_000, 1, 30 * 86_400_000),
       breakerAfter: int(env, 'WEBHOOK_BREAKER_AFTER', 5, 1, 1_000),
+      retentionMs: int(env, 'WEBHOOK_RETENTION_HOURS', 72, 1, 24 * 366) * 3_600_000,
+      sweepEveryMs: int(env, 'WEBHOOK_SWEEP_INTERVAL_MS', 300_000, 1_000, 86_400_000),
+      sweepBatch: int(env, 'WEBHOOK_SWEEP_BATCH', 1_000, 1, 100_000),
     },
     maxExpiryHorizonMs: int(env, 'MAX_EXPIRY_HORIZON_HOURS', 24 * 30, 1, 24 * 366) * 3_600_000,
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usd } from './support/fixtures.js';
 import { collect, eventually } from './support/server.js';
@@ -7,7 +9,10 @@ import { type World, startWorld } from './support/world.js';
 /**
  * SPEC §9's metrics, each moved by the event it counts: the exposition text is read before and
  * after an ordered, a quoted and an out-of-stock request (and the rounds, cache hits, aborts,
- * timeouts and breaker they cause), all seen from outside through GET /metrics.
+ * timeouts, breaker, refusals and retries they cause), all seen from outside through GET /metrics. The operator's
+ * gauges (attempts needing attention, open dead letters, outbox lag) are moved by an attempt nobody
+ * can resolve, a webhook that keeps failing and a relay with no free slot, and moved back by
+ * the re-drive or delivery that resolves them, in a world of their own.
  *
  * Sellers: PageTurner and Inkwell in tier 1, Dog-Ear in tier 2 (sandbox seed 1 prices).
  * Inkwell times out after 300 ms and one failure opens a breaker, so the out-of-stock step can
@@ -89,6 +94,7 @@ class Scrape {
   }
 }
 
+/** The world the current describe block runs against. */
 let w: World;
 let sellerName: (key: string) => string;
 
@@ -108,18 +114,18 @@ const scrapeUntil = (predicate: (s: Scrape) => boolean, timeoutMs = 10_000): Pro
 const create = (isbn: string, cents: number) => w.create({ book: { isbn }, maxTotalPrice: usd(cents) });
 const settled = (...statuses: string[]) => (r: any) => statuses.includes(r.status);
 
-beforeAll(async () => {
-  w = await startWorld({
-    sellers: [{ key: 'pageturner' }, { key: 'inkwell', timeoutMs: 300 }, { key: 'dogear' }],
-    env: { ENGINE_MAX_ACTIVE: '2', BREAKER_THRESHOLD: '1', BREAKER_HALF_OPEN_MS: '600000' },
-  });
-  sellerName = (key) => w.sandbox.sellers.find((s) => s.baseUrl.endsWith(`/${key}`))!.name;
-});
-afterAll(async () => {
-  await w?.close();
-});
-
 describe('GET /metrics, SPEC §9', () => {
+  beforeAll(async () => {
+    w = await startWorld({
+      sellers: [{ key: 'pageturner' }, { key: 'inkwell', timeoutMs: 300 }, { key: 'dogear' }],
+      env: { ENGINE_MAX_ACTIVE: '2', BREAKER_THRESHOLD: '1', BREAKER_HALF_OPEN_MS: '600000' },
+    });
+    sellerName = (key) => w.sandbox.sellers.find((s) => s.baseUrl.endsWith(`/${key}`))!.name;
+  });
+  afterAll(async () => {
+    await w?.close();
+  });
+
   it('declares every metric the spec names, in the Prometheus text format', async () => {
     const s = await scrape();
     for (const name of SPEC_METRICS) expect(s.declares(name), name).toBe(true);
@@ -210,6 +216,18 @@ describe('GET /metrics, SPEC §9', () => {
     expect(after.value('broker_webhook_outbox_lag_seconds')).toBe(0);
   });
 
+  it('a seller whose breaker is open is not called, and each refusal counts', async () => {
+    // Inkwell's breaker opened in the test before and stays open (BREAKER_HALF_OPEN_MS).
+    const before = await scrape();
+    const calls = (await w.sandbox.stats()).inkwell!.quote;
+    const id = await create(BOOK.ulysses, 5000);
+    expect((await w.until(id, settled('OUT_OF_STOCK', 'QUOTED', 'ORDERED', 'FAILED'))).status).toBe('OUT_OF_STOCK');
+    const after = await scrape();
+    expect((await w.sandbox.stats()).inkwell!.quote).toBe(calls);
+    const refused = { seller: sellerName('inkwell'), endpoint: 'quote', why: 'circuit_open' };
+    expect(after.value('broker_seller_calls_refused_total', refused) - before.value('broker_seller_calls_refused_total', refused)).toBeGreaterThanOrEqual(1);
+  });
+
   it('the Grafana dashboard and the alert rules query only metrics the broker exposes, and show every one', async () => {
     const s = await scrape();
     const dashboard = JSON.parse(readFileSync(new URL('../ops/grafana/broker.json', import.meta.url), 'utf8'));
@@ -237,4 +255,164 @@ describe('GET /metrics, SPEC §9', () => {
       expect(alerts).toContain(`alert: ${alert}`);
     }
   });
+});
+
+const ATTENTION = `query { attemptsNeedingAttention { id } }`;
+const DEAD_LETTERS = `query { deadLetters { id kind ref payload } }`;
+const REDRIVE = `mutation($id: ID!) { redriveDeadLetter(id: $id) { deadLetter { id resolvedAt } userErrors { code } } }`;
+const RESET = `mutation($id: ID!) { resetSellerBreaker(sellerId: $id) { userErrors { code } } }`;
+const CREATE_ENDPOINT = `mutation($input: WebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } userErrors { code } } }`;
+const DELETE_ENDPOINT = `mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { endpoint { id } userErrors { code } } }`;
+
+/** A user's webhook receiver: answers each POST per `answer(path)`; `hold` keeps the answer until `release()`. */
+class Receiver {
+  answer: (path: string) => number | 'hold' = () => 204;
+  readonly tries: string[] = [];
+  private readonly held: ServerResponse[] = [];
+  private readonly server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const path = req.url ?? '';
+      this.tries.push(path);
+      const a = this.answer(path);
+      if (a === 'hold') this.held.push(res);
+      else res.writeHead(a).end();
+    });
+  });
+  url = '';
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  holding(): number {
+    return this.held.length;
+  }
+
+  release(): void {
+    for (const res of this.held.splice(0)) res.writeHead(204).end();
+  }
+
+  async stop(): Promise<void> {
+    this.release();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+describe('GET /metrics, the operator gauges', () => {
+  const receiver = new Receiver();
+
+  beforeAll(async () => {
+    await receiver.start();
+    w = await startWorld({
+      sellers: [{ key: 'pageturner', offerTtlSeconds: 0 }],
+      env: {
+        ORDER_ATTENTION_AFTER_TRIES: '3',
+        // Two quick re-checks, then a long wait: only a re-drive finishes the attempt.
+        ORDER_RETRY_BACKOFF_MS: '50,50,60000',
+        WEBHOOK_URLS: 'any',
+        WEBHOOK_POLL_MS: '50',
+        // One delivery in flight at a time: a held one keeps the next waiting, due.
+        WEBHOOK_MAX_IN_FLIGHT: '1',
+        WEBHOOK_RETRY_BASE_MS: '40',
+        WEBHOOK_RETRY_MAX_MS: '200',
+        WEBHOOK_RETRY_WINDOW_MS: '1500',
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await w?.close();
+    await receiver.stop();
+  });
+
+  const admin = async (query: string, variables: Record<string, unknown> = {}) => {
+    const res = await w.server.gql(query, variables, w.server.tokens.admin);
+    expect(res.errors).toBeUndefined();
+    return res.data;
+  };
+
+  it('a quote that fails once is retried within the round, and the retry counts', async () => {
+    const isbn = '9780547928227';
+    await w.sandbox.setInventory('pageturner', isbn, 20, 'new');
+    await w.sandbox.setPrice('pageturner', isbn, 900, 'new');
+    await w.sandbox.configure('pageturner', { script: [{ endpoint: 'quote', fault: 'error500' }] });
+    const before = await scrape();
+    const id = await w.create({ book: { isbn }, maxTotalPrice: usd(5000) });
+    expect((await w.until(id, (r) => ['ORDERED', 'FAILED', 'QUOTED', 'OUT_OF_STOCK'].includes(r.status))).status).toBe('ORDERED');
+    const after = await scrape();
+    const retries = { seller: w.sandbox.sellers.find((s) => s.baseUrl.endsWith('/pageturner'))!.name, endpoint: 'quote' };
+    expect(after.value('broker_seller_call_retries_total', retries) - before.value('broker_seller_call_retries_total', retries)).toBe(1);
+  });
+
+  it('an order attempt nobody can resolve moves attempts needing attention and open attempt dead letters; its re-drive moves them back', async () => {
+    const isbn = '9780141439471';
+    await w.sandbox.setInventory('pageturner', isbn, 20, 'new');
+    await w.sandbox.setPrice('pageturner', isbn, 900, 'new');
+    // The order is placed but its answer never comes, and every status check fails.
+    await w.sandbox.configure('pageturner', {
+      script: [{ endpoint: 'order', fault: 'timeoutAfterSuccess' }, ...Array.from({ length: 40 }, () => ({ endpoint: 'orderStatus' as const, fault: 'error500' as const }))],
+    });
+    const before = await scrape();
+    expect(before.value('broker_attempts_needing_attention')).toBe(0);
+    expect(before.value('broker_dead_letters_open', { kind: 'attempt' })).toBe(0);
+
+    const id = await w.create({ book: { isbn }, maxTotalPrice: usd(5000) });
+    await scrapeUntil((s) => s.value('broker_attempts_needing_attention') === 1 && s.value('broker_dead_letters_open', { kind: 'attempt' }) === 1, 20_000);
+    expect((await w.get(id)).status).toBe('ORDERING');
+    expect((await admin(ATTENTION)).attemptsNeedingAttention).toHaveLength(1);
+
+    // Healed, its breaker reset, the dead letter re-driven: the attempt finds the order placed.
+    await w.sandbox.configure('pageturner', { script: [] });
+    await admin(RESET, { id: w.sellerIds.pageturner });
+    const letter = (await admin(DEAD_LETTERS)).deadLetters.find((l: any) => l.kind === 'attempt' && l.payload.requestId === id);
+    expect((await admin(REDRIVE, { id: letter.id })).redriveDeadLetter.userErrors).toEqual([]);
+    expect((await w.until(id, (r) => r.status === 'ORDERED', 20_000)).status).toBe('ORDERED');
+    await scrapeUntil((s) => s.value('broker_attempts_needing_attention') === 0 && s.value('broker_dead_letters_open', { kind: 'attempt' }) === 0);
+  }, 60_000);
+
+  it('a webhook that keeps failing past its retry window moves open webhook dead letters; delivered on re-drive, it moves back', async () => {
+    let up = false;
+    receiver.answer = (path) => (path === '/down' ? (up ? 204 : 503) : 204);
+    const endpoint = (await w.server.gql(CREATE_ENDPOINT, { input: { url: `${receiver.url}/down`, events: ['OUT_OF_STOCK'] } })).data.createWebhookEndpoint.endpoint;
+    try {
+      const before = await scrape();
+      expect(before.value('broker_dead_letters_open', { kind: 'webhook' })).toBe(0);
+      // Out of print: the request ends OUT_OF_STOCK, the event the endpoint asked for.
+      const id = await w.create({ book: { isbn: '9780679722762' }, maxTotalPrice: usd(5000) });
+      const lettered = await scrapeUntil((s) => s.value('broker_dead_letters_open', { kind: 'webhook' }) === 1, 20_000);
+      expect(lettered.value('broker_webhook_deliveries_total', { outcome: 'dead' }) - before.value('broker_webhook_deliveries_total', { outcome: 'dead' })).toBe(1);
+      expect(lettered.value('broker_webhook_deliveries_total', { outcome: 'retry' })).toBeGreaterThan(before.value('broker_webhook_deliveries_total', { outcome: 'retry' }));
+
+      up = true;
+      const letter = (await admin(DEAD_LETTERS)).deadLetters.find((l: any) => l.kind === 'webhook' && l.payload.requestId === id);
+      expect((await admin(REDRIVE, { id: letter.id })).redriveDeadLetter.userErrors).toEqual([]);
+      const after = await scrapeUntil((s) => s.value('broker_webhook_deliveries_total', { outcome: 'delivered' }) > before.value('broker_webhook_deliveries_total', { outcome: 'delivered' }));
+      expect(after.value('broker_dead_letters_open', { kind: 'webhook' })).toBe(0);
+    } finally {
+      await w.server.gql(DELETE_ENDPOINT, { id: endpoint.id });
+    }
+  }, 60_000);
+
+  it('a delivery due while the relay has no free slot moves the outbox lag; delivered, the lag falls back to 0', async () => {
+    receiver.answer = (path) => (path === '/slow' ? 'hold' : 204);
+    const endpoint = (await w.server.gql(CREATE_ENDPOINT, { input: { url: `${receiver.url}/slow`, events: ['OUT_OF_STOCK'] } }, w.server.tokens.bob)).data.createWebhookEndpoint.endpoint;
+    try {
+      expect((await scrape()).value('broker_webhook_outbox_lag_seconds')).toBe(0);
+      await w.create({ book: { isbn: '9780679722762' }, maxTotalPrice: usd(5000) }, w.server.tokens.bob);
+      // The first event's delivery takes the relay's only slot and is held there.
+      await eventually(() => Promise.resolve(receiver.holding() === 1), 15_000);
+      await w.create({ book: { isbn: '9780679722762' }, maxTotalPrice: usd(5000) }, w.server.tokens.bob);
+      await scrapeUntil((s) => s.value('broker_webhook_outbox_lag_seconds') > 0, 15_000);
+      expect(receiver.holding()).toBe(1);
+
+      receiver.answer = () => 204;
+      receiver.release();
+      await eventually(() => Promise.resolve(receiver.tries.filter((p) => p === '/slow').length === 2), 15_000);
+      await scrapeUntil((s) => s.value('broker_webhook_outbox_lag_seconds') === 0);
+    } finally {
+      await w.server.gql(DELETE_ENDPOINT, { id: endpoint.id }, w.server.tokens.bob);
+    }
+  }, 60_000);
 });

@@ -14,7 +14,8 @@ import { type World, startWorld } from './support/world.js';
 /**
  * Traces (issue 13 item 4), seen through an in-memory exporter registered as the process's SDK,
  * as OTEL_EXPORTER_OTLP_ENDPOINT would register the OTLP one: the span tree of one ordered
- * request, `traceparent` on partner calls, the trace id in log lines.
+ * request, `traceparent` on partner calls and on webhook deliveries, the trace id in log lines.
+ * (With no SDK registered no `traceparent` is sent: test/webhooks.e2e.test.ts.)
  */
 
 const exporter = new InMemorySpanExporter();
@@ -140,5 +141,42 @@ describe('traces', () => {
       ['inside', traceId],
       ['outside', undefined],
     ]);
+  });
+});
+
+describe('webhook deliveries', () => {
+  it('carry traceparent naming the delivery try\'s own span, a trace of its own that names the request', async () => {
+    const seen: IncomingHttpHeaders[] = [];
+    const receiver: Server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        seen.push(req.headers);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+      const created = await w.server.gql(
+        `mutation($input: WebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } userErrors { code } } }`,
+        { input: { url, events: ['ORDERED'] } },
+      );
+      expect(created.data.createWebhookEndpoint.userErrors).toEqual([]);
+      exporter.reset();
+      const id = await w.create({ book: { isbn: '9780141439518' }, maxTotalPrice: usd(5000) });
+      expect((await w.until(id, (r) => ['ORDERED', 'FAILED'].includes(r.status))).status).toBe('ORDERED');
+
+      const headers = await eventually(async () => seen[0]);
+      const webhookId = String(headers['webhook-id']);
+      const delivery = await eventually(async () => spans().find((s) => s.name === 'webhook.deliver' && s.attributes['webhook.id'] === webhookId));
+      const { traceId, spanId } = delivery.spanContext();
+      expect(headers.traceparent).toBe(`00-${traceId}-${spanId}-01`);
+      expect(delivery.attributes).toMatchObject({ 'broker.request.id': id, 'webhook.outcome': '204', 'webhook.attempt': 1 });
+      // Not a child of whatever woke the relay (the request's round, another user's mutation).
+      expect(parentOf(delivery)).toBeUndefined();
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise<void>((r) => receiver.close(() => r()));
+    }
   });
 });

@@ -1,15 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
+import { rowsOf } from '../src/db/client.js';
 import { insertRequest } from '../src/db/queries/requests.js';
 import { claimDeliveries, markDelivered, markFailed } from '../src/db/queries/webhooks.js';
-import { deadLetters, webhookEndpoints, webhookOutbox } from '../src/db/schema.js';
+import { deadLetters, webhookEndpoints, webhookOutbox, type WebhookOutboxRow } from '../src/db/schema.js';
+import { WebhookRelay } from '../src/engine/webhook-relay.js';
+import { Metrics } from '../src/infra/metrics.js';
+import { WebhookSender } from '../src/infra/webhook-sender.js';
+import { createLogger } from '../src/logger.js';
+import { eventually } from './support/server.js';
 import { newRequestColumns, useTestDatabase } from './support/database.js';
 
 /**
  * The webhook outbox's claim on the storage the suite runs on: fair between endpoints, capped per
  * endpoint across instances, in revision order per request, and a failure past its window
- * dead-lettered with the row.
+ * dead-lettered with the row; and its retention: delivered rows deleted after the window.
  */
 
 const test = useTestDatabase();
@@ -88,5 +94,102 @@ describe('claiming webhook deliveries', () => {
     // Two consecutive failures opened the endpoint's breaker.
     const [ep] = await test.current.db.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, endpoint));
     expect(ep).toMatchObject({ failures: 2, pausedUntil: at(5_000) });
+  });
+});
+
+describe('outbox retention', () => {
+  const HOUR = 3_600_000;
+
+  async function outboxRow(endpointId: string, requestId: string, revision: number, state: WebhookOutboxRow['state'], deliveredAgoMs: number | null, createdAgoMs: number): Promise<number> {
+    const [row] = await test.current.db
+      .insert(webhookOutbox)
+      .values({
+        webhookId: `msg_${randomUUID()}`,
+        endpointId,
+        requestId,
+        revision,
+        payload: {},
+        state,
+        // Pending rows are due later: nothing here is sent.
+        nextAttemptAt: state === 'pending' ? at(HOUR) : at(-createdAgoMs),
+        createdAt: at(-createdAgoMs),
+        deliveredAt: deliveredAgoMs === null ? null : at(-deliveredAgoMs),
+      })
+      .returning({ id: webhookOutbox.id });
+    return row!.id;
+  }
+
+  it('deletes delivered rows older than the window, in batches, and keeps recent ones, dead letters and undelivered rows', async () => {
+    const endpoint = await anEndpoint();
+    const reqs = await requests(11);
+    const old: number[] = [];
+    // Seven delivered 73 to 100 hours ago: past a 72-hour window, more than three batches of two.
+    for (let i = 0; i < 7; i++) old.push(await outboxRow(endpoint, reqs[i]!, 2, 'delivered', (73 + 4 * i) * HOUR, (74 + 4 * i) * HOUR));
+    const kept = [
+      await outboxRow(endpoint, reqs[7]!, 2, 'delivered', 71 * HOUR, 100 * HOUR),
+      await outboxRow(endpoint, reqs[8]!, 2, 'dead', null, 200 * HOUR),
+      await outboxRow(endpoint, reqs[9]!, 2, 'gone', null, 200 * HOUR),
+      await outboxRow(endpoint, reqs[10]!, 2, 'pending', null, 200 * HOUR),
+    ];
+
+    const metrics = new Metrics(false);
+    const sender = new WebhookSender({ urls: 'any' });
+    const relay = new WebhookRelay({
+      db: test.current.db,
+      sender,
+      clock: { now: () => NOW },
+      log: createLogger('silent'),
+      owner: 'sweeper',
+      metrics,
+      config: {
+        pollMs: 50,
+        maxInFlight: 4,
+        perEndpoint: 4,
+        leaseMs: 30_000,
+        retryBaseMs: 1_000,
+        retryMaxMs: 10_000,
+        retryWindowMs: HOUR,
+        breakerAfter: 5,
+        retentionMs: 72 * HOUR,
+        sweepEveryMs: 20,
+        sweepBatch: 2,
+      },
+    });
+    const remaining = async () => (await test.current.db.select({ id: webhookOutbox.id }).from(webhookOutbox).where(eq(webhookOutbox.endpointId, endpoint))).map((r) => r.id).sort((a, b) => a - b);
+    const swept = async () => Number(/^broker_webhook_outbox_swept_total (\d+)$/m.exec((await metrics.render()).body)?.[1]);
+    relay.start();
+    try {
+      await eventually(async () => (await remaining()).length === kept.length, 10_000);
+      // An operator sees how many were swept; the sweeps that follow find nothing more.
+      await eventually(async () => (await swept()) === old.length, 10_000);
+    } finally {
+      await relay.stop(1_000);
+      await sender.close();
+    }
+    expect(await remaining()).toEqual(kept);
+    expect(await swept()).toBe(old.length);
+  });
+
+  it('finds the rows to delete through the delivered-rows index, not by reading the outbox', async () => {
+    const endpoint = await anEndpoint();
+    const [request] = await requests(1);
+    // A recent delivered history, a few hundred pending rows, and nothing old enough to delete.
+    await test.current.db.execute(sql`
+      insert into webhook_outbox (webhook_id, endpoint_id, request_id, revision, payload, state, next_attempt_at, created_at, delivered_at)
+      select 'msg_plan_' || i, ${endpoint}::uuid, ${request!}::uuid, 100 + i, '{}'::jsonb,
+        case when i % 10 = 0 then 'pending' else 'delivered' end, ${NOW.toISOString()}::timestamptz, ${NOW.toISOString()}::timestamptz,
+        case when i % 10 = 0 then null else ${NOW.toISOString()}::timestamptz - make_interval(secs => i) end
+      from generate_series(1, 3000) i`);
+    await test.current.db.execute(sql`analyze webhook_outbox`);
+    const plan = rowsOf<Record<string, unknown>>(
+      await test.current.db.execute(sql`
+        explain (format json)
+        select id from webhook_outbox
+        where state = 'delivered' and delivered_at < ${new Date(NOW.getTime() - 72 * HOUR).toISOString()}::timestamptz
+        order by delivered_at limit 1000 for update skip locked`),
+    );
+    const text = JSON.stringify(plan);
+    expect(text).toContain('webhook_outbox_delivered_idx');
+    expect(text).not.toContain('Seq Scan');
   });
 });

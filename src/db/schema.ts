@@ -321,6 +321,8 @@ export const webhookOutbox = pgTable(
     index('webhook_outbox_endpoint_due_idx').on(t.endpointId, t.nextAttemptAt).where(sql`${t.state} = 'pending'`),
     // Deliveries in flight (or whose instance died), per endpoint, for its concurrency cap.
     index('webhook_outbox_leased_idx').on(t.endpointId).where(sql`${t.state} = 'pending' and ${t.leaseOwner} is not null`),
+    // The retention sweep takes the oldest delivered rows by this, a batch at a time, never scanning the rest.
+    index('webhook_outbox_delivered_idx').on(t.deliveredAt).where(sql`${t.state} = 'delivered'`),
     check('webhook_outbox_state_check', sql`${t.state} in ('pending','delivered','dead','gone')`),
   ],
 );

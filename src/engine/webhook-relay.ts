@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { batchLoader } from '../db/batch-loader.js';
 import type { Db } from '../db/client.js';
-import { claimDeliveries, type Delivery, markDelivered, markFailed, markGone, releaseDeliveries } from '../db/queries/webhooks.js';
+import { claimDeliveries, type Delivery, markDeliveredMany, markFailed, markGone, releaseDeliveries, sweepDelivered } from '../db/queries/webhooks.js';
 import type { Clock } from '../domain/clock.js';
 import { toError } from '../domain/errors.js';
 import type { OfferSnapshot, OrderDetails, RequestStatus } from '../domain/types.js';
@@ -23,7 +25,16 @@ export interface WebhookRelayConfig {
   retryWindowMs: number;
   /** Consecutive failed deliveries to an endpoint that pause it (its breaker) until the next retry is due. */
   breakerAfter: number;
+  /** Delivered rows are deleted this long after their delivery. */
+  retentionMs: number;
+  /** Each instance sweeps this often (any instance may: the sweeps skip each other's rows). */
+  sweepEveryMs: number;
+  /** Rows one delete takes: a sweep is many short transactions, never one long one. */
+  sweepBatch: number;
 }
+
+/** Batches one sweep deletes at most; with more left, the next sweep follows after a poll interval's pause. */
+const SWEEP_MAX_BATCHES = 10;
 
 /** What a try's answer means: the retry table for webhook receivers. */
 export function decide(result: SendResult): 'delivered' | 'gone' | 'retry' {
@@ -103,6 +114,16 @@ export class WebhookRelay {
   private ticking = false;
   private again = false;
   private readonly inFlight = new Map<number, { done: Promise<void>; abort: AbortController }>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
+  /** Deliveries that succeeded, recorded together: one statement for all that finished in one turn. */
+  private readonly delivered = batchLoader<{ id: number; now: Date }, void>(
+    async (rows) => {
+      await markDeliveredMany(this.d.db, this.d.owner, rows);
+      return rows.map(() => undefined);
+    },
+    { maxBatchSize: 256 },
+  );
 
   constructor(
     private readonly d: {
@@ -120,6 +141,7 @@ export class WebhookRelay {
     if (this.phase !== 'idle') throw new Error(`webhook relay cannot start from ${this.phase}`);
     this.phase = 'running';
     this.wake();
+    this.scheduleSweep(this.d.config.sweepEveryMs);
   }
 
   /** Look for due deliveries now (a status change was committed, a dead letter re-driven). */
@@ -137,12 +159,14 @@ export class WebhookRelay {
     if (this.phase !== 'running') return;
     this.phase = 'stopping';
     if (this.timer) clearTimeout(this.timer);
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     const all = () => Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     for (const f of this.inFlight.values()) f.abort.abort();
     await all();
+    await this.sweeping;
     await releaseDeliveries(this.d.db, this.d.owner).catch((err) => this.d.log.warn({ err }, 'could not hand webhook deliveries back; their leases lapse instead'));
     this.phase = 'stopped';
   }
@@ -151,6 +175,39 @@ export class WebhookRelay {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.tick(), ms);
     this.timer.unref();
+  }
+
+  private scheduleSweep(ms: number): void {
+    this.sweepTimer = setTimeout(() => {
+      this.sweeping = this.sweep().finally(() => (this.sweeping = null));
+    }, ms);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Retention: deletes delivered rows older than the window, a batch per statement so no sweep
+   * holds locks for long, and a few batches per sweep so a backlog (retention just lowered) is
+   * worked off in steps between the claims rather than all at once.
+   */
+  private async sweep(): Promise<void> {
+    const { config: c, clock, db, log } = this.d;
+    let swept = 0;
+    let more = false;
+    try {
+      for (let batch = 0; batch < SWEEP_MAX_BATCHES && this.phase === 'running'; batch++) {
+        const n = await sweepDelivered(db, { before: new Date(clock.now().getTime() - c.retentionMs), limit: c.sweepBatch });
+        swept += n;
+        more = n === c.sweepBatch;
+        if (!more) break;
+      }
+    } catch (err) {
+      log.warn({ err: toError(err) }, 'webhook outbox sweep failed; the next one tries again');
+    }
+    if (swept > 0) {
+      this.d.metrics?.webhookOutboxSwept.inc(swept);
+      log.info({ swept, retentionHours: c.retentionMs / 3_600_000 }, 'delivered webhook outbox rows past their retention deleted');
+    }
+    if (this.phase === 'running') this.scheduleSweep(more ? Math.min(c.pollMs, c.sweepEveryMs) : c.sweepEveryMs);
   }
 
   private async tick(): Promise<void> {
@@ -191,12 +248,15 @@ export class WebhookRelay {
     const { clock, db, owner, config: c, log } = this.d;
     const result = await inSpan(
       'webhook.deliver',
-      { 'webhook.id': row.webhookId, 'webhook.endpoint': row.endpointId, 'webhook.attempt': row.attempts },
+      { 'webhook.id': row.webhookId, 'webhook.endpoint': row.endpointId, 'webhook.attempt': row.attempts, 'broker.request.id': row.requestId, 'broker.request.revision': row.revision },
       async (span) => {
         const sent = await this.d.sender.send({ url, secret, webhookId: row.webhookId, body: renderWebhookBody(row.payload), at: clock.now() }, signal);
         span.setAttribute('webhook.outcome', sent.kind === 'status' ? String(sent.status) : sent.code);
         return sent;
       },
+      // Each try is a trace of its own: the relay's timers run in the context of whatever woke it
+      // last (another request's round, an unrelated mutation), which is no parent of this delivery.
+      ROOT_CONTEXT,
     );
     // Shutdown cut the try short: not the receiver's failure. The row is handed back as it is.
     if (signal.aborted && this.phase !== 'running') return;
@@ -205,7 +265,7 @@ export class WebhookRelay {
     const decision = decide(result);
     switch (decision) {
       case 'delivered':
-        await markDelivered(db, base);
+        await this.delivered.load({ id: row.id, now });
         this.d.metrics?.webhookDeliveries.inc({ outcome: 'delivered' });
         return;
       case 'gone':

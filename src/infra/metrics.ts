@@ -98,6 +98,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly webhookOutboxSwept = new Counter({
+    name: 'broker_webhook_outbox_swept_total',
+    help: 'Delivered webhook outbox rows deleted by the retention sweep (WEBHOOK_RETENTION_HOURS after delivery)',
+    registers: [this.registry],
+  });
+
   private readonly scrapeHooks: Array<() => Promise<void> | void> = [];
 
   constructor(defaults = true) {

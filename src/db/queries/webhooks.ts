@@ -106,15 +106,29 @@ export async function claimDeliveries(
 
 /** Delivered: the row is done, and the endpoint's breaker closes. Guarded by the lease. */
 export async function markDelivered(ex: Executor, d: { id: number; endpointId: string; owner: string; now: Date }): Promise<void> {
+  await markDeliveredMany(ex, d.owner, [d]);
+}
+
+/**
+ * Many deliveries done in one statement (the relay's group commit): each row marked delivered at its
+ * own time, if this owner's lease still holds it, and the breakers of their endpoints closed.
+ */
+export async function markDeliveredMany(ex: Executor, owner: string, rows: ReadonlyArray<{ id: number; now: Date }>): Promise<void> {
+  if (rows.length === 0) return;
+  const input = JSON.stringify(rows.map((r) => ({ id: r.id, at: r.now.toISOString() })));
   await ex.execute(sql`
-    with done as (
-      update webhook_outbox set state = 'delivered', delivered_at = ${d.now.toISOString()}::timestamptz,
+    with input as (
+      select * from jsonb_to_recordset(${input}::jsonb) as x(id bigint, at timestamptz)
+    ),
+    done as (
+      update webhook_outbox o set state = 'delivered', delivered_at = x.at,
         lease_owner = null, lease_expires_at = null, last_error = null
-      where id = ${d.id}::bigint and lease_owner = ${d.owner}::text and state = 'pending'
-      returning endpoint_id
+      from input x
+      where o.id = x.id and o.id = any(array(select id from input)) and o.lease_owner = ${owner}::text and o.state = 'pending'
+      returning o.endpoint_id
     )
     update webhook_endpoints set failures = 0, paused_until = null
-    where id = ${d.endpointId}::uuid and (failures <> 0 or paused_until is not null) and exists (select 1 from done)`);
+    where id = any(array(select endpoint_id from done)) and (failures <> 0 or paused_until is not null)`);
 }
 
 /**
@@ -189,6 +203,25 @@ export async function redriveDelivery(ex: Executor, id: number, now: Date): Prom
     .where(and(eq(webhookOutbox.id, id), eq(webhookOutbox.state, 'dead')))
     .returning({ id: webhookOutbox.id });
   return rows.length > 0;
+}
+
+/**
+ * Retention: deletes up to `limit` delivered rows delivered before `before`, oldest first, through
+ * the delivered-rows index (never a scan of the rest); the number deleted. Rows another instance's
+ * sweep holds are skipped, not waited for. Dead-lettered rows stay for admins to re-drive.
+ */
+export async function sweepDelivered(ex: Executor, q: { before: Date; limit: number }): Promise<number> {
+  const result = await ex.execute(sql`
+    with old as (
+      select id from webhook_outbox
+      where state = 'delivered' and delivered_at < ${q.before.toISOString()}::timestamptz
+      order by delivered_at
+      limit ${q.limit}::int
+      for update skip locked
+    ),
+    gone as (delete from webhook_outbox o using old where o.id = old.id returning 1)
+    select count(*)::int as n from gone`);
+  return Number(rowsOf<{ n: unknown }>(result)[0]?.n ?? 0);
 }
 
 export async function findDelivery(ex: Executor, id: number): Promise<WebhookOutboxRow | null> {

@@ -1,0 +1,1 @@
+CREATE INDEX "webhook_outbox_delivered_idx" ON "webhook_outbox" USING btree ("delivered_at") WHERE "webhook_outbox"."state" = 'delivered';
