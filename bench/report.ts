@@ -67,6 +67,17 @@ export interface ReportInput {
     brokerCpuRatio: number | null;
     sellerCallsRatio: number | null;
   };
+  /** The webhook outbox phase (null when it could not run). */
+  webhookOutbox?: {
+    endpoints: number;
+    offeredRate: number;
+    saturated: boolean;
+    requestsPerSecond: { off: number | null; on: number | null; offRuns: Array<number | null>; onRuns: Array<number | null> };
+    throughputRatio: number | null;
+    brokerCpuMsPerRequest: { off: number | null; on: number | null; ratio: number | null };
+    postgresCpuMsPerRequest: { off: number | null; on: number | null; ratio: number | null };
+    deliveries: { delivered: number; perRequest: number | null; failedTries: number; receiverAnswered: number; drainSecondsAfterRuns: Array<number | null>; drained: boolean };
+  } | null;
   ratios: Record<string, number | null>;
   goals: Array<{ name: string; actual: number | null; target: string; met: boolean | null }>;
   main: {
@@ -154,6 +165,14 @@ export function printTable(r: ReportInput): void {
     ],
     ['server peak RSS MB', f(r.peakRssMb, 0), r.instances.count > 1 ? 'the largest of any instance' : ''],
   ];
+  const o = r.webhookOutbox;
+  if (o) {
+    rows.push([
+      'requests/s with webhooks',
+      f(o.requestsPerSecond.on),
+      `runs ${o.requestsPerSecond.onRuns.map((v) => f(v)).join(', ')} · without ${f(o.requestsPerSecond.off)}/s (runs ${o.requestsPerSecond.offRuns.map((v) => f(v)).join(', ')}): ${x(o.throughputRatio)} · ${o.endpoints} endpoints, every event, ${f(o.deliveries.perRequest, 2)} deliveries per request`,
+    ]);
+  }
   const w0 = Math.max(...rows.map((row) => row[0].length));
   const w1 = Math.max(...rows.map((row) => row[1].length));
   const line = (a: string, b: string, c: string) => `  ${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`;
@@ -190,6 +209,14 @@ export function printTable(r: ReportInput): void {
   if (r.moderate) {
     out.push(`  at 80% of the sustained rate, ${r.moderate.offeredRate}/s offered: ${f(r.moderate.requestsPerSecond)}/s, end-to-end ${p3(r.moderate.latencyMs)} ms, overhead ${p3(r.moderate.overheadMs)} ms`);
     out.push(`  ORDERED time split at ${r.moderate.offeredRate}/s: ${split(r.moderate.breakdownMs)}`);
+  }
+  if (o) {
+    out.push(
+      `  webhook outbox at ${o.offeredRate}/s offered: broker CPU ms per request ${f(o.brokerCpuMsPerRequest.off, 2)} without, ${f(o.brokerCpuMsPerRequest.on, 2)} with (${x(o.brokerCpuMsPerRequest.ratio)})` +
+        (o.postgresCpuMsPerRequest.on !== null ? `, Postgres ${f(o.postgresCpuMsPerRequest.off, 2)} / ${f(o.postgresCpuMsPerRequest.on, 2)} (${x(o.postgresCpuMsPerRequest.ratio)})` : '') +
+        ` · ${o.deliveries.delivered} delivered (receiver answered ${o.deliveries.receiverAnswered}), ${o.deliveries.failedTries} failed tries, outbox empty ${o.deliveries.drainSecondsAfterRuns.map((v) => f(v)).join(', ')} s after each run` +
+        (o.saturated ? '' : ' · the runs with webhooks kept up with the load: throughput cannot show the cost'),
+    );
   }
   if (r.instances.runs.length > 1) out.push('', ...instancesTable(r));
   if (r.sellers) out.push('', ...sellersTable(r.sellers));

@@ -102,10 +102,16 @@ const plan = {
     requestsInFlight: 64,
   },
   apollo: { repeats: quick ? 2 : 3, durationMs: quick ? 1_000 : 3_000, warmupMs: quick ? 300 : 500, connections: 64 },
+  /**
+   * The webhook outbox's cost: the main workload without endpoints and with one per user (every
+   * event), alternately, `pairs` runs with them between `pairs + 1` without, each side averaged: the
+   * database growing over the runs counts against neither side.
+   */
+  webhooks: { pairs: quick ? 1 : 2, durationMs: quick ? 6_000 : 15_000, outboxDrainMs: quick ? 15_000 : 60_000, settleMs: quick ? 60_000 : 120_000, registerConcurrency: 20 },
   /** After the main phase: longest wait for the broker to finish the work still queued. */
   quiesceMs: quick ? 8_000 : 40_000,
   /** Hard cap on the whole run; the watchdog stops everything beyond it (the scaling phase adds its share). */
-  maxRunMs: (quick ? 150_000 : 480_000) + (instances > 1 ? (quick ? 60_000 : 150_000) : 0) + (sellers !== null ? (quick ? 90_000 : 180_000) : 0),
+  maxRunMs: (quick ? 240_000 : 600_000) + (instances > 1 ? (quick ? 60_000 : 150_000) : 0) + (sellers !== null ? (quick ? 90_000 : 180_000) : 0),
 };
 
 // Several instances share one database and see each other's changes: only a Postgres server can be shared,
@@ -204,6 +210,8 @@ async function main(): Promise<void> {
     RECHECK_MAX_MS: '3600000',
     WS_MAX_CONNECTIONS_PER_USER: '100000',
     WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: '100000',
+    // The outbox phase's receiver is on loopback, which production's default (public) refuses.
+    WEBHOOK_URLS: 'any',
   };
   for (const name of PASS_THROUGH) if (process.env[name]) brokerEnv[name] = process.env[name]!;
   let database: 'postgres' | 'embedded';
@@ -276,6 +284,7 @@ async function main(): Promise<void> {
   log(`starting sandbox (seed ${plan.seed}, latency ×${plan.latencyScale}), broker (${database}) and reference servers`);
   const apolloChild = sup.spawnNode('apollo-reference', 'bench/children/apollo.ts', [], { NODE_ENV: 'production' });
   const wsChild = sup.spawnNode('ws-reference', 'bench/children/ws-broadcast.ts', [], {});
+  const receiverChild = sup.spawnNode('webhook-receiver', 'bench/children/webhook-receiver.ts', [], {});
   const profileDir = join(args.out ?? join(REPO_ROOT, 'bench/results'), 'profiles');
   if (args.profile) mkdirSync(profileDir, { recursive: true });
   /** Starts broker instance `index` (0: the one every phase uses) on its own port, same database and environment. */
@@ -298,10 +307,11 @@ async function main(): Promise<void> {
   };
   const first = spawnBroker(0, port);
   const brokerChild = first.child;
-  const [sandbox, apolloInfo, wsInfo] = await Promise.all([
+  const [sandbox, apolloInfo, wsInfo, receiverInfo] = await Promise.all([
     SandboxHandle.start(sup, { seed: plan.seed, latencyScale: plan.latencyScale }),
     firstJsonLine<{ url: string }>(apolloChild),
     firstJsonLine<{ url: string }>(wsChild),
+    firstJsonLine<{ url: string }>(receiverChild),
   ]);
   const client = first.client;
   await brokerReady(first);
@@ -382,9 +392,14 @@ async function main(): Promise<void> {
    * the brokers' /metrics (summed), CPU of every broker process, of the Postgres backends and of the
    * machine, Postgres's counters, the brokers' RSS. Waits for the brokers to finish what is left.
    */
-  const measureMain = async (name: string, phaseFleet: Fleet, brokers: Broker[], label = brokers.length === 1 ? 'main' : `main × ${brokers.length} instances`): Promise<MainRun> => {
-    const maxInFlight = Math.max(200, Math.round(plan.main.rate * 2));
-    log(`${label}: ${plan.main.rate}/s offered for ${plan.main.durationMs / 1000}s from ${plan.users} users (at most ${maxInFlight} unsettled)`);
+  const measureMain = async (
+    name: string,
+    phaseFleet: Fleet,
+    brokers: Broker[],
+    label = brokers.length === 1 ? 'main' : `main × ${brokers.length} instances`,
+    { rate = plan.main.rate, durationMs = plan.main.durationMs, maxInFlight = Math.max(200, Math.round(rate * 2)) }: { rate?: number; durationMs?: number; maxInFlight?: number } = {},
+  ): Promise<MainRun> => {
+    log(`${label}: ${rate}/s offered for ${durationMs / 1000}s from ${plan.users} users (at most ${maxInFlight} unsettled)`);
     if (database === 'postgres') await sleep(1_200); // let Postgres publish the warm-up's counters first
     const dbc0 = await dbCounters();
     const m0 = await Promise.all(brokers.map((b) => b.client.metrics()));
@@ -397,8 +412,8 @@ async function main(): Promise<void> {
     for (const b of brokers) b.rss!.peakMb = 0;
     const phase = await runPhase(phaseFleet, {
       name,
-      rate: plan.main.rate,
-      durationMs: plan.main.durationMs,
+      rate,
+      durationMs,
       maxInFlight,
       drainMs: plan.main.drainMs,
       next: () => workload.next(),
@@ -534,6 +549,56 @@ async function main(): Promise<void> {
     await readLedger();
     moderate = { phase, analysis: analyzePhase(phase, analysisDeps), breakdown: await timelinesOf(phase, plan.timelines) };
     await quiesce([client], plan.quiesceMs);
+  }
+
+  // ---- webhook outbox: the main workload without endpoints and with one per user, alternately ----
+  let outbox: OutboxRuns | null = null;
+  try {
+    const CREATE_ENDPOINT = `mutation W($input: WebhookEndpointInput!) { createWebhookEndpoint(input: $input) { endpoint { id } userErrors { code message } } }`;
+    const DELETE_ENDPOINT = `mutation D($id: ID!) { deleteWebhookEndpoint(id: $id) { endpoint { id } userErrors { code } } }`;
+    const limit = pLimit(plan.webhooks.registerConcurrency);
+    const received = async () => ((await (await fetch(`${receiverInfo.url}/stats`)).json()) as { received: number }).received;
+    // The main phase's offered rate, with at most about two seconds of what it sustained unsettled: a
+    // saturated run measures capacity (the cap, not a queue, holds the load back) and leaves no backlog to the next.
+    const rate = plan.main.rate;
+    const load = { rate, durationMs: plan.webhooks.durationMs, maxInFlight: Math.max(50, Math.round(2 * main_.requestsPerSecond)) };
+    // What the earlier phases left queued would slow the first run only.
+    if (!(await quiesce([client], plan.webhooks.settleMs))) notes.push(`webhook outbox: the broker still had work queued ${plan.webhooks.settleMs / 1000}s after the earlier phases; the first run without webhooks carried it`);
+    const runs: OutboxRuns = { endpoints: tokens.length, offeredRate: rate, off: [], on: [], tries: {}, received: 0, drainSeconds: [], drained: true };
+    const offRun = async () => {
+      runs.off.push(await measureMain(`outbox-off-${runs.off.length + 1}`, fleet, [first], `outbox off (${runs.off.length + 1}/${plan.webhooks.pairs + 1})`, load));
+    };
+    await offRun();
+    for (let pair = 1; pair <= plan.webhooks.pairs; pair++) {
+      // Every user of the load gets an endpoint for every event (created without `events`).
+      const endpoints = await Promise.all(
+        tokens.map((token, u) =>
+          limit(async () => {
+            const res = await client.gql<{ createWebhookEndpoint: { endpoint: { id: string } | null } }>(CREATE_ENDPOINT, { input: { url: `${receiverInfo.url}/user-${u}` } }, token);
+            const id = res.data?.createWebhookEndpoint.endpoint?.id;
+            if (!id) throw new Error(`createWebhookEndpoint failed: ${JSON.stringify(res.errors ?? res.data)}`);
+            return { id, token };
+          }),
+        ),
+      );
+      const m0 = await client.metrics();
+      const r0 = await received();
+      runs.on.push(await measureMain(`outbox-on-${pair}`, fleet, [first], `outbox on (${pair}/${plan.webhooks.pairs}, ${endpoints.length} endpoints)`, load));
+      // Deliveries still owed when the run's requests were done: the relay's backlog, drained before the next run.
+      const drainStart = performance.now();
+      runs.drained &&= await outboxDrained(client, plan.webhooks.outboxDrainMs);
+      runs.drainSeconds.push((performance.now() - drainStart) / 1000);
+      const m1 = await client.metrics();
+      for (const [k, v] of Object.entries(deltaBy(m0, m1, 'broker_webhook_deliveries_total', 'outcome'))) runs.tries[k] = (runs.tries[k] ?? 0) + v;
+      runs.received += (await received()) - r0;
+      await Promise.all(endpoints.map(({ id, token }) => limit(() => client.gql(DELETE_ENDPOINT, { id }, token))));
+      await offRun();
+    }
+    outbox = runs;
+    const rps = (xs: MainRun[]) => xs.map((r) => r.analysis.requestsPerSecond.toFixed(1)).join(', ');
+    log(`outbox: ${rps(runs.on)}/s with webhooks, ${rps(runs.off)}/s without; ${runs.received} delivered`);
+  } catch (e) {
+    notes.push(`webhook outbox cost not measured: ${(e as Error).message}`);
   }
   await Promise.allSettled(ws.map((c) => c.dispose()));
 
@@ -740,6 +805,7 @@ async function main(): Promise<void> {
   const engineCpu = med(engineRuns.map((r) => r.serverCpuMicrosPerCall ?? Number.NaN));
   const apolloRps = med(apolloRuns.map((r) => r.rps));
   const headline: PhaseAnalysis = main_;
+  const outboxCost = outbox ? outboxView(outbox) : null;
   const subsRatio = subs && subs.broker.p99Ms !== null && subs.raw.p99Ms ? subs.broker.p99Ms / subs.raw.p99Ms : null;
   const firstPeakRss = mem ? Math.max(mem.hwm, firstRssPeakMb) : firstRssPeakMb || null;
   // The largest of any instance's (the extra ones ran for the scaling phase only).
@@ -800,7 +866,20 @@ async function main(): Promise<void> {
     goal('CPU per call vs raw undici', ratio(engineCpu, rawCpu), '<= 2', engineCpu !== null && rawCpu ? engineCpu / rawCpu <= 2 : null),
     goal('subscription p99 vs raw ws', round(subsRatio, 2), '<= 3', subsRatio !== null ? subsRatio <= 3 : null),
     goal(`server peak RSS (MB, ${embedded ? 'PGlite' : 'Postgres'})`, round(peakRss, 0), `< ${rssTarget}`, peakRss !== null ? peakRss < rssTarget : null),
+    goal(
+      'requests/s with webhooks vs without',
+      outboxCost?.throughputRatio ?? null,
+      '>= 0.9',
+      outboxCost && outboxCost.throughputRatio !== null && outboxCost.saturated ? outboxCost.throughputRatio >= 0.9 : null,
+    ),
   ];
+  if (outboxCost && !outboxCost.saturated) {
+    notes.push(
+      `webhook outbox: the runs with webhooks kept up with the ${outboxCost.offeredRate}/s offered, so throughput cannot show the outbox's cost (goal not judged); ` +
+        `broker CPU per request with/without: ${outboxCost.brokerCpuMsPerRequest.ratio ?? 'n/a'}× — offer more (--rate) to measure it`,
+    );
+  }
+  if (outboxCost && !outboxCost.deliveries.drained) notes.push(`webhook outbox: still delivering ${plan.webhooks.outboxDrainMs / 1000}s after a run's requests were done`);
   if (saturated && atLoad === null) notes.push('p90 overhead goal not measured: the main phase was saturated and the phase at 80% of its rate did not run');
 
   const result = {
@@ -841,6 +920,7 @@ async function main(): Promise<void> {
       speedup: scaledRun ? ratio(scaledRun.analysis.requestsPerSecond, headline.requestsPerSecond) : null,
     },
     ...(manySellers && plan.sellers ? { sellers: sellersView(mainRun, sellersCount, manySellers, plan.sellers) } : {}),
+    webhookOutbox: outboxCost,
     ratios: {
       requestsVsApollo: ratio(headline.requestsPerSecond, apolloRps),
       callsVsNaive: ratio(callsPerReq(mainCalls.total, created), sellersCount + orderedShare),
@@ -928,6 +1008,7 @@ async function main(): Promise<void> {
       subscriptions: plan.subscriptions,
       fanout: { ...plan.fanout, sellers: fanoutSellers, ceilingConnections: globalConcurrency, connectorPoolPerOrigin: poolSize },
       apollo: plan.apollo,
+      webhooks: plan.webhooks,
       broker: {
         env: Object.fromEntries(Object.entries(brokerEnv).filter(([k]) => k !== 'JWT_SECRET').map(([k, v]) => [k, k === 'DATABASE_URL' ? v.replace(/\/\/[^@/]*@/, '//***@') : v])),
         improvementWindowMs: effective.engine.improvementWindowMs,
@@ -967,6 +1048,23 @@ async function quiesce(clients: readonly BrokerClient[], timeoutMs: number): Pro
     const ms = await Promise.all(clients.map((c) => c.metrics()));
     if (ms.every((m) => m.sum('broker_requests_active') === 0 && m.sum('broker_queue_lag_seconds') === 0)) return true;
     await sleep(250);
+  }
+  return false;
+}
+
+/**
+ * Waits until the broker's outbox has nothing claimable left (broker_webhook_outbox_lag_seconds 0)
+ * and its delivery tries stopped moving between two looks: every event of the phase delivered.
+ */
+async function outboxDrained(client: BrokerClient, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  let last = -1;
+  while (Date.now() < until) {
+    const m = await client.metrics();
+    const tries = m.sum('broker_webhook_deliveries_total');
+    if (m.sum('broker_webhook_outbox_lag_seconds') === 0 && tries === last) return true;
+    last = tries;
+    await sleep(500);
   }
   return false;
 }
@@ -1015,6 +1113,71 @@ interface MainRun {
   db: { transactions: number | null; rowsInserted: number | null; rowsUpdated: number | null; rowsRead: number | null } | null;
   rssPeakMb: number;
   quiesced: boolean;
+}
+
+/** The main workload without webhook endpoints and with one per user, alternately. */
+interface OutboxRuns {
+  endpoints: number;
+  offeredRate: number;
+  off: MainRun[];
+  on: MainRun[];
+  /** broker_webhook_deliveries_total by outcome, from each registration until the outbox drained. */
+  tries: Record<string, number>;
+  /** POSTs the receiver answered over the same spans. */
+  received: number;
+  /** After each run with webhooks, the time from its requests being done to the outbox being empty. */
+  drainSeconds: number[];
+  drained: boolean;
+}
+
+/**
+ * The outbox's cost: requests/s with every user's endpoint registered over requests/s without,
+ * each the mean of its runs (goal: at least 0.9, i.e. the outbox costs at most 10% of throughput),
+ * and the CPU per request each way, which shows the cost when the load does not saturate the broker.
+ */
+function outboxView(o: OutboxRuns) {
+  const offered = o.offeredRate;
+  const atCapacity = (r: MainRun) => r.phase.throttledMs >= 0.1 * (r.phase.issuedUntil - r.phase.startedAt) || r.analysis.requestsPerSecond < 0.9 * offered;
+  const meanOf = (runs: MainRun[], pick: (r: MainRun) => number | null) => {
+    const xs = runs.map(pick);
+    return xs.length === 0 || xs.some((v) => v === null) ? null : (xs as number[]).reduce((a, b) => a + b, 0) / xs.length;
+  };
+  const offRps = meanOf(o.off, (r) => r.analysis.requestsPerSecond);
+  const onRps = meanOf(o.on, (r) => r.analysis.requestsPerSecond);
+  const offBroker = meanOf(o.off, (r) => r.cpu.brokerCpuMsPerRequest);
+  const onBroker = meanOf(o.on, (r) => r.cpu.brokerCpuMsPerRequest);
+  const offPostgres = meanOf(o.off, (r) => r.cpu.postgresCpuMsPerRequest);
+  const onPostgres = meanOf(o.on, (r) => r.cpu.postgresCpuMsPerRequest);
+  const created = o.on.reduce((n, r) => n + r.analysis.created, 0);
+  return {
+    endpoints: o.endpoints,
+    offeredRate: offered,
+    durationSeconds: o.on[0] ? round((o.on[0].phase.issuedUntil - o.on[0].phase.startedAt) / 1000, 1) : null,
+    /**
+     * Whether the runs with webhooks were at capacity: held back by their unsettled cap for a tenth
+     * of the run or more, or short of the offered rate. When they kept up, throughput cannot show
+     * the outbox's cost; CPU per request does.
+     */
+    saturated: o.on.length > 0 && o.on.every(atCapacity),
+    requestsPerSecond: { off: round(offRps, 1), on: round(onRps, 1), offRuns: o.off.map((r) => round(r.analysis.requestsPerSecond, 1)), onRuns: o.on.map((r) => round(r.analysis.requestsPerSecond, 1)) },
+    throughputRatio: ratio(onRps, offRps),
+    brokerCpuMsPerRequest: { off: round(offBroker, 2), on: round(onBroker, 2), ratio: ratio(onBroker, offBroker) },
+    postgresCpuMsPerRequest: { off: round(offPostgres, 2), on: round(onPostgres, 2), ratio: ratio(onPostgres, offPostgres) },
+    deliveries: {
+      delivered: o.tries.delivered ?? 0,
+      perRequest: created > 0 ? round((o.tries.delivered ?? 0) / created, 2) : null,
+      failedTries: Object.entries(o.tries).filter(([k]) => k !== 'delivered').reduce((n, [, v]) => n + v, 0),
+      receiverAnswered: o.received,
+      drainSecondsAfterRuns: o.drainSeconds.map((v) => round(v, 1)),
+      drained: o.drained,
+    },
+    runs: { off: o.off.map(outboxRunView), on: o.on.map(outboxRunView) },
+  };
+}
+
+/** One run of the outbox phase: runView, and how long its unsettled cap held the load back. */
+function outboxRunView(r: MainRun) {
+  return { ...runView(r), throttledSeconds: round(r.phase.throttledMs / 1000, 1) };
 }
 
 /** A main-workload run as the JSON's `instances.runs` and the table's side-by-side columns show it. */
