@@ -173,7 +173,7 @@ export class RequestService {
     const patch = valid.value;
     return this.userChange(viewer, id, (row) => {
       if (!isUpdatable(row.status)) {
-        return refused(userError('NOT_UPDATABLE', `a ${row.status} request can no longer be changed`, ['id']));
+        return refused(userError('NOT_UPDATABLE', `${withArticle(row.status)} request can no longer be changed`, ['id']));
       }
       return ok<Change>({
         ...events.updated({
@@ -189,7 +189,7 @@ export class RequestService {
   async cancel(viewer: Viewer, id: string): Promise<Outcome<RequestRow>> {
     return this.userChange(viewer, id, (row) => {
       if (!isCancelable(row.status)) {
-        return refused(userError('NOT_CANCELABLE', `a ${row.status} request can no longer be canceled`, ['id']));
+        return refused(userError('NOT_CANCELABLE', `${withArticle(row.status)} request can no longer be canceled`, ['id']));
       }
       return ok<Change>({ to: 'CANCELED', ...events.canceled(), changes: { nextRunAt: null } });
     });
@@ -333,6 +333,11 @@ export class RequestService {
 function traced(data: Record<string, unknown> | null): Record<string, unknown> | null {
   const traceId = activeTraceId();
   return traceId ? { ...data, traceId } : data;
+}
+
+/** "a QUOTED", "an ORDERED": a status as a message reads it. */
+function withArticle(status: RequestStatus): string {
+  return `${/^[AEIOU]/.test(status) ? 'an' : 'a'} ${status}`;
 }
 
 export function canSee(viewer: Viewer, row: RequestSnapshot): boolean {
