@@ -303,10 +303,12 @@ export class SandboxFleet {
   /** Part of every order id, new per reset, so ids never repeat across resets or processes. */
   private generation = '';
   private phase: Phase = { name: 'idle' };
-  /** Aborted (and replaced) by stop() and reset(): cancels every pending or in-flight callback. */
-  private callbacks = new AbortController();
-  /** Callbacks waiting or being delivered, so stop() can wait until they have all let go. */
-  private readonly pendingCallbacks = new Set<Promise<void>>();
+  /**
+   * Callbacks waiting or being delivered, each with its own abort, so stop() and reset() can
+   * cancel them all and wait until they have let go. One shared signal would gather a listener
+   * per pending callback (Node warns past ten: MaxListenersExceededWarning).
+   */
+  private readonly pendingCallbacks = new Map<Promise<void>, AbortController>();
   /** Connections for callback posts; created on first use, destroyed by stop(). */
   private callbackAgent: Agent | null = null;
 
@@ -639,8 +641,9 @@ export class SandboxFleet {
 
   /** Posts the result after `delayMs` (or `lateMs`), once or twice as drawn; never throws. */
   private sendCallback(seller: SellerState, async: AsyncKnobs, deferred: Deferred): void {
-    const signal = this.callbacks.signal;
-    if (signal.aborted || this.phase.name !== 'listening') return;
+    if (this.phase.name !== 'listening') return;
+    const cancel = new AbortController();
+    const signal = cancel.signal;
     const roll = (rate: number) => rate > 0 && seller.callbackRng() < rate;
     const late = roll(async.lateRate);
     const twice = roll(async.duplicateRate);
@@ -650,7 +653,7 @@ export class SandboxFleet {
       await this.deliver(seller, deferred.url, raw, signal);
       if (twice) await this.deliver(seller, deferred.url, raw, signal);
     })().catch(() => undefined);
-    this.pendingCallbacks.add(run);
+    this.pendingCallbacks.set(run, cancel);
     void run.finally(() => this.pendingCallbacks.delete(run));
   }
 
@@ -700,9 +703,8 @@ export class SandboxFleet {
 
   /** Drops every waiting callback and aborts those in flight; resolves once they have all let go. */
   private async cancelCallbacks(): Promise<void> {
-    this.callbacks.abort();
-    this.callbacks = new AbortController();
-    await Promise.all([...this.pendingCallbacks]);
+    for (const cancel of this.pendingCallbacks.values()) cancel.abort();
+    await Promise.all([...this.pendingCallbacks.keys()]);
   }
 
   private nextFault(seller: SellerState, endpoint: Endpoint): ScriptStep | undefined {
@@ -1084,7 +1086,12 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/** Waits `ms`; false (and the timer cleared) as soon as the client leaves or the fleet stops. */
+/**
+ * Waits `ms`; false (and the timer cleared) as soon as the client leaves or the fleet stops.
+ * Only the response is listened to: stop() closes every connection, which closes the response.
+ * (A listener per waiting request on the fleet's one stop signal passed Node's limit of ten as
+ * soon as a restarted broker resumed a handful of requests: MaxListenersExceededWarning.)
+ */
 function pause(ms: number, res: ServerResponse, stopped: AbortSignal): Promise<boolean> {
   if (res.destroyed || stopped.aborted) return Promise.resolve(false);
   if (ms <= 0) return Promise.resolve(true);
@@ -1092,13 +1099,12 @@ function pause(ms: number, res: ServerResponse, stopped: AbortSignal): Promise<b
     const finish = (elapsed: boolean) => {
       clearTimeout(timer);
       res.off('close', gone);
-      stopped.removeEventListener('abort', gone);
       resolve(elapsed);
     };
     const gone = () => finish(false);
-    const timer = setTimeout(() => finish(true), ms);
+    // The fleet may have stopped in the same turn as the timer fired, its connections not yet closed.
+    const timer = setTimeout(() => finish(!stopped.aborted), ms);
     res.once('close', gone);
-    stopped.addEventListener('abort', gone, { once: true });
   });
 }
 
