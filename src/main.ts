@@ -1,8 +1,10 @@
 import { pino } from 'pino';
+import { relative } from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
+import { DataDirError, jwtSecretPath, prepareDataDir, readJwtSecret, saveJwtSecret, usesDataDir } from './data-dir.js';
 import { Auth } from './http/auth.js';
 import { createLogger } from './logger.js';
-import { GRAPHQL_PATH, startServer } from './server.js';
+import { GRAPHQL_PATH, ListenError, startServer } from './server.js';
 
 /** Past SHUTDOWN_GRACE_MS, how long a stop may still take before the process exits anyway. */
 const SHUTDOWN_OVERRUN_MS = 2_000;
@@ -23,17 +25,53 @@ async function main(): Promise<void> {
   // with one of its writes in flight loses or reorders the last lines ("stopped" among them).
   // At the default level the broker logs a handful of lines, none per request.
   const log = createLogger(config.logLevel, pino.destination({ dest: 1, sync: true }));
-  const generatedSecret = !config.jwtSecret;
-  if (generatedSecret) config = { ...config, jwtSecret: Auth.generateSecret() };
+  // JWT_SECRET unset: the embedded default makes its own, and keeps it in DATA_DIR so the tokens
+  // it prints survive restarts. With DATABASE_URL (a deployment) or an in-memory database there
+  // is no folder of ours: a per-process secret, as before.
+  let secret: { kind: 'saved' | 'new' | 'process'; value: string } | null = null;
+  try {
+    if (usesDataDir(config)) prepareDataDir(config.dataDir);
+    if (!config.jwtSecret) {
+      const saved = usesDataDir(config) ? readJwtSecret(config.dataDir) : null;
+      secret = saved ? { kind: 'saved', value: saved } : { kind: usesDataDir(config) ? 'new' : 'process', value: Auth.generateSecret() };
+      config = { ...config, jwtSecret: secret.value };
+    }
+  } catch (e) {
+    if (e instanceof DataDirError) cannotStart(e.message);
+    throw e;
+  }
 
   // Loaded only when asked for: without it, @opentelemetry/api's spans are no-ops.
   const tracing = config.otlpEndpoint ? (await import('./infra/otel-sdk.js')).startTracing({ serviceName: config.otelServiceName }) : null;
   if (tracing) log.info({ endpoint: config.otlpEndpoint }, 'exporting traces over OTLP');
 
-  const app = await startServer(config, { log });
+  const app = await startServer(config, { log }).catch((e: unknown) => {
+    if (e instanceof ListenError) cannotStart(e.message);
+    throw e;
+  });
 
-  if (generatedSecret) {
-    // Only for the embedded default: a per-process secret, so these tokens die with the process.
+  if (secret) {
+    let kept = secret.kind === 'saved';
+    if (secret.kind === 'new') {
+      // Only now: PGlite sets up a fresh database only in an empty folder.
+      try {
+        saveJwtSecret(config.dataDir, secret.value);
+        kept = true;
+      } catch (e) {
+        log.warn({ err: e }, 'could not save the generated JWT secret: the tokens below last until this process exits');
+      }
+    }
+    const path = jwtSecretPath(config.dataDir);
+    const shown = relative(process.cwd(), path);
+    const file = shown.startsWith('..') ? path : shown;
+    const about = kept
+      ? [
+          `  JWT_SECRET is unset, so the broker made a secret of its own, kept in ${file}:`,
+          '  these tokens (valid 7 days) keep working across restarts. Delete that file to revoke them',
+          '  all, or set JWT_SECRET to use your own. In the playground, paste one into the Headers tab',
+          '  as {"Authorization": "Bearer <token>"}.',
+        ]
+      : ['  JWT_SECRET is unset, so this process made its own. Tokens valid until it exits:'];
     const auth = app.auth;
     const [user, admin] = await Promise.all([auth.issue('demo-user', 'user'), auth.issue('demo-admin', 'admin')]);
     process.stdout.write(
@@ -43,7 +81,7 @@ async function main(): Promise<void> {
         `  Playground:   ${app.url}/`,
         `  GraphQL:      ${app.url}${GRAPHQL_PATH}  (WebSocket: ${app.url.replace(/^http/, 'ws')}${GRAPHQL_PATH})`,
         '',
-        '  JWT_SECRET is unset, so this process made its own. Tokens valid until it exits:',
+        ...about,
         `  user  (sub=demo-user):  ${user}`,
         `  admin (sub=demo-admin): ${admin}`,
         '',
@@ -85,6 +123,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
+
+/** A start-up problem the person starting the broker can fix: one line saying how, no stack. */
+function cannotStart(message: string): never {
+  console.error(`cannot start: ${message}`);
+  process.exit(2);
 }
 
 main().catch((err: unknown) => {

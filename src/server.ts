@@ -247,6 +247,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       }),
     );
     httpServer = server;
+    // Listening before the WebSocket server is attached: ws re-emits the HTTP server's errors, and
+    // graphql-ws prints a stack for them ("Internal error emitted on the WebSocket server"). No
+    // upgrade can slip in between: connections are taken only after this turn's continuation.
+    await new Promise<void>((resolve, reject) => {
+      const refused = (err: Error) => reject(listenError(err, config.host, config.port));
+      server.once('error', refused);
+      server.listen(config.port, config.host, () => {
+        server.off('error', refused);
+        resolve();
+      });
+    });
     ws = attachGraphQLWs({
       server,
       path: GRAPHQL_PATH,
@@ -267,13 +278,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       trustedDocuments: config.trustedDocuments,
     });
 
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
     const port = (server.address() as AddressInfo).port;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     const url = `http://${host}:${port}`;
@@ -374,6 +378,29 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await offerStore?.close();
     await database.close().catch(() => {});
     throw e;
+  }
+}
+
+/** The HTTP server could not take its address: a message for whoever started it, with what to change. */
+export class ListenError extends Error {
+  override name = 'ListenError';
+}
+
+function listenError(err: Error, host: string, port: number): Error {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return new ListenError(
+        `port ${port} is already in use on ${host} (is another broker still running?); stop it, or pick another port, e.g. PORT=${port === 65535 ? 4001 : port + 1}`,
+        { cause: err },
+      );
+    case 'EACCES':
+      return new ListenError(`no permission to listen on ${where}; pick a port above 1023, e.g. PORT=4000`, { cause: err });
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new ListenError(`HOST=${host} is not an address of this machine; use HOST=127.0.0.1 (this machine only) or HOST=0.0.0.0 (every interface)`, { cause: err });
+    default:
+      return err;
   }
 }
 
