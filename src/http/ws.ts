@@ -94,8 +94,12 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
       async onConnect(ctx) {
         const header = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const viewer = await o.auth.viewerFrom(header);
-        // No or bad token: refuse the connection (graphql-ws closes with 4403 Forbidden).
-        if (viewer === null || viewer === 'invalid') return false;
+        // No or bad token: refuse the connection with 4403, saying why as HTTP does (graphql-ws
+        // alone would say only "Forbidden").
+        if (viewer === null || viewer === 'invalid') {
+          ctx.extra.socket.close(4403, viewer === null ? 'a bearer token is required' : 'the bearer token is invalid or expired');
+          return false;
+        }
         const open = perUser.get(viewer.id) ?? 0;
         if (open >= o.maxConnectionsPerUser) {
           ctx.extra.socket.close(4429, 'Too many connections');
