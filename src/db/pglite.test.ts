@@ -140,4 +140,19 @@ describe('a fresh data directory', () => {
       rmSync(parent, { recursive: true, force: true });
     }
   });
+
+  it('starts empty however many came before it (each is its own copy of the empty cluster)', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'pglite-init-'));
+    try {
+      const first = await openPgliteClient(join(parent, 'one'));
+      await first.exec(`create table only_in_one (v int)`);
+      await first.close();
+      const second = await openPgliteClient(join(parent, 'two'));
+      const found = await second.query(`select count(*)::int as n from pg_tables where tablename = 'only_in_one'`);
+      expect(found.rows).toEqual([{ n: 0 }]);
+      await second.close();
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PGlite, type QueryOptions, type Results, type Transaction, messages, parse, protocol, types } from '@electric-sql/pglite';
 
@@ -59,11 +60,23 @@ export async function vacuum(pg: PGlite): Promise<void> {
 }
 
 /**
- * A fresh data directory is initialised in a short-lived child process. In-process, PGlite runs
- * initdb in a second WASM instance and copies the result through a third: ~430 MB of WASM memory
- * that stays resident until a full GC happens to collect it, which made the process's peak RSS.
- * Written beside the target and moved in with PG_VERSION last, so a directory is only ever seen
- * as initialised once it is complete.
+ * The empty cluster a fresh data directory is copied from, one per PGlite version (made by
+ * `postinstall`, scripts/pglite-template.mjs, or by the first initdb here): initdb costs 5–7 s of
+ * CPU, a copy a tenth of a second.
+ */
+const TEMPLATE_DIR = (() => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const pkg = join(root, 'node_modules', '@electric-sql', 'pglite', 'package.json');
+  const version = existsSync(pkg) ? (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version : 'unknown';
+  return join(root, 'node_modules', '.cache', 'book-purchase-broker', `pglite-${version}`);
+})();
+
+/**
+ * A fresh data directory is copied from the template, or else initialised in a short-lived child
+ * process (and saved as the template). In-process, PGlite runs initdb in a second WASM instance
+ * and copies the result through a third: ~430 MB of WASM memory that stays resident until a full
+ * GC happens to collect it, which made the process's peak RSS. Written beside the target and moved
+ * in with PG_VERSION last, so a directory is only ever seen as initialised once it is complete.
  */
 async function initialiseDataDir(dataDir: string): Promise<void> {
   const dir = resolve(dataDir);
@@ -72,13 +85,32 @@ async function initialiseDataDir(dataDir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const staging = join(dirname(dir), `.${basename(dir)}.initdb-${process.pid}-${Date.now()}`);
   try {
-    await promisify(execFile)(process.execPath, ['-e', INITDB_SCRIPT, require.resolve('@electric-sql/pglite'), staging], { timeout: 120_000 });
+    if (existsSync(join(TEMPLATE_DIR, 'PG_VERSION'))) {
+      cpSync(TEMPLATE_DIR, staging, { recursive: true });
+    } else {
+      await promisify(execFile)(process.execPath, ['-e', INITDB_SCRIPT, require.resolve('@electric-sql/pglite'), staging], { timeout: 120_000 });
+      saveTemplate(staging);
+    }
     const entries = readdirSync(staging).filter((e) => e !== 'PG_VERSION');
     for (const e of [...entries, 'PG_VERSION']) renameSync(join(staging, e), join(dir, e));
   } catch (e) {
     throw new Error(`could not initialise the embedded database in ${dir}`, { cause: e });
   } finally {
     rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/** Keeps a just-initialised cluster as the template, if none is there yet; best effort. */
+function saveTemplate(initialised: string): void {
+  const copy = `${TEMPLATE_DIR}.${process.pid}-${Date.now()}`;
+  try {
+    cpSync(initialised, copy, { recursive: true });
+    // Fails when another process saved one first: theirs is as good.
+    if (!existsSync(TEMPLATE_DIR)) renameSync(copy, TEMPLATE_DIR);
+  } catch {
+    // node_modules is read-only, or the disk full: the next fresh start runs initdb again.
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
   }
 }
 

@@ -5,7 +5,7 @@ import { Auth } from '../../src/http/auth.js';
 import { JWT_SECRET, type GqlResult, gqlOver } from './server.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const READY_TIMEOUT_MS = 30_000;
+const READY_TIMEOUT_MS = 90_000;
 const STOP_GRACE_MS = 5_000;
 
 /**
