@@ -595,6 +595,8 @@ async function main(): Promise<void> {
       await offRun();
     }
     outbox = runs;
+    // The last run's requests still settling would be counted against the phases after this one.
+    if (!(await quiesce([client], plan.webhooks.settleMs))) notes.push(`webhook outbox: the broker still had work queued ${plan.webhooks.settleMs / 1000}s after the phase; the next phase carried it`);
     const rps = (xs: MainRun[]) => xs.map((r) => r.analysis.requestsPerSecond.toFixed(1)).join(', ');
     log(`outbox: ${rps(runs.on)}/s with webhooks, ${rps(runs.off)}/s without; ${runs.received} delivered`);
   } catch (e) {
