@@ -525,9 +525,10 @@ export class Engine {
     const { recheckBaseMs, recheckMaxMs } = this.d.config;
     // Offers within budget that others hold may come free soon: look again shortly.
     if (blocked) return new Date(Math.min(now.getTime() + Math.min(recheckBaseMs, BLOCKED_RECHECK_MS), expiresAt.getTime()));
-    // Sellers that did not answer, or that the round's call budget left for later: look again
-    // without backing off.
-    const steps = result.failed > 0 || result.notAsked > 0 ? 0 : Math.min(watchCount, 20);
+    // Sellers that did not answer: look again without backing off. Sellers the round's call budget
+    // left are asked at the next look, which backs off as usual: a book nobody has within budget
+    // costs about the same with many sellers as with a few.
+    const steps = result.failed > 0 ? 0 : Math.min(watchCount, 20);
     const delay = Math.min(recheckBaseMs * 2 ** steps, recheckMaxMs) * (0.9 + Math.random() * 0.2);
     return new Date(Math.min(now.getTime() + delay, expiresAt.getTime()));
   }
