@@ -94,8 +94,8 @@ export interface Config {
     globalConcurrency: number;
     /** After the first valid offer, how long calls in flight may still beat it (0: pure early exit). */
     improvementWindowMs: number;
-    /** The most sellers one round calls; the rest are asked first by the book's next round. */
-    maxCallsPerRound: number;
+    /** The most sellers one round hears from (cached answers first); the rest are asked first by the book's next round. */
+    maxSellersPerRound: number;
     recheckBaseMs: number;
     recheckMaxMs: number;
     reconcileIntervalMs: number;
@@ -182,7 +182,7 @@ export function loadConfig(env: Env = process.env): Config {
       leaseMs: int(env, 'ENGINE_LEASE_MS', 15_000, 200, 600_000),
       globalConcurrency: int(env, 'ENGINE_GLOBAL_CONCURRENCY', 512, 1, 100_000),
       improvementWindowMs: int(env, 'IMPROVEMENT_WINDOW_MS', 30, 0, 60_000),
-      maxCallsPerRound: int(env, 'ROUND_MAX_CALLS', 64, 1, 1_000_000),
+      maxSellersPerRound: int(env, 'ROUND_MAX_SELLERS', 16, 1, 1_000_000),
       recheckBaseMs: int(env, 'RECHECK_INTERVAL_MS', 60_000, 10, 86_400_000),
       recheckMaxMs: int(env, 'RECHECK_MAX_MS', 30 * 60_000, 10, 86_400_000),
       reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 2_000, 10, 3_600_000),

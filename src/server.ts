@@ -477,7 +477,7 @@ function composeEngine(o: {
     clock,
     log,
     improvementWindowMs: e.improvementWindowMs,
-    maxCallsPerRound: e.maxCallsPerRound,
+    maxSellersPerRound: e.maxSellersPerRound,
     callbackUrl,
     metrics,
     onOffersChanged: (bookKey) => void engine?.offersChanged(bookKey),

@@ -47,7 +47,7 @@ function scriptedPipeline() {
   };
 }
 
-function coordinator(sellers: SellerRow[], cache = new MemoryOfferCache(), maxCallsPerRound?: number) {
+function coordinator(sellers: SellerRow[], cache = new MemoryOfferCache(), maxSellersPerRound?: number) {
   const script = scriptedPipeline();
   const rounds = new RoundCoordinator({
     directory: new SellerDirectory(async () => sellers),
@@ -57,7 +57,7 @@ function coordinator(sellers: SellerRow[], cache = new MemoryOfferCache(), maxCa
     clock: systemClock,
     log: pino({ level: 'silent' }),
     improvementWindowMs: 0,
-    ...(maxCallsPerRound === undefined ? {} : { maxCallsPerRound }),
+    ...(maxSellersPerRound === undefined ? {} : { maxSellersPerRound }),
     callbackUrl: () => 'http://127.0.0.1/cb',
     onOffersChanged: () => {},
   });
@@ -195,5 +195,26 @@ describe('round: a tier of many sellers', () => {
     expect(r2.notAsked).toBe(20);
     const secondTen = script.asked.slice(10);
     expect(secondTen.filter((id) => firstTen.has(id))).toEqual([]);
+  });
+
+  it('counts fresh cached answers against its budget: with the cache holding enough, it calls nobody', async () => {
+    const sellers = Array.from({ length: 30 }, (_, i) => seller(`s${String(i).padStart(2, '0')}`, 1));
+    const cache = new MemoryOfferCache();
+    const now = Date.now();
+    for (const s of sellers.slice(0, 8)) cache.set(BOOK.bookKey, s.id, { offers: [offer(9_000)], condition: 'new', quotedAt: now, expiresAt: now + 60_000 });
+    const { rounds, script } = coordinator(sellers, cache, 10);
+    // Eight answers at hand, none within budget: two calls make up the ten.
+    const first = rounds.search(BOOK, member('r1'));
+    await until(() => script.asked.length === 2);
+    for (const id of script.asked) script.answer(id, [offer(9_500)]);
+    const r1 = await first.result;
+    expect(r1.consulted).toBe(10);
+    expect(r1.notAsked).toBe(20);
+    expect(r1.offers.map((o) => o.totalCents).sort()).toEqual([...Array(8).fill(9_000), 9_500, 9_500]);
+    // Ten answers at hand now: the next request's round calls nobody.
+    const second = await rounds.search(BOOK, member('r2')).result;
+    expect(second.consulted).toBe(10);
+    expect(second.notAsked).toBe(20);
+    expect(script.asked).toHaveLength(2);
   });
 });

@@ -68,10 +68,11 @@ export interface RoundDeps {
   /** After the first valid offer, how long calls in flight may still beat it. 0 = decide at once. */
   improvementWindowMs: number;
   /**
-   * The most sellers one round calls (cached answers are free and not counted); the rest are left
-   * to the next round for the book, which asks them first. Absent: no limit.
+   * The most sellers one round hears from: fresh cached answers (free, always all taken) count
+   * first, calls make up the rest. Sellers beyond it are left to the next round for the book,
+   * which asks them first. Absent: no limit.
    */
-  maxCallsPerRound?: number;
+  maxSellersPerRound?: number;
   callbackUrl: (sellerId: string) => string;
   /** A seller's answer for a book changed from what was cached: watchers of the book may care. */
   onOffersChanged: (bookKey: string) => void;
@@ -369,11 +370,13 @@ class Round {
       const rank = (s: SellerRow) => (before.has(s.id) ? 1e9 : 0) + this.deps.stats.score(s.id);
       const ranked = uncachedTiers.map((tier) => [...tier].sort((a, b) => rank(a) - rank(b)));
       const next = ranked.map(() => 0);
-      const budget = this.deps.maxCallsPerRound ?? Infinity;
+      // Answers at hand count against the budget: once a book's cache holds that many, its rounds
+      // call nobody until they expire, however many requests come, as with a small fleet.
+      const budget = Math.max(0, (this.deps.maxSellersPerRound ?? Infinity) - this.heardFrom.size);
       const asked: string[] = [];
       // Waves, breadth-first across tiers: each tier's first wave, in tier order, before any
       // tier's second, and so on with waves twice the size. A wave is asked only while some
-      // request still lacks an offer, and only within the round's call budget, so a round costs
+      // request still lacks an offer, and only within the round's budget of sellers, so a round costs
       // about the same with 8 sellers (every tier fits in its first wave: tier by tier, as always)
       // or 1,000, where a book only lower tiers carry no longer waits for every tier-1 seller to
       // say no first, and a book nobody has within budget is not asked of every seller at once.
