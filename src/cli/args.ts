@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type { Address } from '../domain/types.js';
 import { EXIT } from './outcome.js';
 
 /**
@@ -22,15 +23,8 @@ export const DEMO_ADDRESS: ShippingAddress = {
   country: 'US',
 };
 
-export interface ShippingAddress {
-  name: string;
-  line1: string;
-  line2: string | null;
-  city: string;
-  region: string | null;
-  postalCode: string;
-  country: string;
-}
+/** The API's ShippingAddress input, as the domain names it. */
+export type ShippingAddress = Address;
 
 export interface Endpoint {
   /** The GraphQL endpoint over HTTP (`…/graphql`). */
