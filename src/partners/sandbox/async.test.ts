@@ -259,6 +259,8 @@ describe('asynchronous quotes', () => {
     await waitFor('both copies', () => received.length === 2);
     expect(received[1]!.raw).toBe(received[0]!.raw);
     for (const r of received) expect(signatureValid(r, inp.callbackSecret!)).toBe(true);
+    // The receiver has both bodies before the sandbox has read the second answer and counted it.
+    await waitFor('both counted as sent', () => fleet.stats().novella?.callbacksSent === 2);
     expect(fleet.stats().novella).toMatchObject({ callbacksSent: 2, callbacksFailed: 0 });
 
     received = [];
