@@ -515,3 +515,38 @@ describe('graceful shutdown', () => {
     await expect(fetch(`${t.url}/healthz`)).rejects.toThrow();
   });
 });
+
+describe('many watchers of one request', () => {
+  let counted: TestServer;
+  const queries: string[] = [];
+  beforeAll(async () => {
+    counted = await startTestServer({}, { onQuery: (sql) => queries.push(sql) });
+  });
+  afterAll(async () => {
+    await counted?.close();
+  });
+
+  it('each state is read once for all of them, not once per watcher, and every watcher gets it', async () => {
+    const WATCHERS = 10;
+    const created = await counted.gql(CREATE, { input: createInput() });
+    const req = created.data.createPurchaseRequest.purchaseRequest as State;
+    const watchers = Array.from({ length: WATCHERS }, () => collect<Watched>(counted.wsClient(counted.tokens.alice), WATCH, { id: req.id }));
+    await Promise.all(watchers.map(({ seen }) => seen.until((x) => x.values.length >= 1)));
+
+    queries.length = 0;
+    // The mutation's own answer selects no events: every events read below is for the watchers.
+    const res = await counted.gql(
+      `mutation U($id: ID!, $input: UpdatePurchaseRequestInput!) { updatePurchaseRequest(id: $id, input: $input) { purchaseRequest { revision } userErrors { code } } }`,
+      { id: req.id, input: { maxTotalPrice: { cents: 5300, currency: 'USD' } } },
+    );
+    const revision = res.data.updatePurchaseRequest.purchaseRequest.revision as number;
+    await Promise.all(watchers.map(({ seen }) => seen.until(hasRevision(revision))));
+
+    const eventReads = queries.filter((q) => /^\s*select\b/i.test(q) && /\brequest_events\b/i.test(q));
+    expect(eventReads).toHaveLength(1);
+    const pushed = watchers.map(({ seen }) => states(seen).find((st) => st.revision === revision));
+    for (const state of pushed) expect(state).toEqual(pushed[0]);
+    expect(pushed[0]).toMatchObject({ id: req.id, maxTotalPrice: { cents: 5300 } });
+    expect(pushed[0]!.events.at(-1)?.revision).toBe(revision);
+  });
+});

@@ -14,10 +14,11 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
 import type { Viewer } from '../domain/types.js';
-import { type Services, makeContext } from '../resolvers/context.js';
+import { type Context, type Services, makeContext } from '../resolvers/context.js';
 import type { Auth } from './auth.js';
 import { type ErrorFormatter, formatErrors } from './errors.js';
 import { costError, operationCost, withoutSuggestions } from './query-limits.js';
+import { sharedSubscribe } from './shared-pushes.js';
 import type { TrustedDocuments } from './trusted-documents.js';
 
 /** Distinct operation texts whose parse and validation are kept (the oldest goes first). */
@@ -90,6 +91,14 @@ export function attachGraphQLWs(o: WsOptions): WsHandle {
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
       schema: o.schema,
+      // Many watchers of one request, as one user's devices and tabs are: each state is executed
+      // once for all of them that run the same operation.
+      subscribe: sharedSubscribe((args, payload) => {
+        const viewer = (args.contextValue as Context).viewer;
+        const state = payload as { id?: unknown; revision?: unknown };
+        if (!viewer || viewer === 'invalid' || typeof state.id !== 'string' || typeof state.revision !== 'number') return null;
+        return `${viewer.id}\u0000${viewer.role}\u0000${state.id}\u0000${state.revision}`;
+      }),
       connectionInitWaitTimeout: o.connectionInitTimeoutMs,
       async onConnect(ctx) {
         const header = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
