@@ -55,6 +55,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** Database connection pool size (Postgres). */
   dbPoolSize: number;
+  /** Named prepared statements on a Postgres server; off only behind a pooler that cannot keep them. */
+  dbPreparedStatements: boolean;
   /** Serve schema introspection (the playground needs it). */
   introspection: boolean;
   /** Hide field suggestions ("Did you mean …?") in errors. */
@@ -153,6 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
     wsMaxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', 65_536, 1024, 16 * 1_048_576),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 300_000),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
+    dbPreparedStatements: bool(env, 'DB_PREPARED_STATEMENTS', true),
     introspection: bool(env, 'INTROSPECTION', !production),
     hideSchemaDetails: bool(env, 'HIDE_SCHEMA_DETAILS', production),
     queryLimits: {

@@ -107,6 +107,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     url: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.dbPoolSize,
+    preparedStatements: config.dbPreparedStatements,
     onQuery: options.onQuery,
   });
   let pubsub: PubSub | undefined;

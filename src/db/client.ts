@@ -27,6 +27,8 @@ export interface DatabaseOptions {
   dataDir: string;
   /** Connection pool size for a server. */
   poolSize?: number;
+  /** Named prepared statements on a server (default on; off behind a pooler that cannot keep them). */
+  preparedStatements?: boolean;
   /** Sees every SQL statement the application runs (debug logging, query-count checks). */
   onQuery?: (sql: string) => void;
 }
@@ -43,7 +45,7 @@ export interface Database {
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const logger = options.onQuery ? { logQuery: (query: string) => options.onQuery!(query) } : undefined;
-  return options.url ? openPostgres(options.url, options.poolSize ?? 10, logger) : openPglite(options.dataDir, logger);
+  return options.url ? openPostgres(options.url, options.poolSize ?? 10, options.preparedStatements ?? true, logger) : openPglite(options.dataDir, logger);
 }
 
 type QueryLogger = { logQuery(query: string, params: unknown[]): void } | undefined;
@@ -70,10 +72,10 @@ export function reconnectBackoff(failures: number): number {
   return Math.min(0.05 * 2 ** Math.max(failures - 1, 0), 1) * (0.5 + Math.random() / 2);
 }
 
-async function openPostgres(rawUrl: string, max: number, logger: QueryLogger): Promise<Database> {
+async function openPostgres(rawUrl: string, max: number, prepared: boolean, logger: QueryLogger): Promise<Database> {
   const { url, socket } = unixSocket(rawUrl);
   const client = postgres(url, { max, onnotice: () => {}, backoff: reconnectBackoff, ...socket });
-  const db = drizzlePostgres(client, { schema, ...(logger ? { logger } : {}) });
+  const db = drizzlePostgres(prepared ? preparing(client) : client, { schema, ...(logger ? { logger } : {}) });
   return {
     db: db as unknown as Db,
     kind: 'postgres',
@@ -94,6 +96,41 @@ async function openPostgres(rawUrl: string, max: number, logger: QueryLogger): P
 }
 
 const MIGRATION_LOCK = 7_301_946_221;
+
+/**
+ * Statements with more parameters than this are sent unnamed: such a text is built from a list
+ * (a multi-row insert), a new one for each length, and naming each would grow every connection's
+ * statements without bound. The hot statements take their lists as one array or JSON parameter.
+ */
+const MAX_PREPARED_PARAMETERS = 64;
+
+/**
+ * The client as drizzle should see it: every statement named, so each connection parses and plans
+ * a statement text once and then only binds and executes it. drizzle sends unnamed statements
+ * unless a query is prepared by name, and postgres.js sends an unnamed one with parameters as
+ * Parse + Describe, waits for the parameter types, then Bind + Execute: two round trips, two
+ * socket writes and a plan per statement. Transactions and savepoints hand drizzle a client of
+ * their own, wrapped the same way.
+ */
+export function preparing(sql: postgres.Sql): postgres.Sql {
+  type Unsafe = postgres.Sql['unsafe'];
+  type WithClient = (...args: unknown[]) => unknown;
+  const scoped = (method: WithClient): WithClient => (...args) => {
+    const body = args.pop() as (inner: postgres.Sql) => unknown;
+    return method(...args, (inner: postgres.Sql) => body(preparing(inner)));
+  };
+  return new Proxy(sql, {
+    get(target, prop, receiver) {
+      if (prop === 'unsafe') {
+        const unsafe: Unsafe = (query, parameters, options) =>
+          target.unsafe(query, parameters, { ...options, prepare: (parameters?.length ?? 0) <= MAX_PREPARED_PARAMETERS });
+        return unsafe;
+      }
+      if (prop === 'begin' || prop === 'savepoint') return scoped(Reflect.get(target, prop, receiver) as WithClient);
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}
 
 /**
  * libpq's way to name a Unix socket in a URL, `?host=/var/run/postgresql` (a directory), which

@@ -1,5 +1,6 @@
-import { asc, eq, inArray } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import type { Executor } from '../client.js';
+import { isAnyOf } from './ids.js';
 import { sellers, type SellerRow } from '../schema.js';
 
 export type NewSellerRow = typeof sellers.$inferInsert;
@@ -20,7 +21,7 @@ export async function updateSeller(
 
 export async function findSellersByIds(ex: Executor, ids: readonly string[]): Promise<SellerRow[]> {
   if (ids.length === 0) return [];
-  return ex.select().from(sellers).where(inArray(sellers.id, [...ids]));
+  return ex.select().from(sellers).where(isAnyOf(sellers.id, ids));
 }
 
 export async function listSellers(ex: Executor): Promise<SellerRow[]> {
