@@ -4,7 +4,7 @@
  * counts them; GET /stats answers `{"received": n}`. Prints `{"url": …}` once listening.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveUntilStopped } from './lifecycle.js';
 
 let received = 0;
 const http = createServer((req, res) => {
@@ -22,16 +22,4 @@ const http = createServer((req, res) => {
 });
 http.keepAliveTimeout = 30_000;
 
-await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
-const { port } = http.address() as AddressInfo;
-
-const stop = () => {
-  http.closeAllConnections();
-  http.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 1_000).unref();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
-process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}` })}\n`);
+await serveUntilStopped(http, () => http.closeAllConnections());

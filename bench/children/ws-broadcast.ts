@@ -5,8 +5,8 @@
  * Prints `{"url": …}` once listening.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { serveUntilStopped } from './lifecycle.js';
 
 const clients = new Set<WebSocket>();
 const http = createServer((req, res) => {
@@ -34,17 +34,7 @@ wss.on('connection', (ws) => {
   ws.on('error', () => clients.delete(ws));
 });
 
-await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
-const { port } = http.address() as AddressInfo;
-
-const stop = () => {
+await serveUntilStopped(http, () => {
   for (const ws of clients) ws.terminate();
   wss.close();
-  http.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 1_000).unref();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
-process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}` })}\n`);
+});
