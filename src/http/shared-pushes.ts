@@ -1,7 +1,14 @@
 import { type DocumentNode, type ExecutionArgs, type ExecutionResult, createSourceEventStream, execute } from 'graphql';
 
-/** States kept for subscribers that have not been sent them yet (the oldest goes first). */
+/** States whose results are kept for sharing (the oldest goes first). */
 const STATES_KEPT = 2_048;
+
+/**
+ * How long a state's result is shared. A push reaches every watcher within this; a subscriber
+ * that starts later gets a fresh execution, so what is live within one revision (a PENDING
+ * request's queue position) is read anew for it.
+ */
+const SHARED_FOR_MS = 1_000;
 
 /**
  * What makes two subscribers' pushes the same: the viewer and the state they are pushed (null:
@@ -15,8 +22,12 @@ export type ShareKey = (args: ExecutionArgs, payload: unknown) => string | null;
  * reads run for the first subscriber, and the others are sent the same result. Without this,
  * 2,000 watchers of one request run 2,000 executions per revision.
  */
-export function sharedSubscribe(shareKey: ShareKey, kept = STATES_KEPT): (args: ExecutionArgs) => Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
-  const results = new Map<string, Promise<ExecutionResult> | ExecutionResult>();
+export function sharedSubscribe(
+  shareKey: ShareKey,
+  o: { kept?: number; sharedForMs?: number; now?: () => number } = {},
+): (args: ExecutionArgs) => Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+  const { kept = STATES_KEPT, sharedForMs = SHARED_FOR_MS, now = performance.now.bind(performance) } = o;
+  const results = new Map<string, { at: number; result: Promise<ExecutionResult> | ExecutionResult }>();
   const documentIds = new WeakMap<DocumentNode, number>();
   let nextDocumentId = 0;
   const documentId = (d: DocumentNode) => {
@@ -34,12 +45,13 @@ export function sharedSubscribe(shareKey: ShareKey, kept = STATES_KEPT): (args: 
       const share = shareKey(args, payload);
       if (share === null) return run();
       const key = `${operation}\u0000${share}`;
-      let result = results.get(key);
-      if (result === undefined) {
-        result = run();
-        if (results.size >= kept) results.delete(results.keys().next().value!);
-        results.set(key, result);
-      }
+      const at = now();
+      const shared = results.get(key);
+      if (shared && at - shared.at <= sharedForMs) return shared.result;
+      const result = run();
+      results.delete(key);
+      if (results.size >= kept) results.delete(results.keys().next().value!);
+      results.set(key, { at, result });
       return result;
     });
   };
