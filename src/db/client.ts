@@ -105,12 +105,16 @@ const MIGRATION_LOCK = 7_301_946_221;
 const MAX_PREPARED_PARAMETERS = 64;
 
 /**
- * The client as drizzle should see it: every statement named, so each connection parses and plans
- * a statement text once and then only binds and executes it. drizzle sends unnamed statements
- * unless a query is prepared by name, and postgres.js sends an unnamed one with parameters as
- * Parse + Describe, waits for the parameter types, then Bind + Execute: two round trips, two
- * socket writes and a plan per statement. Transactions and savepoints hand drizzle a client of
- * their own, wrapped the same way.
+ * The client as drizzle should see it: every statement named, so each connection parses a
+ * statement text once and then only binds and executes it (Postgres plans it again per execution
+ * until a generic plan is as good, then keeps that). drizzle sends unnamed statements unless a
+ * query is prepared by name, and postgres.js sends an unnamed one with parameters as Parse +
+ * Describe, waits for the parameter types, then Bind + Execute: two round trips, two socket
+ * writes, a parse and a plan per statement. Transactions and savepoints hand drizzle a client of
+ * their own, wrapped the same way. A statement whose table changed under it (a migration by a
+ * newer instance) is prepared again by postgres.js; inside a transaction that fails the
+ * transaction once, which the engine retries as after any database error (a mutation's caller
+ * retries with its idempotency key).
  */
 export function preparing(sql: postgres.Sql): postgres.Sql {
   type Unsafe = postgres.Sql['unsafe'];
