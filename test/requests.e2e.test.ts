@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Auth } from '../src/http/auth.js';
 import { CANCEL, CREATE, GET, UPDATE, createInput } from './support/fixtures.js';
-import { type GqlResult, type TestServer, startTestServer } from './support/server.js';
+import { type GqlResult, type TestServer, startTestServer, useQueryCountingServer } from './support/server.js';
 
 let s: TestServer;
 beforeAll(async () => {
@@ -569,16 +569,10 @@ describe('authentication', () => {
 });
 
 describe('no N+1 when listing with events', () => {
-  let counted: TestServer;
-  const queries: string[] = [];
-  beforeAll(async () => {
-    counted = await startTestServer({}, { onQuery: (sql) => queries.push(sql) });
-  });
-  afterAll(async () => {
-    await counted?.close();
-  });
+  const recorded = useQueryCountingServer();
 
   it('reads request_events once for a page of 15 requests', async () => {
+    const { server: counted, queries } = recorded;
     for (let i = 0; i < 15; i++) {
       const res = await counted.gql(CREATE, { input: createInput() });
       expect(res.data.createPurchaseRequest.userErrors).toEqual([]);

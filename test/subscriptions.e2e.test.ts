@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
 import { Auth } from '../src/http/auth.js';
 import { CANCEL, CREATE, GET, UPDATE, createInput } from './support/fixtures.js';
-import { Collected, JWT_SECRET, type TestServer, collect, startTestServer } from './support/server.js';
+import { Collected, JWT_SECRET, type TestServer, collect, startTestServer, useQueryCountingServer } from './support/server.js';
 import { type RawSocket, type WireError, type WireMessage, bearer, messagesFor, rawSocket, terminateRawSockets } from './support/raw-socket.js';
 
 /** What each streamed state carries: enough to check order, budget and the event timeline. */
@@ -517,16 +517,10 @@ describe('graceful shutdown', () => {
 });
 
 describe('many watchers of one request', () => {
-  let counted: TestServer;
-  const queries: string[] = [];
-  beforeAll(async () => {
-    counted = await startTestServer({}, { onQuery: (sql) => queries.push(sql) });
-  });
-  afterAll(async () => {
-    await counted?.close();
-  });
+  const recorded = useQueryCountingServer();
 
   it('each state is read once for all of them, not once per watcher, and every watcher gets it', async () => {
+    const { server: counted, queries } = recorded;
     const WATCHERS = 10;
     const created = await counted.gql(CREATE, { input: createInput() });
     const req = created.data.createPurchaseRequest.purchaseRequest as State;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { type App, startServer, type StartOptions } from '../../src/server.js';
 import { createLogger } from '../../src/logger.js';
@@ -196,6 +197,21 @@ export class Collected<T> {
 }
 
 /** Subscribes with a graphql-ws client and collects every `next` payload. */
+/**
+ * A server of the file's own whose SQL statements are recorded, started before the file's tests
+ * (or the enclosing describe's) and stopped after them: `queries` holds every statement sent.
+ */
+export function useQueryCountingServer(): { readonly server: TestServer; readonly queries: string[] } {
+  const handle = { server: undefined as unknown as TestServer, queries: [] as string[] };
+  beforeAll(async () => {
+    handle.server = await startTestServer({}, { onQuery: (sql) => handle.queries.push(sql) });
+  });
+  afterAll(async () => {
+    await handle.server?.close();
+  });
+  return handle;
+}
+
 export function collect<T = any>(client: Client, query: string, variables: Record<string, unknown> = {}): { seen: Collected<{ data?: T; errors?: any[] }>; stop: () => void } {
   const seen = new Collected<{ data?: T; errors?: any[] }>();
   const stop = client.subscribe<T>(
