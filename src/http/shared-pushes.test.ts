@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { sharedSubscribe } from './shared-pushes.js';
 
 /** A schema whose one subscription streams the states pushed to it, counting executions. */
-function harness() {
+function harness(kept = 2_048) {
   const schema = buildSchema(`
     type Query { ok: Boolean }
     type State { id: ID! revision: Int! reads: Int! }
@@ -45,7 +45,7 @@ function harness() {
   const subscribe = sharedSubscribe((_args, payload) => {
     const s = (payload as { watch: { id: string; revision: number } }).watch;
     return s.id === 'private' ? null : `${s.id}@${s.revision}`;
-  }, { sharedForMs: 1_000, now: () => clock });
+  }, { kept, sharedForMs: 1_000, now: () => clock });
   const open = async (id: string) => (await subscribe({ schema, document, rootValue, variableValues: { id } })) as AsyncIterableIterator<ExecutionResult>;
   return { open, sources, advance: (ms: number) => (clock += ms), reads: () => reads };
 }
@@ -87,6 +87,21 @@ describe('sharedSubscribe', () => {
     h.sources[4]!.push({ id: 'private', revision: 1 });
     await Promise.all([p.next(), q.next()]);
     expect(h.reads()).toBe(6);
+  });
+
+  it('keeps at most `kept` results: past that the oldest state is executed anew', async () => {
+    const h = harness(2);
+    const a = await h.open('r1');
+    for (const revision of [1, 2, 3]) {
+      h.sources[0]!.push({ id: 'r1', revision });
+      await a.next();
+    }
+    expect(h.reads()).toBe(3);
+    const late = await h.open('r1');
+    h.sources[1]!.push({ id: 'r1', revision: 3 });
+    h.sources[1]!.push({ id: 'r1', revision: 1 });
+    expect(data(await late.next())).toMatchObject({ revision: 3, reads: 3 });
+    expect(data(await late.next())).toMatchObject({ revision: 1, reads: 4 });
   });
 
   it('closing a subscription closes its source at once, even while waiting for the next state', async () => {

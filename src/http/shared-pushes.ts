@@ -1,6 +1,6 @@
 import { type DocumentNode, type ExecutionArgs, type ExecutionResult, createSourceEventStream, execute } from 'graphql';
 
-/** States whose results are kept for sharing (the oldest goes first). */
+/** At most this many states' results are kept for sharing at once (the oldest goes first). */
 const STATES_KEPT = 2_048;
 
 /**
@@ -50,7 +50,12 @@ export function sharedSubscribe(
       if (shared && at - shared.at <= sharedForMs) return shared.result;
       const result = run();
       results.delete(key);
-      if (results.size >= kept) results.delete(results.keys().next().value!);
+      // Oldest first (each is re-inserted when made): drop what can no longer be shared, and the
+      // oldest past the bound.
+      for (const [k, v] of results) {
+        if (at - v.at <= sharedForMs && results.size < kept) break;
+        results.delete(k);
+      }
       results.set(key, { at, result });
       return result;
     });
