@@ -1,11 +1,11 @@
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LookupAddress } from 'node:dns';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardedConnect } from './ssrf.js';
-import { WebhookSender } from './webhook-sender.js';
+import { signWebhook, WebhookSender } from './webhook-sender.js';
 
 // The Standard Webhooks specification's published test vector (also in its reference libraries' tests).
 const VECTOR = {
@@ -26,6 +26,16 @@ describe('webhook signatures', () => {
   it('match the specification test vector', () => {
     expect(sign(VECTOR.secret, VECTOR.id, VECTOR.timestamp, VECTOR.body)).toBe(VECTOR.signature);
     expect(new Webhook(VECTOR.secret).sign(VECTOR.id, new Date(VECTOR.timestamp * 1000), VECTOR.body)).toBe(VECTOR.signature);
+    expect(signWebhook(VECTOR.secret, VECTOR.id, new Date(VECTOR.timestamp * 1000), VECTOR.body)).toBe(VECTOR.signature);
+  });
+
+  it('are what the reference verifier accepts, and only for the body signed', () => {
+    const secret = `whsec_${Buffer.alloc(32, 42).toString('base64')}`;
+    const at = new Date();
+    const body = '{"type":"purchase_request.ordered","data":{"id":"r-1"}}';
+    const headers = { 'webhook-id': 'msg_ref', 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signWebhook(secret, 'msg_ref', at, body) };
+    expect(new Webhook(secret).verify(body, headers)).toEqual(JSON.parse(body));
+    expect(() => new Webhook(secret).verify(body.replace('r-1', 'r-2'), headers)).toThrow();
   });
 });
 
@@ -34,9 +44,22 @@ describe('WebhookSender', () => {
   let url: string;
   const seen: { headers: IncomingHttpHeaders; body: string }[] = [];
   let answer = 200;
+  const hung: ServerResponse[] = [];
 
   beforeAll(async () => {
     server = createServer((req, res) => {
+      // A receiver that takes the request and never answers.
+      if (req.url === '/hang') {
+        hung.push(res);
+        return;
+      }
+      // One that answers at once and then dribbles its body out, never finishing it.
+      if (req.url === '/dribble') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('ok');
+        hung.push(res);
+        return;
+      }
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
@@ -47,7 +70,10 @@ describe('WebhookSender', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterAll(() => {
+    for (const res of hung) res.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
 
   it('posts the body signed per the specification, under `any`', async () => {
     const sender = new WebhookSender({ urls: 'any' });
@@ -62,6 +88,21 @@ describe('WebhookSender', () => {
     expect(got.headers['webhook-id']).toBe('msg_1');
     expect(got.headers['webhook-timestamp']).toBe(String(Math.floor(at.getTime() / 1000)));
     expect(got.headers['webhook-signature']).toBe(sign(secret, 'msg_1', got.headers['webhook-timestamp'] as string, '{"a":1}'));
+  });
+
+  it('gives up on a receiver that does not answer in time, and when the caller cuts the try short; never waits out a slow body', async () => {
+    const sender = new WebhookSender({ urls: 'any', timeoutMs: 100 });
+    const hang = url.replace('/hook', '/hang');
+    const late = await sender.send({ url: hang, secret: VECTOR.secret, webhookId: 'msg_t', body: '{}', at: new Date() });
+    expect(late).toMatchObject({ kind: 'error', code: 'ETIMEDOUT' });
+    const cut = new AbortController();
+    const slow = new WebhookSender({ urls: 'any', timeoutMs: 10_000 });
+    const pending = slow.send({ url: hang, secret: VECTOR.secret, webhookId: 'msg_c', body: '{}', at: new Date() }, cut.signal);
+    cut.abort(new Error('shutting down'));
+    expect(await pending).toMatchObject({ kind: 'error', message: 'shutting down' });
+    // The status came in time: it counts, and the body is not waited for past the timeout.
+    expect(await sender.send({ url: url.replace('/hook', '/dribble'), secret: VECTOR.secret, webhookId: 'msg_d', body: '{}', at: new Date() })).toEqual({ kind: 'status', status: 200 });
+    await Promise.all([sender.close(), slow.close()]);
   });
 
   it('does not follow redirects', async () => {
