@@ -61,7 +61,6 @@ import { WebhookService } from './services/webhooks.js';
 import { WebhookRelay } from './engine/webhook-relay.js';
 import { WebhookSender } from './infra/webhook-sender.js';
 import { guardedConnect } from './infra/ssrf.js';
-import { WEBHOOK_STATUSES } from './domain/statuses.js';
 import { Admission } from './services/admission.js';
 import { MemoryRateLimiter } from './infra/rate-limit.js';
 import { mutationRateLimit } from './http/limits.js';
@@ -165,8 +164,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       onCommitted: (row, change) => {
         engine?.onCommitted(row, change);
         countOutcome(metrics, row, change);
-        // The outbox row was written with the change: deliver it now rather than at the next poll.
-        if (change.to && WEBHOOK_STATUSES.includes(change.to)) relay?.wake();
+      },
+      // The outbox rows are written with the change: this instance's relay sends them at once.
+      webhooks: {
+        lease: (wanted) => relay?.lease(wanted) ?? null,
+        written: (lease, direct, queued) => relay?.written(lease, direct, queued),
       },
       admission: new Admission(db, config.maxBacklog, config.overloadedRetryAfterMs, clock),
     });

@@ -3,10 +3,14 @@ import { eq, sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { rowsOf } from '../src/db/client.js';
 import { insertRequest } from '../src/db/queries/requests.js';
-import { claimDeliveries, markDelivered, markFailed } from '../src/db/queries/webhooks.js';
+import { applyTransitions, type Transition } from '../src/db/queries/transitions.js';
+import { claimDeliveries, type DirectLease, markDelivered, markFailed } from '../src/db/queries/webhooks.js';
 import { deadLetters, webhookEndpoints, webhookOutbox, type WebhookOutboxRow } from '../src/db/schema.js';
 import { WebhookRelay } from '../src/engine/webhook-relay.js';
 import { Metrics } from '../src/infra/metrics.js';
+import { MemoryPubSub } from '../src/infra/pubsub.js';
+import { RequestService } from '../src/services/requests.js';
+import type { SendOptions, SendResult } from '../src/infra/webhook-sender.js';
 import { WebhookSender } from '../src/infra/webhook-sender.js';
 import { createLogger } from '../src/logger.js';
 import { eventually } from './support/server.js';
@@ -94,6 +98,133 @@ describe('claiming webhook deliveries', () => {
     // Two consecutive failures opened the endpoint's breaker.
     const [ep] = await test.current.db.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, endpoint));
     expect(ep).toMatchObject({ failures: 2, pausedUntil: at(5_000) });
+  });
+});
+
+describe('direct dispatch: the writing instance leases the rows its status changes write', () => {
+  const lease = (over: Partial<DirectLease> = {}): DirectLease => ({ owner: 'a', now: NOW, until: at(30_000), perEndpoint: 4, room: 64, ...over });
+  const move = (id: string, revision: number, status: 'CANCELED' | 'FAILED'): Transition => ({
+    id,
+    expectedRevision: revision,
+    changes: { status, updatedAt: NOW },
+    event: { type: status, message: null, data: null },
+  });
+  async function userWithEndpoint(): Promise<{ userId: string; endpoint: string }> {
+    const endpoint = randomUUID();
+    const userId = `u-${endpoint}`;
+    await test.current.db.insert(webhookEndpoints).values({ id: endpoint, userId, url: 'https://hooks.example.com/', events: ['CANCELED', 'FAILED'], secret: 'whsec_eA==', enabled: true, createdAt: NOW, updatedAt: NOW });
+    return { userId, endpoint };
+  }
+  const requestsOf = (userId: string, n: number) => Promise.all(Array.from({ length: n }, async () => (await insertRequest(test.current.db, newRequestColumns({ userId }))).id));
+
+  it('takes them under a lease like a claim, within the endpoint cap and the room given, and leaves the rest to a claim', async () => {
+    const { userId, endpoint } = await userWithEndpoint();
+    const ids = await requestsOf(userId, 3);
+    const written = await applyTransitions(test.current.db, ids.map((id) => move(id, 1, 'CANCELED')), lease({ perEndpoint: 2 }));
+    const direct = ids.flatMap((id) => written.get(id)!.outbox.direct);
+    expect(direct).toHaveLength(2);
+    expect(ids.reduce((n, id) => n + written.get(id)!.outbox.queued, 0)).toBe(1);
+    for (const d of direct) {
+      expect(d).toMatchObject({ url: 'https://hooks.example.com/', secret: 'whsec_eA==' });
+      expect(d.row).toMatchObject({ endpointId: endpoint, revision: 2, state: 'pending', leaseOwner: 'a', leaseExpiresAt: at(30_000), attempts: 1, retrySince: NOW });
+      expect(d.row.payload).toMatchObject({ id: d.row.requestId, status: 'CANCELED', revision: 2 });
+    }
+    // The two leased ones fill the endpoint's slots across the fleet: another instance's claim takes nothing.
+    const ours = (claimed: Awaited<ReturnType<typeof claimDeliveries>>) => claimed.filter((d) => d.row.endpointId === endpoint);
+    expect(ours(await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 2, limit: 64 }))).toEqual([]);
+    // One delivered: the row left behind is claimed, and it is the third request's.
+    await markDelivered(test.current.db, { id: direct[0]!.row.id, endpointId: endpoint, owner: 'a', now: NOW });
+    const claimed = ours(await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 2, limit: 64 }));
+    expect(claimed.map((d) => d.row.requestId)).toEqual(ids.filter((id) => written.get(id)!.outbox.queued === 1));
+    expect(claimed[0]!.row.attempts).toBe(1);
+
+    // The room given bounds what is taken, whatever the cap.
+    const more = await requestsOf(userId, 3);
+    const roomy = await applyTransitions(test.current.db, more.map((id) => move(id, 1, 'CANCELED')), lease({ perEndpoint: 100, room: 1 }));
+    expect(more.flatMap((id) => roomy.get(id)!.outbox.direct)).toHaveLength(1);
+  });
+
+  it('never takes a row while an earlier revision of its request is pending for the endpoint, and takes none without a lease', async () => {
+    const { userId, endpoint } = await userWithEndpoint();
+    const [first, second] = await requestsOf(userId, 2);
+    // Revision 2 of the first request is queued (no lease), then its revision 3 is written with one: it must wait its turn.
+    const queued = await applyTransitions(test.current.db, [move(first!, 1, 'CANCELED')]);
+    expect(queued.get(first!)!.outbox).toEqual({ direct: [], queued: 1 });
+    const next = await applyTransitions(test.current.db, [move(first!, 2, 'FAILED'), move(second!, 1, 'CANCELED')], lease());
+    expect(next.get(first!)!.outbox).toEqual({ direct: [], queued: 1 });
+    expect(next.get(second!)!.outbox.direct.map((d) => d.row.requestId)).toEqual([second]);
+    // A claim sends the first request's revisions in order.
+    const claimed = await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    expect(claimed.filter((d) => d.row.endpointId === endpoint).map((d) => [d.row.requestId, d.row.revision])).toEqual([[first, 2]]);
+  });
+
+  it('takes nothing for a paused or disabled endpoint', async () => {
+    const { userId, endpoint } = await userWithEndpoint();
+    const [r1, r2] = await requestsOf(userId, 2);
+    await test.current.db.update(webhookEndpoints).set({ pausedUntil: at(60_000) }).where(eq(webhookEndpoints.id, endpoint));
+    const paused = await applyTransitions(test.current.db, [move(r1!, 1, 'CANCELED')], lease());
+    expect(paused.get(r1!)!.outbox).toEqual({ direct: [], queued: 1 });
+    await test.current.db.update(webhookEndpoints).set({ pausedUntil: null, enabled: false }).where(eq(webhookEndpoints.id, endpoint));
+    const disabled = await applyTransitions(test.current.db, [move(r2!, 1, 'CANCELED')], lease());
+    expect(disabled.get(r2!)!.outbox).toEqual({ direct: [], queued: 0 });
+  });
+});
+
+describe('direct dispatch through the relay', () => {
+  it('sends a change at once, and the next revision, queued behind it, as soon as it is delivered, not at the next poll', async () => {
+    const endpoint = randomUUID();
+    const userId = `u-${endpoint}`;
+    await test.current.db.insert(webhookEndpoints).values({ id: endpoint, userId, url: 'https://hooks.example.com/', events: ['OUT_OF_STOCK', 'CANCELED'], secret: 'whsec_eA==', enabled: true, createdAt: NOW, updatedAt: NOW });
+    // A receiver that holds the first event until the test lets it answer.
+    const sent: string[] = [];
+    let answerFirst!: () => void;
+    const firstAnswered = new Promise<void>((r) => (answerFirst = r));
+    const sender = {
+      async send(o: SendOptions): Promise<SendResult> {
+        const status = (JSON.parse(o.body) as { data: { status: string } }).data.status;
+        sent.push(status);
+        if (status === 'OUT_OF_STOCK') await firstAnswered;
+        return { kind: 'status', status: 204 };
+      },
+    } as unknown as WebhookSender;
+    const relay = new WebhookRelay({
+      db: test.current.db,
+      sender,
+      clock: { now: () => NOW },
+      log: createLogger('silent'),
+      owner: 'direct',
+      // Polls an hour apart: whatever is sent here was sent because something woke the relay.
+      config: { pollMs: 3_600_000, maxInFlight: 8, perEndpoint: 4, leaseMs: 30_000, retryBaseMs: 1_000, retryMaxMs: 10_000, retryWindowMs: 3_600_000, breakerAfter: 5, retentionMs: 3_600_000, sweepEveryMs: 3_600_000, sweepBatch: 10 },
+    });
+    const requests = new RequestService({
+      db: test.current.db,
+      pubsub: new MemoryPubSub(),
+      clock: { now: () => NOW },
+      limits: { maxExpiryHorizonMs: 3_600_000 } as never,
+      webhooks: relay,
+    });
+    const row = await insertRequest(test.current.db, newRequestColumns({ userId }));
+    relay.start();
+    try {
+      await requests.commit(row.id, () => ({ to: 'SEARCHING', type: 'SEARCH_STARTED' }));
+      await requests.commit(row.id, () => ({ to: 'OUT_OF_STOCK', type: 'OUT_OF_STOCK' }));
+      await eventually(async () => sent.length === 1, 10_000);
+      // Revision 4 waits behind revision 3, which its receiver has not answered yet.
+      await requests.commit(row.id, () => ({ to: 'CANCELED', type: 'CANCELED' }));
+      const outbox = async () => (await test.current.db.select().from(webhookOutbox).where(eq(webhookOutbox.endpointId, endpoint))).map((o) => [o.revision, o.state, o.leaseOwner]);
+      expect((await outbox()).sort()).toEqual([
+        [3, 'pending', 'direct'],
+        [4, 'pending', null],
+      ]);
+      expect(sent).toEqual(['OUT_OF_STOCK']);
+      answerFirst();
+      await eventually(async () => sent.length === 2, 10_000);
+      expect(sent).toEqual(['OUT_OF_STOCK', 'CANCELED']);
+      await eventually(async () => (await outbox()).every(([, state]) => state === 'delivered'), 10_000);
+    } finally {
+      answerFirst();
+      await relay.stop(1_000);
+    }
   });
 });
 

@@ -291,7 +291,11 @@ export const webhookOutbox = pgTable(
   'webhook_outbox',
   {
     id: bigint('id', { mode: 'number' }).generatedAlwaysAsIdentity().primaryKey(),
-    /** The `webhook-id` header: unique per event and endpoint, the same on every retry. */
+    /**
+     * The `webhook-id` header: unique per event and endpoint (`msg_` and a random UUID), the same
+     * on every retry. Nothing looks rows up by it, so it has no index: each write of a row would
+     * pay for one.
+     */
     webhookId: text('webhook_id').notNull(),
     endpointId: uuid('endpoint_id')
       .notNull()
@@ -313,8 +317,9 @@ export const webhookOutbox = pgTable(
     deliveredAt: tstz('delivered_at'),
   },
   (t) => [
-    uniqueIndex('webhook_outbox_webhook_id_idx').on(t.webhookId),
-    // Revision order per request and endpoint: a row waits while an earlier one is pending.
+    // Revision order per request and endpoint: a row waits while an earlier one is pending, which
+    // the claim finds among the request's own rows for the endpoint (a handful), never walking
+    // the endpoint's backlog. Also the endpoint's rows in every state, for its deletion's cascade.
     uniqueIndex('webhook_outbox_order_idx').on(t.endpointId, t.requestId, t.revision),
     // The claim walks the endpoints with pending rows (a loose index scan) and takes each one's
     // earliest due rows: fair between endpoints, never reading a delivered history.

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { batchLoader } from '../db/batch-loader.js';
 import type { Db } from '../db/client.js';
-import { claimDeliveries, type Delivery, markDeliveredMany, markFailed, markGone, releaseDeliveries, sweepDelivered } from '../db/queries/webhooks.js';
+import { claimDeliveries, type Delivery, type DirectLease, markDeliveredMany, markFailed, markGone, releaseDeliveries, sweepDelivered } from '../db/queries/webhooks.js';
 import type { Clock } from '../domain/clock.js';
 import { toError } from '../domain/errors.js';
 import type { OfferSnapshot, OrderDetails, RequestStatus } from '../domain/types.js';
@@ -126,7 +127,22 @@ export class WebhookRelay {
   private lastClaimAt = -Infinity;
   private ticking = false;
   private again = false;
-  private readonly inFlight = new Map<number, { done: Promise<void>; abort: AbortController }>();
+  private readonly inFlight = new Map<number, { done: Promise<void>; seq: number }>();
+  /** Cuts every try still in flight when the grace period of a stop runs out: one for all of them. */
+  private readonly cut = new AbortController();
+  /** Room lent to status-change statements being written (direct dispatch), not yet given back. */
+  private lent = 0;
+  /** Deliveries started so far; each in flight keeps its number. */
+  private started = 0;
+  /**
+   * Whether rows may be waiting for a claim, so that a finished delivery should look for them:
+   * rows a statement left queued, or more behind a claim that found some. A claim that finds
+   * nothing clears it once every delivery started before the last such news has finished — one
+   * of them may be the earlier revision a queued row waits for. Otherwise a finished delivery
+   * wakes nothing, and the poll is the only look.
+   */
+  private backlog = true;
+  private backlogBehind = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
   /** Deliveries that succeeded, recorded together: one statement for all that finished in one turn. */
@@ -148,7 +164,10 @@ export class WebhookRelay {
       config: WebhookRelayConfig;
       metrics?: Metrics;
     },
-  ) {}
+  ) {
+    // Every try in flight listens on it (up to maxInFlight): that many listeners is no leak.
+    setMaxListeners(0, this.cut.signal);
+  }
 
   start(): void {
     if (this.phase !== 'idle') throw new Error(`webhook relay cannot start from ${this.phase}`);
@@ -167,6 +186,41 @@ export class WebhookRelay {
     this.schedule(0);
   }
 
+  /**
+   * Direct dispatch (the request service's WebhookDispatch): a batch of status changes about to be
+   * written may lease up to `wanted` of the outbox rows it writes to this instance, within the
+   * room left for deliveries in flight. Null when there is none (the rows are claimed instead).
+   */
+  lease(wanted: number): DirectLease | null {
+    if (this.phase !== 'running') return null;
+    const { config: c, clock, owner } = this.d;
+    const room = Math.min(wanted, c.maxInFlight - this.inFlight.size - this.lent);
+    if (room <= 0) return null;
+    this.lent += room;
+    const now = clock.now();
+    return { owner, now, until: new Date(now.getTime() + c.leaseMs), perEndpoint: c.perEndpoint, room };
+  }
+
+  /**
+   * The batch was written (or failed): its room comes back, what it leased here is sent now, and
+   * rows it left for a claim are looked for at once. Stopping, the leased rows are left to lapse
+   * and be claimed again, like a try cut short.
+   */
+  written(lease: DirectLease | null, direct: readonly Delivery[], queued: number): void {
+    if (lease) this.lent -= lease.room;
+    if (this.phase !== 'running') return;
+    for (const delivery of direct) this.run(delivery);
+    if (queued > 0) {
+      this.expectBacklog();
+      this.wake();
+    }
+  }
+
+  private expectBacklog(): void {
+    this.backlog = true;
+    this.backlogBehind = this.started;
+  }
+
   /** Stops claiming; deliveries in flight get `graceMs`, then are cut and their rows handed back. */
   async stop(graceMs = 5_000): Promise<void> {
     if (this.phase !== 'running') return;
@@ -177,7 +231,7 @@ export class WebhookRelay {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all(), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
-    for (const f of this.inFlight.values()) f.abort.abort();
+    this.cut.abort(new Error('the webhook relay stopped'));
     await all();
     await this.sweeping;
     await releaseDeliveries(this.d.db, this.d.owner).catch((err) => this.d.log.warn({ err }, 'could not hand webhook deliveries back; their leases lapse instead'));
@@ -243,11 +297,13 @@ export class WebhookRelay {
     const { config: c, clock, db, owner } = this.d;
     let claimed = 0;
     try {
-      const room = c.maxInFlight - this.inFlight.size;
+      const room = c.maxInFlight - this.inFlight.size - this.lent;
       if (room > 0) {
         const deliveries = await claimDeliveries(db, { owner, now: clock.now(), leaseMs: c.leaseMs, perEndpoint: c.perEndpoint, limit: room });
         claimed = deliveries.length;
         for (const delivery of deliveries) this.run(delivery);
+        if (claimed > 0) this.expectBacklog();
+        else if (![...this.inFlight.values()].some((f) => f.seq <= this.backlogBehind)) this.backlog = false;
       }
     } catch (err) {
       this.d.log.warn({ err }, 'webhook claim failed; trying again');
@@ -260,14 +316,13 @@ export class WebhookRelay {
   }
 
   private run(delivery: Delivery): void {
-    const abort = new AbortController();
-    const done = this.deliver(delivery, abort.signal)
+    const done = this.deliver(delivery, this.cut.signal)
       .catch((err) => this.d.log.warn({ err: toError(err), webhookId: delivery.row.webhookId }, 'webhook outcome not recorded; the lease lapses and it is tried again'))
       .finally(() => {
         this.inFlight.delete(delivery.row.id);
-        this.wake();
+        if (this.backlog) this.wake();
       });
-    this.inFlight.set(delivery.row.id, { done, abort });
+    this.inFlight.set(delivery.row.id, { done, seq: ++this.started });
   }
 
   private async deliver({ row, url, secret }: Delivery, signal: AbortSignal): Promise<void> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db, Executor } from '../db/client.js';
 import { batchLoader } from '../db/batch-loader.js';
 import { type AttemptWrite, type Transition, type Written, applyTransitions } from '../db/queries/transitions.js';
+import type { Delivery, DirectLease } from '../db/queries/webhooks.js';
 import { findIdempotentRequest } from '../db/queries/idempotency.js';
 import { retryLockRaces } from '../db/errors.js';
 import {
@@ -19,6 +20,7 @@ import { CreateBatcher } from './create-batcher.js';
 import { ConflictError, type Outcome, ok, refused, toError, userError } from '../domain/errors.js';
 import { INITIAL_STATUS, canTransition, isCancelable, isUpdatable } from '../domain/lifecycle.js';
 import type { RequestStatus, Viewer } from '../domain/types.js';
+import { WEBHOOK_STATUSES } from '../domain/statuses.js';
 import {
   type CreateInputShape,
   type UpdateInputShape,
@@ -60,6 +62,19 @@ export interface RequestServiceDeps {
   onCommitted?: (row: RequestRow, change: Change) => void;
   /** Refuses new requests (throws OVERLOADED) when the backlog is full. */
   admission?: { check(): Promise<void> };
+  /** This instance's webhook relay, when it runs one: it sends what a batch of changes reported. */
+  webhooks?: WebhookDispatch;
+}
+
+/**
+ * Direct dispatch of webhook events (the relay, src/engine/webhook-relay.ts): before a batch of
+ * status changes is written, the terms on which its statement may lease the outbox rows it
+ * writes to this instance (null: none); after, what it leased (to send now) and how many rows it
+ * left for a claim. `written` is called once for every `lease`, whether the statement committed or not.
+ */
+export interface WebhookDispatch {
+  lease(wanted: number): DirectLease | null;
+  written(lease: DirectLease | null, direct: Delivery[], queued: number): void;
 }
 
 const MAX_CAS_ATTEMPTS = 8;
@@ -295,18 +310,26 @@ export class RequestService {
             layer.push(t);
           }
         }
+        // Room for one outbox row per change reported: rows past it (a user's further endpoints) wait for a claim.
+        const wanted = layer.filter((t) => t.changes.status !== undefined && WEBHOOK_STATUSES.includes(t.changes.status)).length;
+        const lease = wanted > 0 ? (this.deps.webhooks?.lease(wanted) ?? null) : null;
         try {
-          const rows = await retryLockRaces(() => applyTransitions(this.deps.db, layer));
+          const rows = await retryLockRaces(() => applyTransitions(this.deps.db, layer, lease));
           for (const t of layer) results.set(t, rows.get(t.id) ?? null);
         } catch (e) {
           // One write can refuse the whole statement (a second live attempt for a request):
-          // write them one by one, so only its own caller hears of it.
+          // write them one by one, so only its own caller hears of it. Their outbox rows are queued.
           if (layer.length === 1) results.set(layer[0]!, toError(e));
           else {
             for (const t of layer) {
               results.set(t, await retryLockRaces(() => applyTransitions(this.deps.db, [t])).then((rows) => rows.get(t.id) ?? null, toError));
             }
           }
+        } finally {
+          const done = layer.map((t) => results.get(t)).filter((w): w is Written => w !== null && w !== undefined && !(w instanceof Error));
+          const direct = done.flatMap((w) => w.outbox.direct);
+          const queued = done.reduce((n, w) => n + w.outbox.queued, 0);
+          if (lease || direct.length > 0 || queued > 0) this.deps.webhooks?.written(lease, direct, queued);
         }
         rest = later;
       }

@@ -7,7 +7,7 @@ import { eventsForRequests } from '../../src/db/queries/events.js';
 import { advanceAttempts } from '../../src/db/queries/attempt-steps.js';
 import { findIdempotencyKey } from '../../src/db/queries/idempotency.js';
 import { releaseRequests } from '../../src/db/queries/releases.js';
-import { applyTransitions } from '../../src/db/queries/transitions.js';
+import { applyTransitions, type Transition } from '../../src/db/queries/transitions.js';
 import { claimDeliveries } from '../../src/db/queries/webhooks.js';
 import { paymentCallsForRequest } from '../../src/db/queries/payments.js';
 import { findRequestById, updateRequestAtRevision } from '../../src/db/queries/requests.js';
@@ -65,6 +65,9 @@ const OTHER_ENDPOINTS = 5_000;
 const DELIVERED = 20_000; // delivered events of finished requests
 const DUE_WEBHOOKS = 40; // pending and due, one per endpoint (watching requests)
 const LATER_WEBHOOKS = 20; // pending, due later
+/** A failing receiver's backlog: user-1's endpoint has 60 finished requests × 30 revisions pending, retried in an hour. */
+const BACKLOG_REQUESTS = 60;
+const BACKLOG_REVISIONS = 30;
 
 const WATCH_FROM = FINISHED + 1;
 const FLIGHT_FROM = WATCH_FROM + WATCHING;
@@ -260,15 +263,49 @@ describe('hot queries on a large database', () => {
     { name: 'oldestDue', run: (db) => oldestDue(db, NOW), uses: ['purchase_requests_unleased_due_idx', 'purchase_requests_lease_expiry_idx'], maxRows: LAPSED + 5 },
     { name: 'attemptsNeedingAttention', run: (db) => attemptsNeedingAttention(db), uses: ['order_attempts_attention_idx'], maxRows: 10 },
     {
-      name: 'claimDeliveries (webhooks: 40 due, past 20,000 delivered)',
+      name: 'claimDeliveries (webhooks: 40 due, past 20,000 delivered and a failing endpoint with 1,800 pending)',
       run: (db) => claimDeliveries(db, { owner: OWNER, now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 }),
-      uses: ['webhook_outbox_endpoint_due_idx', 'webhook_outbox_leased_idx', 'webhook_endpoints_pkey'],
+      uses: ['webhook_outbox_endpoint_due_idx', 'webhook_outbox_leased_idx', 'webhook_outbox_order_idx', 'webhook_endpoints_pkey'],
       // Per endpoint with pending rows (60): one probe to find it, its row, its deliveries in
       // flight, its due rows; per due row, its earlier revisions, then locked, written and
-      // returned with its endpoint. The delivered history is never read.
+      // returned with its endpoint. The delivered history is never read, nor the failing
+      // endpoint's backlog (a due row's earlier revisions are its own request's rows).
       maxRows: (DUE_WEBHOOKS + LATER_WEBHOOKS) * 4 + DUE_WEBHOOKS * 5,
     },
     { name: 'paymentCallsForRequest', run: (db) => paymentCallsForRequest(db, idOf(1)), uses: ['order_attempts_request_no_idx', 'sandbox_payment_calls_key_idx'], maxRows: 5 },
+  ];
+
+  // Ten guarded writes: eight rounds ending OUT_OF_STOCK, one order started, one completed.
+  const tenTransitions: Transition[] = [
+    ...ids(FLIGHT_FROM, 8).map((id) => ({
+      id,
+      expectedRevision: REVISION,
+      changes: { status: 'OUT_OF_STOCK' as const, nextRunAt: new Date(NOW.getTime() + 60_000), leaseOwner: null, leaseExpiresAt: null, updatedAt: NOW },
+      event: { type: 'ROUND_ENDED', message: 'none', data: null },
+    })),
+    {
+      id: idOf(FLIGHT_FROM + 8),
+      expectedRevision: REVISION,
+      changes: { status: 'ORDERING' as const, nextRunAt: null, updatedAt: NOW },
+      event: { type: 'ORDER_STARTED', message: null, data: null },
+      attempt: {
+        start: {
+          id: attemptOf(FLIGHT_FROM + 8),
+          sellerId: SELLER,
+          offer: {} as never,
+          leaseOwner: OWNER,
+          leaseExpiresAt: new Date(NOW.getTime() + 15_000),
+          nextCheckAt: new Date(NOW.getTime() + 15_000),
+        },
+      },
+    },
+    {
+      id: idOf(ORDERING_FROM + 10),
+      expectedRevision: REVISION,
+      changes: { status: 'ORDERED' as const, updatedAt: NOW },
+      event: { type: 'ORDERED', message: null, data: null },
+      attempt: { complete: { id: attemptOf(ORDERING_FROM + 10), from: 'ordering' as const } },
+    },
   ];
 
   // The engine's group-committed writes: every guarded write, attempt move and lease release of a
@@ -277,42 +314,19 @@ describe('hot queries on a large database', () => {
   const batched: Case[] = [
     {
       name: 'applyTransitions (10 requests, one starting an attempt, one completing one)',
-      run: (db) =>
-        applyTransitions(db, [
-          ...ids(FLIGHT_FROM, 8).map((id) => ({
-            id,
-            expectedRevision: REVISION,
-            changes: { status: 'OUT_OF_STOCK' as const, nextRunAt: new Date(NOW.getTime() + 60_000), leaseOwner: null, leaseExpiresAt: null, updatedAt: NOW },
-            event: { type: 'ROUND_ENDED', message: 'none', data: null },
-          })),
-          {
-            id: idOf(FLIGHT_FROM + 8),
-            expectedRevision: REVISION,
-            changes: { status: 'ORDERING' as const, nextRunAt: null, updatedAt: NOW },
-            event: { type: 'ORDER_STARTED', message: null, data: null },
-            attempt: {
-              start: {
-                id: attemptOf(FLIGHT_FROM + 8),
-                sellerId: SELLER,
-                offer: {} as never,
-                leaseOwner: OWNER,
-                leaseExpiresAt: new Date(NOW.getTime() + 15_000),
-                nextCheckAt: new Date(NOW.getTime() + 15_000),
-              },
-            },
-          },
-          {
-            id: idOf(ORDERING_FROM + 10),
-            expectedRevision: REVISION,
-            changes: { status: 'ORDERED' as const, updatedAt: NOW },
-            event: { type: 'ORDERED', message: null, data: null },
-            attempt: { complete: { id: attemptOf(ORDERING_FROM + 10), from: 'ordering' as const } },
-          },
-        ]),
+      run: (db) => applyTransitions(db, tenTransitions),
       uses: ['purchase_requests_pkey', 'order_attempts_pkey', 'webhook_endpoints_user_idx'],
       // Per request: its row locked, then written; the completed attempt locked, then written;
       // the started attempt's number (its request's attempts); the foreign keys checked. Per
       // outcome (9 here): its user's endpoints by user, and the outbox row's foreign keys.
+      maxRows: 10 * 2 + 2 + 2 + 10 * 3 + 9 * 3,
+    },
+    {
+      name: 'applyTransitions, its outbox rows leased to the writer (direct dispatch)',
+      run: (db) => applyTransitions(db, tenTransitions, { owner: OWNER, now: NOW, until: new Date(NOW.getTime() + 30_000), perEndpoint: 4, room: 64 }),
+      uses: ['purchase_requests_pkey', 'order_attempts_pkey', 'webhook_endpoints_user_idx', 'webhook_outbox_order_idx', 'webhook_outbox_leased_idx'],
+      // As above, and per outcome its endpoint's earlier pending rows for the request and its
+      // leased rows (none here) — never the backlog of the first request's endpoint.
       maxRows: 10 * 2 + 2 + 2 + 10 * 3 + 9 * 3,
     },
     {
@@ -501,7 +515,11 @@ async function seed(sql: postgres.Sql): Promise<void> {
      select 'msg_' || i, ${endpointOf('i % 500')}, ${uuidSql}, ${REVISION}, '{}'::jsonb, 'pending', 0,
        case when i < ${WATCH_FROM + DUE_WEBHOOKS} then $1::timestamptz - interval '1 minute' else $1::timestamptz + interval '1 hour' end,
        $1::timestamptz - interval '1 hour', null
-     from generate_series(${WATCH_FROM}, ${WATCH_FROM + DUE_WEBHOOKS + LATER_WEBHOOKS - 1}) i`,
+     from generate_series(${WATCH_FROM}, ${WATCH_FROM + DUE_WEBHOOKS + LATER_WEBHOOKS - 1}) i
+     union all
+     select 'msg_b_' || k || '_' || r, ${endpointOf('1')}, ('00000000-0000-4000-8000-' || lpad((1 + 500 * k)::text, 12, '0'))::uuid, 100 + r, '{}'::jsonb,
+       'pending', 3, $1::timestamptz + interval '1 hour', $1::timestamptz - interval '2 hours', null
+     from generate_series(0, ${BACKLOG_REQUESTS - 1}) k, generate_series(1, ${BACKLOG_REVISIONS}) r`,
     [now],
   );
 }

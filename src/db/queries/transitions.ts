@@ -3,6 +3,7 @@ import type { Executor } from '../client.js';
 import { rowsOf } from '../client.js';
 import { rowMapper } from './rows.js';
 import { type AttemptRow, orderAttempts, purchaseRequests, type RequestRow } from '../schema.js';
+import { type Delivery, type DirectLease, earlierRevisionPending, inFlightTo, toDelivery } from './webhooks.js';
 import type { AttemptState, OfferSnapshot } from '../../domain/types.js';
 import type { RequestChanges } from './requests.js';
 import { WEBHOOK_STATUSES } from '../../domain/statuses.js';
@@ -37,10 +38,15 @@ export interface Transition {
   attempt?: AttemptWrite;
 }
 
-/** What a transition wrote: the request's new row, and the attempt written with it, if any. */
+/**
+ * What a transition wrote: the request's new row, the attempt written with it, if any, and the
+ * webhook outbox rows it reported the change in — those leased to the writing instance on the
+ * spot (`direct`, to send now) and how many were left for any instance's claim (`queued`).
+ */
 export interface Written {
   row: RequestRow;
   attempt: AttemptRow | null;
+  outbox: { direct: Delivery[]; queued: number };
 }
 
 /**
@@ -71,8 +77,14 @@ const COLUMNS = getTableColumns(purchaseRequests) as Record<keyof RequestRow, Co
  * is appended with the revision it produced — all or nothing, as one statement is. Returns the
  * rows written, by id; a transition whose row had moved on is simply absent (the caller reloads
  * and decides again). At most one transition per request in a batch.
+ *
+ * With `direct`, the outbox rows the statement writes are leased to the writing instance as they
+ * are inserted, under the claim's rules (claimDeliveries): the endpoint enabled and unpaused, no
+ * earlier revision of the request pending for it, its fleet-wide cap and the instance's room
+ * respected. The writer sends them at once: an event's first try needs no claim and no second
+ * write of its row. Rows not leased wait for a claim, as all do without `direct`.
  */
-export async function applyTransitions(ex: Executor, batch: readonly Transition[]): Promise<Map<string, Written>> {
+export async function applyTransitions(ex: Executor, batch: readonly Transition[], direct: DirectLease | null = null): Promise<Map<string, Written>> {
   if (batch.length === 0) return new Map();
   const keys = Object.keys(SETTABLE) as Settable[];
   const input = batch.map((t) => {
@@ -126,6 +138,12 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       })
       .join(',\n      '),
   );
+  // Without a lease the outbox rows are only queued: no owner, so none may be leased.
+  const owner = direct?.owner ?? null;
+  const now = sql`${(direct?.now ?? new Date(0)).toISOString()}::timestamptz`;
+  const until = sql`${(direct?.until ?? new Date(0)).toISOString()}::timestamptz`;
+  const perEndpoint = direct?.perEndpoint ?? 0;
+  const room = direct?.room ?? 0;
   const result = await ex.execute(sql`
     with input as (
       select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(${recordType})
@@ -183,20 +201,44 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     -- The webhook outbox, in the same statement as the change it reports (API.md "Webhooks"): one
     -- row per outcome and endpoint of the request's user that asked for it. An outcome is a new
     -- status, or QUOTED again with a lower best total; the request as written is the payload.
-    notified as (
-      insert into webhook_outbox
-        (webhook_id, endpoint_id, request_id, revision, payload, state, next_attempt_at, created_at)
-      select 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.id, w.id, w.revision,
+    outbound as (
+      select w.id as request_id, w.revision, w.updated_at, e.id as endpoint_id,
         jsonb_build_object('id', w.id, 'status', w.status, 'revision', w.revision, 'bestOffer', w.best_offer,
-          'order', w.order_details, 'failureReason', w.failure_reason, 'at', w.updated_at),
-        'pending', w.updated_at, w.updated_at
+          'order', w.order_details, 'failureReason', w.failure_reason, 'at', w.updated_at) as payload,
+        ${owner}::text is not null and (e.paused_until is null or e.paused_until <= ${now})
+          and not ${earlierRevisionPending(sql`e.id`, sql`w.id`, sql`w.revision`)} as may_lease
       from written w
       join locked l on l.id = w.id
       join webhook_endpoints e on e.user_id = w.user_id and e.enabled and e.events @> jsonb_build_array(w.status)
       where w.status in (${WEBHOOK_STATUSES_SQL})
         and (w.status <> l.old_status or (w.status = 'QUOTED' and (w.best_offer ->> 'totalCents')::int < l.old_total))
+    ),
+    -- Direct dispatch: which of them this instance takes, within each endpoint's free slots.
+    fitting as (
+      select o.*, o.may_lease and busy.n + row_number() over (partition by o.endpoint_id, o.may_lease order by o.request_id) <= ${perEndpoint}::int as fits
+      from outbound o
+      cross join lateral (select case when o.may_lease then ${inFlightTo(sql`o.endpoint_id`, now)} else 0 end as n) busy
+    ),
+    chosen as (
+      select f.*, f.fits and row_number() over (partition by f.fits order by f.endpoint_id, f.request_id) <= ${room}::int as leased
+      from fitting f
+    ),
+    notified as (
+      insert into webhook_outbox
+        (webhook_id, endpoint_id, request_id, revision, payload, state, next_attempt_at, created_at,
+         attempts, retry_since, lease_owner, lease_expires_at)
+      select 'msg_' || replace(gen_random_uuid()::text, '-', ''), c.endpoint_id, c.request_id, c.revision, c.payload,
+        'pending', c.updated_at, c.updated_at,
+        case when c.leased then 1 else 0 end, case when c.leased then ${now} end,
+        case when c.leased then ${owner}::text end, case when c.leased then ${until} end
+      from chosen c
+      returning *
     )
-    select w.*, to_jsonb(c) as completed_attempt, to_jsonb(s) as started_attempt
+    select w.*, to_jsonb(c) as completed_attempt, to_jsonb(s) as started_attempt,
+      (select jsonb_agg(jsonb_build_object('row', to_jsonb(n), 'url', e.url, 'secret', e.secret))
+       from notified n join webhook_endpoints e on e.id = n.endpoint_id
+       where n.request_id = w.id and n.lease_owner is not null) as outbox_direct,
+      (select count(*)::int from notified n where n.request_id = w.id and n.lease_owner is null) as outbox_queued
     from written w
     left join completed c on c.request_id = w.id
     left join started s on s.request_id = w.id`);
@@ -204,10 +246,18 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
   for (const raw of rowsOf<Record<string, unknown>>(result)) {
     const row = toRequestRow(raw);
     const attempt = (raw.completed_attempt ?? raw.started_attempt ?? null) as Record<string, unknown> | string | null;
-    rows.set(row.id, { row, attempt: attempt === null ? null : toAttemptRow(typeof attempt === 'string' ? JSON.parse(attempt) : attempt) });
+    const direct = parsed(raw.outbox_direct) as Array<{ row: Record<string, unknown>; url: string; secret: string }> | null;
+    rows.set(row.id, {
+      row,
+      attempt: attempt === null ? null : toAttemptRow(parsed(attempt) as Record<string, unknown>),
+      outbox: { direct: (direct ?? []).map((d) => toDelivery(d.row, d.url, d.secret)), queued: Number(raw.outbox_queued ?? 0) },
+    });
   }
   return rows;
 }
+
+/** A JSON column as either driver hands it back: parsed already, or as text. */
+const parsed = (value: unknown): unknown => (typeof value === 'string' ? JSON.parse(value) : value);
 
 const toRequestRow = rowMapper<RequestRow>(purchaseRequests);
 const toAttemptRow = rowMapper<AttemptRow>(orderAttempts);

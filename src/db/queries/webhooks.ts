@@ -1,4 +1,4 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import { and, asc, eq, type SQL, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { rowsOf } from '../client.js';
 import { rowMapper } from './rows.js';
@@ -35,6 +35,47 @@ export interface Delivery {
 }
 
 /**
+ * The terms on which a status change's own statement leases the outbox rows it writes to the
+ * writing instance (direct dispatch, src/db/queries/transitions.ts): the claim's lease, its
+ * per-endpoint cap, and at most `room` rows.
+ */
+export interface DirectLease {
+  owner: string;
+  now: Date;
+  until: Date;
+  perEndpoint: number;
+  room: number;
+}
+
+/** A delivery from an outbox row as SQL returned it, with its endpoint's URL and secret. */
+export function toDelivery(raw: Record<string, unknown>, url: string, secret: string): Delivery {
+  return { row: toOutboxRow(raw), url, secret };
+}
+
+/**
+ * Revision order per request and endpoint, as SQL: whether an earlier revision of the request is
+ * still pending for the endpoint. It reads the request's own rows for the endpoint (a handful, by
+ * the order index), then their states: OFFSET 0 keeps the state test out of that scan, so the
+ * planner cannot answer it from the pending rows' index instead and walk a failing endpoint's
+ * whole backlog for every row it checks.
+ */
+export function earlierRevisionPending(endpointId: SQL, requestId: SQL, revision: SQL): SQL {
+  return sql`exists (
+    select 1 from (
+      select p.state from webhook_outbox p
+      where p.endpoint_id = ${endpointId} and p.request_id = ${requestId} and p.revision < ${revision}
+      offset 0
+    ) earlier where earlier.state = 'pending'
+  )`;
+}
+
+/** Deliveries to an endpoint in flight across the fleet at `now` (under a live lease), as SQL: its cap's count. */
+export function inFlightTo(endpointId: SQL, now: SQL): SQL {
+  return sql`(select count(*)::int from webhook_outbox b
+    where b.endpoint_id = ${endpointId} and b.state = 'pending' and b.lease_owner is not null and b.lease_expires_at >= ${now})`;
+}
+
+/**
  * Claims due deliveries under a lease, on any instance (SKIP LOCKED), fairly between endpoints:
  * the endpoints with pending rows are walked one index probe each (a loose index scan), and each
  * enabled, unpaused one gives at most its free slots — `perEndpoint` less what is in flight to it
@@ -66,19 +107,12 @@ export async function claimDeliveries(
     due as (
       select d.id, d.next_attempt_at
       from ready e
-      cross join lateral (
-        select count(*)::int as n from webhook_outbox b
-        where b.endpoint_id = e.id and b.state = 'pending' and b.lease_owner is not null and b.lease_expires_at >= ${now}
-      ) busy
+      cross join lateral (select ${inFlightTo(sql`e.id`, now)} as n) busy
       cross join lateral (
         select o.id, o.next_attempt_at from webhook_outbox o
         where o.endpoint_id = e.id and o.state = 'pending' and o.next_attempt_at <= ${now}
           and (o.lease_expires_at is null or o.lease_expires_at < ${now})
-          and not exists (
-            select 1 from webhook_outbox p
-            where p.endpoint_id = o.endpoint_id and p.request_id = o.request_id
-              and p.revision < o.revision and p.state = 'pending'
-          )
+          and not ${earlierRevisionPending(sql`o.endpoint_id`, sql`o.request_id`, sql`o.revision`)}
         order by o.next_attempt_at
         limit greatest(${q.perEndpoint}::int - busy.n, 0)
       ) d
@@ -97,11 +131,7 @@ export async function claimDeliveries(
     )
     select c.*, e.url as endpoint_url, e.secret as endpoint_secret
     from claimed c join webhook_endpoints e on e.id = c.endpoint_id`);
-  return rowsOf<Record<string, unknown>>(result).map((raw) => ({
-    row: toOutboxRow(raw),
-    url: raw.endpoint_url as string,
-    secret: raw.endpoint_secret as string,
-  }));
+  return rowsOf<Record<string, unknown>>(result).map((raw) => toDelivery(raw, raw.endpoint_url as string, raw.endpoint_secret as string));
 }
 
 /** Delivered: the row is done, and the endpoint's breaker closes. Guarded by the lease. */

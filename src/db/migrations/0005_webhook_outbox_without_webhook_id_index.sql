@@ -1,0 +1,1 @@
+DROP INDEX "webhook_outbox_webhook_id_idx";
