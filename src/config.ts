@@ -57,6 +57,8 @@ export interface Config {
   dbPoolSize: number;
   /** Named prepared statements on a Postgres server; off only behind a pooler that cannot keep them. */
   dbPreparedStatements: boolean;
+  /** The planner's `random_page_cost` for the broker's sessions; null leaves the server's own. */
+  dbRandomPageCost: number | null;
   /** Serve schema introspection (the playground needs it). */
   introspection: boolean;
   /** Hide field suggestions ("Did you mean …?") in errors. */
@@ -156,6 +158,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 300_000),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbPreparedStatements: bool(env, 'DB_PREPARED_STATEMENTS', true),
+    dbRandomPageCost: env.DB_RANDOM_PAGE_COST === 'server' ? null : num(env, 'DB_RANDOM_PAGE_COST', 1.1, 0.1, 100),
     introspection: bool(env, 'INTROSPECTION', !production),
     hideSchemaDetails: bool(env, 'HIDE_SCHEMA_DETAILS', production),
     queryLimits: {

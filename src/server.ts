@@ -107,6 +107,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     dataDir: config.dataDir,
     poolSize: config.dbPoolSize,
     preparedStatements: config.dbPreparedStatements,
+    randomPageCost: config.dbRandomPageCost,
     onQuery: options.onQuery,
   });
   let pubsub: PubSub | undefined;

@@ -29,6 +29,11 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Named prepared statements on a server (default on; off behind a pooler that cannot keep them). */
   preparedStatements?: boolean;
+  /**
+   * The planner's `random_page_cost`, sent when each connection opens (a parameter of the same
+   * name in the URL wins); unset leaves the server's own.
+   */
+  randomPageCost?: number | null;
   /** Sees every SQL statement the application runs (debug logging, query-count checks). */
   onQuery?: (sql: string) => void;
 }
@@ -45,7 +50,9 @@ export interface Database {
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const logger = options.onQuery ? { logQuery: (query: string) => options.onQuery!(query) } : undefined;
-  return options.url ? openPostgres(options.url, options.poolSize ?? 10, options.preparedStatements ?? true, logger) : openPglite(options.dataDir, logger);
+  if (!options.url) return openPglite(options.dataDir, logger);
+  const settings: Record<string, string> = options.randomPageCost == null ? {} : { random_page_cost: String(options.randomPageCost) };
+  return openPostgres(options.url, options.poolSize ?? 10, options.preparedStatements ?? true, settings, logger);
 }
 
 type QueryLogger = { logQuery(query: string, params: unknown[]): void } | undefined;
@@ -72,9 +79,9 @@ export function reconnectBackoff(failures: number): number {
   return Math.min(0.05 * 2 ** Math.max(failures - 1, 0), 1) * (0.5 + Math.random() / 2);
 }
 
-async function openPostgres(rawUrl: string, max: number, prepared: boolean, logger: QueryLogger): Promise<Database> {
+async function openPostgres(rawUrl: string, max: number, prepared: boolean, settings: Record<string, string>, logger: QueryLogger): Promise<Database> {
   const { url, socket } = unixSocket(rawUrl);
-  const client = postgres(url, { max, onnotice: () => {}, backoff: reconnectBackoff, ...socket });
+  const client = postgres(url, { max, onnotice: () => {}, backoff: reconnectBackoff, connection: settings, ...socket });
   const db = drizzlePostgres(prepared ? preparing(client) : client, { schema, ...(logger ? { logger } : {}) });
   return {
     db: db as unknown as Db,

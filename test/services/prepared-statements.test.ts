@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase, rowsOf } from '../../src/db/client.js';
 import { freshDatabase } from '../support/server.js';
@@ -57,4 +58,25 @@ describe('statements on a Postgres server', () => {
     await off.db.execute(sql`select ${1}::int as n /* marker-off */`);
     expect(await preparedLike(off, 'marker-off')).toHaveLength(0);
   });
+
+  it('carry the planner cost the broker asks for on every connection, the server its own when unset, a URL parameter over both', async () => {
+    const url = fresh.env.DATABASE_URL!;
+    const setting = async (d: Database) => rowsOf<{ v: string }>(await d.db.execute(sql`select current_setting('random_page_cost') as v`))[0]!.v;
+    const plain = postgres(url, { max: 1, onnotice: () => {} });
+    const [server] = await plain<Array<{ v: string }>>`select current_setting('random_page_cost') as v`;
+    await plain.end({ timeout: 5 });
+
+    const set = await openDatabase({ url, dataDir: '', poolSize: 2, randomPageCost: 1.1 });
+    const unset = await openDatabase({ url, dataDir: '', poolSize: 1 });
+    const withUrl = new URL(url);
+    withUrl.searchParams.set('random_page_cost', '2');
+    const fromUrl = await openDatabase({ url: withUrl.toString(), dataDir: '', poolSize: 1, randomPageCost: 1.1 });
+    opened.push(set, unset, fromUrl);
+    // In and out of a transaction.
+    const both = await Promise.all([setting(set), set.db.transaction(async (tx) => rowsOf<{ v: string }>(await tx.execute(sql`select current_setting('random_page_cost') as v`))[0]!.v)]);
+    expect(both).toEqual(['1.1', '1.1']);
+    expect(await setting(unset)).toBe(server!.v);
+    expect(await setting(fromUrl)).toBe('2');
+  });
 });
+
