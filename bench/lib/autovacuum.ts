@@ -1,8 +1,12 @@
 import postgres from 'postgres';
 import { unixSocket } from '../../src/db/client.js';
 
-/** The tables the broker updates on every request: their dead row versions pile up fastest. */
-const HOT_TABLES = ['purchase_requests', 'order_attempts', 'sandbox_payments'];
+/**
+ * The tables the broker updates on every request: their dead row versions pile up fastest. The
+ * webhook outbox is one while endpoints are registered (each event's row is marked delivered);
+ * without them it is empty and its vacuum costs nothing.
+ */
+const HOT_TABLES = ['purchase_requests', 'order_attempts', 'sandbox_payments', 'webhook_outbox'];
 
 /** A one-connection client for the bench's own statements, over TCP or a Unix socket (`?host=/dir`) as the broker connects. */
 export function connectPostgres(url: string): postgres.Sql {
