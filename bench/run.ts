@@ -107,7 +107,7 @@ const plan = {
    * event), alternately, `pairs` runs with them between `pairs + 1` without, each side averaged: the
    * database growing over the runs counts against neither side.
    */
-  webhooks: { pairs: quick ? 1 : 4, durationMs: quick ? 6_000 : 15_000, outboxDrainMs: quick ? 15_000 : 60_000, settleMs: quick ? 60_000 : 120_000, registerConcurrency: 20 },
+  webhooks: { pairs: quick ? 1 : 4, durationMs: quick ? 6_000 : 15_000, warmupMs: quick ? 2_000 : 5_000, outboxDrainMs: quick ? 15_000 : 60_000, settleMs: quick ? 60_000 : 120_000, registerConcurrency: 20 },
   /** After the main phase: longest wait for the broker to finish the work still queued. */
   quiesceMs: quick ? 8_000 : 40_000,
   /** Hard cap on the whole run; the watchdog stops everything beyond it (the scaling phase adds its share). */
@@ -569,10 +569,9 @@ async function main(): Promise<void> {
     const offRun = async () => {
       runs.off.push(await measureMain(`outbox-off-${runs.off.length + 1}`, fleet, [first], `outbox off (${runs.off.length + 1}/${plan.webhooks.pairs + 1})`, load));
     };
-    await offRun();
-    for (let pair = 1; pair <= plan.webhooks.pairs; pair++) {
-      // Every user of the load gets an endpoint for every event (created without `events`).
-      const endpoints = await Promise.all(
+    // Every user of the load gets an endpoint for every event (created without `events`).
+    const register = () =>
+      Promise.all(
         tokens.map((token, u) =>
           limit(async () => {
             const res = await client.gql<{ createWebhookEndpoint: { endpoint: { id: string } | null } }>(CREATE_ENDPOINT, { input: { url: `${receiverInfo.url}/user-${u}` } }, token);
@@ -582,6 +581,21 @@ async function main(): Promise<void> {
           }),
         ),
       );
+    const unregister = (endpoints: Array<{ id: string; token: string }>) => Promise.all(endpoints.map(({ id, token }) => limit(() => client.gql(DELETE_ENDPOINT, { id }, token))));
+    // The delivery path (relay, sender, the receiver's connections) is cold until the first event:
+    // it gets a warm-up of its own, not reported, as the main workload had, so that JIT and pools
+    // are not charged to the first run with webhooks alone.
+    {
+      const endpoints = await register();
+      log(`outbox warm-up: ${rate}/s offered for ${plan.webhooks.warmupMs / 1000}s with ${endpoints.length} endpoints`);
+      await runPhase(fleet, { name: 'outbox-warmup', rate, durationMs: plan.webhooks.warmupMs, maxInFlight: load.maxInFlight, drainMs: plan.main.drainMs, next: () => workload.next(), expiresInMs: 3_600_000 });
+      await outboxDrained(client, plan.webhooks.outboxDrainMs);
+      await unregister(endpoints);
+      if (!(await quiesce([client], plan.webhooks.settleMs))) notes.push(`webhook outbox: the broker still had work queued ${plan.webhooks.settleMs / 1000}s after its warm-up`);
+    }
+    await offRun();
+    for (let pair = 1; pair <= plan.webhooks.pairs; pair++) {
+      const endpoints = await register();
       const m0 = await client.metrics();
       const r0 = await received();
       runs.on.push(await measureMain(`outbox-on-${pair}`, fleet, [first], `outbox on (${pair}/${plan.webhooks.pairs}, ${endpoints.length} endpoints)`, load));
@@ -592,7 +606,7 @@ async function main(): Promise<void> {
       const m1 = await client.metrics();
       for (const [k, v] of Object.entries(deltaBy(m0, m1, 'broker_webhook_deliveries_total', 'outcome'))) runs.tries[k] = (runs.tries[k] ?? 0) + v;
       runs.received += (await received()) - r0;
-      await Promise.all(endpoints.map(({ id, token }) => limit(() => client.gql(DELETE_ENDPOINT, { id }, token))));
+      await unregister(endpoints);
       await offRun();
     }
     outbox = runs;
