@@ -5,12 +5,13 @@ import { rowsOf } from '../src/db/client.js';
 import { insertRequest } from '../src/db/queries/requests.js';
 import { applyTransitions, type Transition } from '../src/db/queries/transitions.js';
 import { claimDeliveries, type DirectLease, markDelivered, markFailed } from '../src/db/queries/webhooks.js';
-import { deadLetters, webhookEndpoints, webhookOutbox, type WebhookOutboxRow } from '../src/db/schema.js';
+import { deadLetters, webhookDeliveries, webhookEndpoints, webhookOutbox, type WebhookOutboxRow } from '../src/db/schema.js';
 import { WebhookRelay } from '../src/engine/webhook-relay.js';
 import { Metrics } from '../src/infra/metrics.js';
 import { MemoryPubSub } from '../src/infra/pubsub.js';
 import { RequestService } from '../src/services/requests.js';
 import type { SendOptions, SendResult } from '../src/infra/webhook-sender.js';
+import { DeadLetterService } from '../src/services/dead-letters.js';
 import { WebhookSender } from '../src/infra/webhook-sender.js';
 import { createLogger } from '../src/logger.js';
 import { eventually } from './support/server.js';
@@ -19,7 +20,7 @@ import { newRequestColumns, useTestDatabase } from './support/database.js';
 /**
  * The webhook outbox's claim on the storage the suite runs on: fair between endpoints, capped per
  * endpoint across instances, in revision order per request, and a failure past its window
- * dead-lettered with the row; and its retention: delivered rows deleted after the window.
+ * dead-lettered with the row; and its retention: deliveries made kept for the window, then deleted.
  */
 
 const test = useTestDatabase();
@@ -76,6 +77,35 @@ describe('claiming webhook deliveries', () => {
     expect(byEndpoint(lapsed, busy)).toHaveLength(4);
     expect(byEndpoint(lapsed, quiet).map((d) => d.row.id)).toEqual(byEndpoint(first, quiet).map((d) => d.row.id));
     expect(byEndpoint(lapsed, quiet)[0]!.row.attempts).toBe(2);
+  });
+
+  it('re-driving a dead letter makes its row due again; one delivered since, or whose endpoint is gone, is told apart', async () => {
+    const letters = new DeadLetterService({ db: test.current.db, clock: { now: () => NOW }, callbacks: null as never, findSeller: async () => null, wake: () => {}, wakeWebhooks: () => {} });
+    const deadLetter = async (endpoint: string) => {
+      const [request] = await requests(1);
+      await rows(endpoint, [request!], [2], at(-1_000));
+      const [d] = (await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 })).filter((x) => x.row.endpointId === endpoint);
+      const letterId = randomUUID();
+      expect(await markFailed(test.current.db, { id: d!.row.id, endpointId: endpoint, owner: 'a', now: NOW, error: 'HTTP 500', retryAt: null, deadLetterId: letterId, breakerAfter: 99, pauseUntil: NOW })).toBe('dead');
+      return { letterId, rowId: d!.row.id };
+    };
+    // Re-driven, then delivered, then re-driven again (a second admin): resolved, nothing to send.
+    const endpoint = await anEndpoint();
+    const first = await deadLetter(endpoint);
+    const redriven = await letters.redrive(first.letterId);
+    expect(redriven.ok && redriven.value.resolvedAt).toEqual(NOW);
+    const [again] = (await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 })).filter((x) => x.row.id === first.rowId);
+    expect(again).toBeDefined();
+    await markDelivered(test.current.db, { id: first.rowId, endpointId: endpoint, owner: 'a', now: NOW });
+    await test.current.db.update(deadLetters).set({ resolvedAt: null }).where(eq(deadLetters.id, first.letterId));
+    const late = await letters.redrive(first.letterId);
+    expect(late.ok && late.value).toMatchObject({ resolvedAt: NOW });
+    // Its endpoint deleted: the re-drive fails, and says why.
+    const gone = await anEndpoint();
+    const second = await deadLetter(gone);
+    await test.current.db.delete(webhookEndpoints).where(eq(webhookEndpoints.id, gone));
+    const failed = await letters.redrive(second.letterId);
+    expect(failed.ok && failed.value).toMatchObject({ resolvedAt: null, lastError: 'the webhook endpoint was deleted since' });
   });
 
   it('dead-letters a failure past its retry window, with the row, and never one still within it', async () => {
@@ -220,7 +250,10 @@ describe('direct dispatch through the relay', () => {
       answerFirst();
       await eventually(async () => sent.length === 2, 10_000);
       expect(sent).toEqual(['OUT_OF_STOCK', 'CANCELED']);
-      await eventually(async () => (await outbox()).every(([, state]) => state === 'delivered'), 10_000);
+      // Both delivered: gone from the outbox, kept among the deliveries.
+      await eventually(async () => (await outbox()).length === 0, 10_000);
+      const kept = await test.current.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, endpoint));
+      expect(kept.map((d) => d.revision).sort()).toEqual([3, 4]);
     } finally {
       answerFirst();
       await relay.stop(1_000);
@@ -231,7 +264,7 @@ describe('direct dispatch through the relay', () => {
 describe('outbox retention', () => {
   const HOUR = 3_600_000;
 
-  async function outboxRow(endpointId: string, requestId: string, revision: number, state: WebhookOutboxRow['state'], deliveredAgoMs: number | null, createdAgoMs: number): Promise<number> {
+  async function outboxRow(endpointId: string, requestId: string, revision: number, state: WebhookOutboxRow['state'], createdAgoMs: number): Promise<number> {
     const [row] = await test.current.db
       .insert(webhookOutbox)
       .values({
@@ -244,23 +277,28 @@ describe('outbox retention', () => {
         // Pending rows are due later: nothing here is sent.
         nextAttemptAt: state === 'pending' ? at(HOUR) : at(-createdAgoMs),
         createdAt: at(-createdAgoMs),
-        deliveredAt: deliveredAgoMs === null ? null : at(-deliveredAgoMs),
       })
       .returning({ id: webhookOutbox.id });
     return row!.id;
   }
 
-  it('deletes delivered rows older than the window, in batches, and keeps recent ones, dead letters and undelivered rows', async () => {
+  let nextId = 1_000_000;
+  async function delivered(endpointId: string, requestId: string, deliveredAgoMs: number): Promise<number> {
+    const id = nextId++;
+    await test.current.db.insert(webhookDeliveries).values({ id, webhookId: `msg_${randomUUID()}`, endpointId, requestId, revision: 2, attempts: 1, createdAt: at(-deliveredAgoMs - HOUR), deliveredAt: at(-deliveredAgoMs) });
+    return id;
+  }
+
+  it('deletes deliveries older than the window, in batches, and keeps recent ones, dead letters and undelivered rows', async () => {
     const endpoint = await anEndpoint();
     const reqs = await requests(11);
-    const old: number[] = [];
     // Seven delivered 73 to 100 hours ago: past a 72-hour window, more than three batches of two.
-    for (let i = 0; i < 7; i++) old.push(await outboxRow(endpoint, reqs[i]!, 2, 'delivered', (73 + 4 * i) * HOUR, (74 + 4 * i) * HOUR));
+    for (let i = 0; i < 7; i++) await delivered(endpoint, reqs[i]!, (73 + 4 * i) * HOUR);
+    const keptDelivery = await delivered(endpoint, reqs[7]!, 71 * HOUR);
     const kept = [
-      await outboxRow(endpoint, reqs[7]!, 2, 'delivered', 71 * HOUR, 100 * HOUR),
-      await outboxRow(endpoint, reqs[8]!, 2, 'dead', null, 200 * HOUR),
-      await outboxRow(endpoint, reqs[9]!, 2, 'gone', null, 200 * HOUR),
-      await outboxRow(endpoint, reqs[10]!, 2, 'pending', null, 200 * HOUR),
+      await outboxRow(endpoint, reqs[8]!, 2, 'dead', 200 * HOUR),
+      await outboxRow(endpoint, reqs[9]!, 2, 'gone', 200 * HOUR),
+      await outboxRow(endpoint, reqs[10]!, 2, 'pending', 200 * HOUR),
     ];
 
     const metrics = new Metrics(false);
@@ -286,41 +324,56 @@ describe('outbox retention', () => {
         sweepBatch: 2,
       },
     });
-    const remaining = async () => (await test.current.db.select({ id: webhookOutbox.id }).from(webhookOutbox).where(eq(webhookOutbox.endpointId, endpoint))).map((r) => r.id).sort((a, b) => a - b);
+    const deliveries = async () => (await test.current.db.select({ id: webhookDeliveries.id }).from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, endpoint))).map((r) => r.id);
+    const outbox = async () => (await test.current.db.select({ id: webhookOutbox.id }).from(webhookOutbox).where(eq(webhookOutbox.endpointId, endpoint))).map((r) => r.id).sort((a, b) => a - b);
     const swept = async () => Number(/^broker_webhook_outbox_swept_total (\d+)$/m.exec((await metrics.render()).body)?.[1]);
     relay.start();
     try {
-      await eventually(async () => (await remaining()).length === kept.length, 10_000);
+      await eventually(async () => (await deliveries()).length === 1, 10_000);
       // An operator sees how many were swept; the sweeps that follow find nothing more.
-      await eventually(async () => (await swept()) === old.length, 10_000);
+      await eventually(async () => (await swept()) === 7, 10_000);
     } finally {
       await relay.stop(1_000);
       await sender.close();
     }
-    expect(await remaining()).toEqual(kept);
-    expect(await swept()).toBe(old.length);
+    expect(await deliveries()).toEqual([keptDelivery]);
+    expect(await outbox()).toEqual(kept);
+    expect(await swept()).toBe(7);
   });
 
-  it('finds the rows to delete through the delivered-rows index, not by reading the outbox', async () => {
+  it('a delivery leaves the outbox for the deliveries kept, less its payload', async () => {
     const endpoint = await anEndpoint();
     const [request] = await requests(1);
-    // A recent delivered history, a few hundred pending rows, and nothing old enough to delete.
+    await rows(endpoint, [request!], [2], at(-1_000));
+    const [d] = await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    // Another instance's record of it does nothing: the lease is this one's.
+    await markDelivered(test.current.db, { id: d!.row.id, endpointId: endpoint, owner: 'b', now: NOW });
+    expect(await test.current.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, d!.row.id))).toEqual([]);
+    await markDelivered(test.current.db, { id: d!.row.id, endpointId: endpoint, owner: 'a', now: at(500) });
+    expect(await test.current.db.select().from(webhookOutbox).where(eq(webhookOutbox.id, d!.row.id))).toEqual([]);
+    const [kept] = await test.current.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, d!.row.id));
+    expect(kept).toEqual({ id: d!.row.id, webhookId: d!.row.webhookId, endpointId: endpoint, requestId: request, revision: 2, attempts: 1, createdAt: d!.row.createdAt, deliveredAt: at(500) });
+  });
+
+  it('finds the deliveries to delete through their delivery-time index, not by reading the table', async () => {
+    const endpoint = await anEndpoint();
+    const [request] = await requests(1);
+    // A recent delivered history, and nothing old enough to delete.
     await test.current.db.execute(sql`
-      insert into webhook_outbox (webhook_id, endpoint_id, request_id, revision, payload, state, next_attempt_at, created_at, delivered_at)
-      select 'msg_plan_' || i, ${endpoint}::uuid, ${request!}::uuid, 100 + i, '{}'::jsonb,
-        case when i % 10 = 0 then 'pending' else 'delivered' end, ${NOW.toISOString()}::timestamptz, ${NOW.toISOString()}::timestamptz,
-        case when i % 10 = 0 then null else ${NOW.toISOString()}::timestamptz - make_interval(secs => i) end
+      insert into webhook_deliveries (id, webhook_id, endpoint_id, request_id, revision, attempts, created_at, delivered_at)
+      select 2000000 + i, 'msg_plan_' || i, ${endpoint}::uuid, ${request!}::uuid, 100 + i, 1, ${NOW.toISOString()}::timestamptz,
+        ${NOW.toISOString()}::timestamptz - make_interval(secs => i)
       from generate_series(1, 3000) i`);
-    await test.current.db.execute(sql`analyze webhook_outbox`);
+    await test.current.db.execute(sql`analyze webhook_deliveries`);
     const plan = rowsOf<Record<string, unknown>>(
       await test.current.db.execute(sql`
         explain (format json)
-        select id from webhook_outbox
-        where state = 'delivered' and delivered_at < ${new Date(NOW.getTime() - 72 * HOUR).toISOString()}::timestamptz
+        select id from webhook_deliveries
+        where delivered_at < ${new Date(NOW.getTime() - 72 * HOUR).toISOString()}::timestamptz
         order by delivered_at limit 1000 for update skip locked`),
     );
     const text = JSON.stringify(plan);
-    expect(text).toContain('webhook_outbox_delivered_idx');
+    expect(text).toContain('webhook_deliveries_delivered_idx');
     expect(text).not.toContain('Seq Scan');
   });
 });

@@ -285,7 +285,9 @@ export const webhookEndpoints = pgTable(
 /**
  * The transactional outbox of webhook deliveries: one row per (event, endpoint), written by the
  * statement that changes the request's status (src/db/queries/transitions.ts). `payload` is the
- * request as it was written; the body is rendered from it, identically on every retry.
+ * request as it was written; the body is rendered from it, identically on every retry. It holds
+ * only what is still to send (pending) or was given up on (dead, gone): a delivered row moves to
+ * `webhook_deliveries`, so the table the claims walk and vacuum cleans stays small.
  */
 export const webhookOutbox = pgTable(
   'webhook_outbox',
@@ -305,7 +307,7 @@ export const webhookOutbox = pgTable(
       .references(() => purchaseRequests.id, { onDelete: 'cascade' }),
     revision: integer('revision').notNull(),
     payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
-    state: text('state').$type<'pending' | 'delivered' | 'dead' | 'gone'>().notNull(),
+    state: text('state').$type<'pending' | 'dead' | 'gone'>().notNull(),
     attempts: integer('attempts').notNull().default(0),
     /** When the current run of retries began (first claim, or the last re-drive): dead-lettered after the retry window. */
     retrySince: tstz('retry_since'),
@@ -314,7 +316,6 @@ export const webhookOutbox = pgTable(
     leaseExpiresAt: tstz('lease_expires_at'),
     lastError: text('last_error'),
     createdAt: tstz('created_at').notNull(),
-    deliveredAt: tstz('delivered_at'),
   },
   (t) => [
     // Revision order per request and endpoint: a row waits while an earlier one is pending, which
@@ -322,14 +323,34 @@ export const webhookOutbox = pgTable(
     // the endpoint's backlog. Also the endpoint's rows in every state, for its deletion's cascade.
     uniqueIndex('webhook_outbox_order_idx').on(t.endpointId, t.requestId, t.revision),
     // The claim walks the endpoints with pending rows (a loose index scan) and takes each one's
-    // earliest due rows: fair between endpoints, never reading a delivered history.
+    // earliest due rows: fair between endpoints, never reading dead letters.
     index('webhook_outbox_endpoint_due_idx').on(t.endpointId, t.nextAttemptAt).where(sql`${t.state} = 'pending'`),
     // Deliveries in flight (or whose instance died), per endpoint, for its concurrency cap.
     index('webhook_outbox_leased_idx').on(t.endpointId).where(sql`${t.state} = 'pending' and ${t.leaseOwner} is not null`),
-    // The retention sweep takes the oldest delivered rows by this, a batch at a time, never scanning the rest.
-    index('webhook_outbox_delivered_idx').on(t.deliveredAt).where(sql`${t.state} = 'delivered'`),
-    check('webhook_outbox_state_check', sql`${t.state} in ('pending','delivered','dead','gone')`),
+    check('webhook_outbox_state_check', sql`${t.state} in ('pending','dead','gone')`),
   ],
+);
+
+/**
+ * Webhook deliveries made: an outbox row, less its payload, moved here in the statement that
+ * records its delivery, and kept `WEBHOOK_RETENTION_HOURS` for operators. Written once, never
+ * updated: no dead row versions for vacuum, one index entry besides the key.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    /** The outbox row's id. */
+    id: bigint('id', { mode: 'number' }).primaryKey(),
+    webhookId: text('webhook_id').notNull(),
+    endpointId: uuid('endpoint_id').notNull(),
+    requestId: uuid('request_id').notNull(),
+    revision: integer('revision').notNull(),
+    attempts: integer('attempts').notNull(),
+    createdAt: tstz('created_at').notNull(),
+    deliveredAt: tstz('delivered_at').notNull(),
+  },
+  // The retention sweep takes the oldest by this, a batch at a time, never scanning the rest.
+  (t) => [index('webhook_deliveries_delivered_idx').on(t.deliveredAt)],
 );
 
 export type RequestRow = typeof purchaseRequests.$inferSelect;
@@ -340,3 +361,4 @@ export type EventRow = typeof requestEvents.$inferSelect;
 export type SellerRow = typeof sellers.$inferSelect;
 export type WebhookEndpointRow = typeof webhookEndpoints.$inferSelect;
 export type WebhookOutboxRow = typeof webhookOutbox.$inferSelect;
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect;

@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import { findDeadLetter, listDeadLetters, recordDeadLetterFailure, resolveDeadLetter } from '../db/queries/dead-letters.js';
 import type { DeadLetterRow, SellerRow } from '../db/schema.js';
-import { findDelivery, redriveDelivery } from '../db/queries/webhooks.js';
+import { findDelivered, findDelivery, redriveDelivery } from '../db/queries/webhooks.js';
 import type { CallbackMessage, CallbackReceiver } from '../partners/callbacks.js';
 import type { Clock } from '../domain/clock.js';
 import { redriveAttempt } from '../engine/attempt-driver.js';
@@ -56,8 +56,8 @@ export class DeadLetterService {
   private async redriveWebhook(deliveryId: string, now: Date): Promise<void> {
     if (await redriveDelivery(this.d.db, Number(deliveryId), now)) return this.d.wakeWebhooks();
     const row = await findDelivery(this.d.db, Number(deliveryId));
-    if (!row) throw new Error('the webhook endpoint was deleted since');
-    if (row.state !== 'delivered') throw new Error(`the delivery is ${row.state}`);
+    if (row) throw new Error(`the delivery is ${row.state}`);
+    if (!(await findDelivered(this.d.db, Number(deliveryId)))) throw new Error('the webhook endpoint was deleted since');
   }
 
   private async redriveCallback(letter: DeadLetterRow): Promise<void> {

@@ -46,6 +46,7 @@ const LARGE = new Set([
   'sandbox_payment_calls',
   'webhook_endpoints',
   'webhook_outbox',
+  'webhook_deliveries',
 ]);
 const NOW = new Date('2030-01-01T12:00:00.000Z');
 const OWNER = 'engine-a';
@@ -62,12 +63,12 @@ const LAPSED = 20; // SEARCHING, lease lapsed (a crashed instance's)
 const PENDING = 2_000; // the backlog, due, FIFO
 /** Webhooks: one endpoint for each of the requests' 500 users, 5,000 of other users; a delivered history, a few due. */
 const OTHER_ENDPOINTS = 5_000;
-const DELIVERED = 20_000; // delivered events of finished requests
+const DELIVERED = 20_000; // delivered events of finished requests (webhook_deliveries)
 const DUE_WEBHOOKS = 40; // pending and due, one per endpoint (watching requests)
 const LATER_WEBHOOKS = 20; // pending, due later
-/** A failing receiver's backlog: user-1's endpoint has 60 finished requests × 30 revisions pending, retried in an hour. */
+/** A failing receiver's backlog: user-1's endpoint has 60 finished requests × 300 revisions pending, retried in an hour. */
 const BACKLOG_REQUESTS = 60;
-const BACKLOG_REVISIONS = 30;
+const BACKLOG_REVISIONS = 300;
 
 const WATCH_FROM = FINISHED + 1;
 const FLIGHT_FROM = WATCH_FROM + WATCHING;
@@ -263,7 +264,7 @@ describe('hot queries on a large database', () => {
     { name: 'oldestDue', run: (db) => oldestDue(db, NOW), uses: ['purchase_requests_unleased_due_idx', 'purchase_requests_lease_expiry_idx'], maxRows: LAPSED + 5 },
     { name: 'attemptsNeedingAttention', run: (db) => attemptsNeedingAttention(db), uses: ['order_attempts_attention_idx'], maxRows: 10 },
     {
-      name: 'claimDeliveries (webhooks: 40 due, past 20,000 delivered and a failing endpoint with 1,800 pending)',
+      name: 'claimDeliveries (webhooks: 40 due, past 20,000 delivered and a failing endpoint with 18,000 pending)',
       run: (db) => claimDeliveries(db, { owner: OWNER, now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 }),
       uses: ['webhook_outbox_endpoint_due_idx', 'webhook_outbox_leased_idx', 'webhook_outbox_order_idx', 'webhook_endpoints_pkey'],
       // Per endpoint with pending rows (60): one probe to find it, its row, its deliveries in
@@ -507,18 +508,20 @@ async function seed(sql: postgres.Sql): Promise<void> {
     [now],
   );
   await sql.unsafe(
-    `insert into webhook_outbox (webhook_id, endpoint_id, request_id, revision, payload, state, attempts, next_attempt_at, created_at, delivered_at)
-     select 'msg_' || i, ${endpointOf('i % 500')}, ${uuidSql}, ${REVISION}, '{}'::jsonb, 'delivered', 1,
-       $1::timestamptz - interval '1 day', $1::timestamptz - interval '1 day', $1::timestamptz - interval '1 day'
-     from generate_series(1, ${DELIVERED}) i
-     union all
+    `insert into webhook_deliveries (id, webhook_id, endpoint_id, request_id, revision, attempts, created_at, delivered_at)
+     select i, 'msg_' || i, ${endpointOf('i % 500')}, ${uuidSql}, ${REVISION}, 1, $1::timestamptz - interval '1 day', $1::timestamptz - interval '1 day'
+     from generate_series(1, ${DELIVERED}) i`,
+    [now],
+  );
+  await sql.unsafe(
+    `insert into webhook_outbox (webhook_id, endpoint_id, request_id, revision, payload, state, attempts, next_attempt_at, created_at)
      select 'msg_' || i, ${endpointOf('i % 500')}, ${uuidSql}, ${REVISION}, '{}'::jsonb, 'pending', 0,
        case when i < ${WATCH_FROM + DUE_WEBHOOKS} then $1::timestamptz - interval '1 minute' else $1::timestamptz + interval '1 hour' end,
-       $1::timestamptz - interval '1 hour', null
+       $1::timestamptz - interval '1 hour'
      from generate_series(${WATCH_FROM}, ${WATCH_FROM + DUE_WEBHOOKS + LATER_WEBHOOKS - 1}) i
      union all
      select 'msg_b_' || k || '_' || r, ${endpointOf('1')}, ('00000000-0000-4000-8000-' || lpad((1 + 500 * k)::text, 12, '0'))::uuid, 100 + r, '{}'::jsonb,
-       'pending', 3, $1::timestamptz + interval '1 hour', $1::timestamptz - interval '2 hours', null
+       'pending', 3, $1::timestamptz + interval '1 hour', $1::timestamptz - interval '2 hours'
      from generate_series(0, ${BACKLOG_REQUESTS - 1}) k, generate_series(1, ${BACKLOG_REVISIONS}) r`,
     [now],
   );

@@ -2,7 +2,7 @@ import { and, asc, eq, type SQL, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { rowsOf } from '../client.js';
 import { rowMapper } from './rows.js';
-import { type WebhookEndpointRow, webhookEndpoints, type WebhookOutboxRow, webhookOutbox } from '../schema.js';
+import { type WebhookDeliveryRow, webhookDeliveries, type WebhookEndpointRow, webhookEndpoints, type WebhookOutboxRow, webhookOutbox } from '../schema.js';
 
 export type NewWebhookEndpoint = Pick<WebhookEndpointRow, 'id' | 'userId' | 'url' | 'events' | 'secret' | 'createdAt'>;
 
@@ -117,11 +117,16 @@ export async function claimDeliveries(
         limit greatest(${q.perEndpoint}::int - busy.n, 0)
       ) d
     ),
+    -- Each chosen row locked by its key, one probe apiece: the pending rows' index, which the
+    -- planner may prefer for a set of ids once the outbox holds little else, would read them all.
     picked as (
-      select o.id from webhook_outbox o
-      where o.id = any(array(select id from due order by next_attempt_at limit ${q.limit}::int))
-        and o.state = 'pending' and (o.lease_expires_at is null or o.lease_expires_at < ${now})
-      for update skip locked
+      select o.id
+      from unnest(array(select id from due order by next_attempt_at limit ${q.limit}::int)) as chosen(id)
+      cross join lateral (
+        select o.id from webhook_outbox o
+        where o.id = chosen.id and o.state = 'pending' and (o.lease_expires_at is null or o.lease_expires_at < ${now})
+        for update skip locked
+      ) o
     ),
     claimed as (
       update webhook_outbox o set lease_owner = ${q.owner}::text, lease_expires_at = ${until}::timestamptz,
@@ -140,8 +145,9 @@ export async function markDelivered(ex: Executor, d: { id: number; endpointId: s
 }
 
 /**
- * Many deliveries done in one statement (the relay's group commit): each row marked delivered at its
- * own time, if this owner's lease still holds it, and the breakers of their endpoints closed.
+ * Many deliveries done in one statement (the relay's group commit): each row, if this owner's lease
+ * still holds it, leaves the outbox for `webhook_deliveries` at its own delivery time, and the
+ * breakers of their endpoints close.
  */
 export async function markDeliveredMany(ex: Executor, owner: string, rows: ReadonlyArray<{ id: number; now: Date }>): Promise<void> {
   if (rows.length === 0) return;
@@ -151,11 +157,14 @@ export async function markDeliveredMany(ex: Executor, owner: string, rows: Reado
       select * from jsonb_to_recordset(${input}::jsonb) as x(id bigint, at timestamptz)
     ),
     done as (
-      update webhook_outbox o set state = 'delivered', delivered_at = x.at,
-        lease_owner = null, lease_expires_at = null, last_error = null
-      from input x
+      delete from webhook_outbox o
+      using input x
       where o.id = x.id and o.id = any(array(select id from input)) and o.lease_owner = ${owner}::text and o.state = 'pending'
-      returning o.endpoint_id
+      returning o.id, o.webhook_id, o.endpoint_id, o.request_id, o.revision, o.attempts, o.created_at, x.at
+    ),
+    kept as (
+      insert into webhook_deliveries (id, webhook_id, endpoint_id, request_id, revision, attempts, created_at, delivered_at)
+      select id, webhook_id, endpoint_id, request_id, revision, attempts, created_at, at from done
     )
     update webhook_endpoints set failures = 0, paused_until = null
     where id = any(array(select endpoint_id from done)) and (failures <> 0 or paused_until is not null)`);
@@ -236,26 +245,34 @@ export async function redriveDelivery(ex: Executor, id: number, now: Date): Prom
 }
 
 /**
- * Retention: deletes up to `limit` delivered rows delivered before `before`, oldest first, through
- * the delivered-rows index (never a scan of the rest); the number deleted. Rows another instance's
- * sweep holds are skipped, not waited for. Dead-lettered rows stay for admins to re-drive.
+ * Retention: deletes up to `limit` deliveries made before `before`, oldest first, through the
+ * delivery-time index (never a scan of the rest); the number deleted. Rows another instance's
+ * sweep holds are skipped, not waited for. Dead-lettered rows stay in the outbox for admins to
+ * re-drive.
  */
 export async function sweepDelivered(ex: Executor, q: { before: Date; limit: number }): Promise<number> {
   const result = await ex.execute(sql`
     with old as (
-      select id from webhook_outbox
-      where state = 'delivered' and delivered_at < ${q.before.toISOString()}::timestamptz
+      select id from webhook_deliveries
+      where delivered_at < ${q.before.toISOString()}::timestamptz
       order by delivered_at
       limit ${q.limit}::int
       for update skip locked
     ),
-    gone as (delete from webhook_outbox o using old where o.id = old.id returning 1)
+    gone as (delete from webhook_deliveries d using old where d.id = old.id returning 1)
     select count(*)::int as n from gone`);
   return Number(rowsOf<{ n: unknown }>(result)[0]?.n ?? 0);
 }
 
+/** An outbox row (still to send, or given up on), or null if there is none by that id. */
 export async function findDelivery(ex: Executor, id: number): Promise<WebhookOutboxRow | null> {
   const [row] = await ex.select().from(webhookOutbox).where(eq(webhookOutbox.id, id));
+  return row ?? null;
+}
+
+/** The record of a delivery made, or null: none was, or it is past retention. */
+export async function findDelivered(ex: Executor, id: number): Promise<WebhookDeliveryRow | null> {
+  const [row] = await ex.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id));
   return row ?? null;
 }
 
