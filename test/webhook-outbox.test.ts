@@ -6,7 +6,7 @@ import { insertRequest } from '../src/db/queries/requests.js';
 import { applyTransitions, type Transition } from '../src/db/queries/transitions.js';
 import { claimDeliveries, type DirectLease, markDelivered, markFailed } from '../src/db/queries/webhooks.js';
 import { deadLetters, webhookDeliveries, webhookEndpoints, webhookOutbox, type WebhookOutboxRow } from '../src/db/schema.js';
-import { WebhookRelay } from '../src/engine/webhook-relay.js';
+import { WebhookRelay, type WebhookRelayConfig } from '../src/engine/webhook-relay.js';
 import { Metrics } from '../src/infra/metrics.js';
 import { MemoryPubSub } from '../src/infra/pubsub.js';
 import { RequestService } from '../src/services/requests.js';
@@ -43,6 +43,20 @@ async function rows(endpointId: string, requests: string[], revisions: number[],
 
 async function requests(n: number): Promise<string[]> {
   return Promise.all(Array.from({ length: n }, async () => (await insertRequest(test.current.db, newRequestColumns())).id));
+}
+
+/** A relay on the suite's database, at the suite's fixed time, with `config` over quiet defaults (hour-long polls and sweeps). */
+function aRelay(owner: string, sender: WebhookSender, config: Partial<WebhookRelayConfig>, metrics?: Metrics): WebhookRelay {
+  const HOUR = 3_600_000;
+  return new WebhookRelay({
+    db: test.current.db,
+    sender,
+    clock: { now: () => NOW },
+    log: createLogger('silent'),
+    owner,
+    ...(metrics ? { metrics } : {}),
+    config: { pollMs: HOUR, maxInFlight: 4, perEndpoint: 4, leaseMs: 30_000, retryBaseMs: 1_000, retryMaxMs: 10_000, retryWindowMs: HOUR, breakerAfter: 5, retentionMs: HOUR, sweepEveryMs: HOUR, sweepBatch: 10, ...config },
+  });
 }
 
 describe('claiming webhook deliveries', () => {
@@ -217,15 +231,8 @@ describe('direct dispatch through the relay', () => {
         return { kind: 'status', status: 204 };
       },
     } as unknown as WebhookSender;
-    const relay = new WebhookRelay({
-      db: test.current.db,
-      sender,
-      clock: { now: () => NOW },
-      log: createLogger('silent'),
-      owner: 'direct',
-      // Polls an hour apart: whatever is sent here was sent because something woke the relay.
-      config: { pollMs: 3_600_000, maxInFlight: 8, perEndpoint: 4, leaseMs: 30_000, retryBaseMs: 1_000, retryMaxMs: 10_000, retryWindowMs: 3_600_000, breakerAfter: 5, retentionMs: 3_600_000, sweepEveryMs: 3_600_000, sweepBatch: 10 },
-    });
+    // Polls an hour apart: whatever is sent here was sent because something woke the relay.
+    const relay = aRelay('direct', sender, { pollMs: 3_600_000, maxInFlight: 8 });
     const requests = new RequestService({
       db: test.current.db,
       pubsub: new MemoryPubSub(),
@@ -303,27 +310,7 @@ describe('outbox retention', () => {
 
     const metrics = new Metrics(false);
     const sender = new WebhookSender({ urls: 'any' });
-    const relay = new WebhookRelay({
-      db: test.current.db,
-      sender,
-      clock: { now: () => NOW },
-      log: createLogger('silent'),
-      owner: 'sweeper',
-      metrics,
-      config: {
-        pollMs: 50,
-        maxInFlight: 4,
-        perEndpoint: 4,
-        leaseMs: 30_000,
-        retryBaseMs: 1_000,
-        retryMaxMs: 10_000,
-        retryWindowMs: HOUR,
-        breakerAfter: 5,
-        retentionMs: 72 * HOUR,
-        sweepEveryMs: 20,
-        sweepBatch: 2,
-      },
-    });
+    const relay = aRelay('sweeper', sender, { pollMs: 50, maxInFlight: 4, retryWindowMs: HOUR, retentionMs: 72 * HOUR, sweepEveryMs: 20, sweepBatch: 2 }, metrics);
     const deliveries = async () => (await test.current.db.select({ id: webhookDeliveries.id }).from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, endpoint))).map((r) => r.id);
     const outbox = async () => (await test.current.db.select({ id: webhookOutbox.id }).from(webhookOutbox).where(eq(webhookOutbox.endpointId, endpoint))).map((r) => r.id).sort((a, b) => a - b);
     const swept = async () => Number(/^broker_webhook_outbox_swept_total (\d+)$/m.exec((await metrics.render()).body)?.[1]);
