@@ -287,7 +287,9 @@ export const webhookEndpoints = pgTable(
  * statement that changes the request's status (src/db/queries/transitions.ts). `payload` is the
  * request as it was written; the body is rendered from it, identically on every retry. It holds
  * only what is still to send (pending) or was given up on (dead, gone): a delivered row moves to
- * `webhook_deliveries`, so the table the claims walk and vacuum cleans stays small.
+ * `webhook_deliveries`, so the table the claims walk and vacuum cleans stays small. VACUUM keeps its
+ * pages when it drains (`vacuum_truncate = false`, migration 0007): statements planned while it is
+ * empty stay on its indexes.
  */
 export const webhookOutbox = pgTable(
   'webhook_outbox',
