@@ -140,7 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookUrls: oneOf(env, 'WEBHOOK_URLS', ['any', 'public'] as const, production ? 'public' : 'any'),
     webhooks: {
       pollMs: int(env, 'WEBHOOK_POLL_MS', 500, 10, 60_000),
-      maxInFlight: int(env, 'WEBHOOK_MAX_IN_FLIGHT', 64, 1, 10_000),
+      maxInFlight: int(env, 'WEBHOOK_MAX_IN_FLIGHT', 256, 1, 10_000),
       perEndpoint: int(env, 'WEBHOOK_CONCURRENCY_PER_ENDPOINT', 4, 1, 1_000),
       timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 10_000),
       retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 5_000, 1, 3_600_000),

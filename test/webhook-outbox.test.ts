@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { eq, sql } from 'drizzle-orm';
+import { eq, type SQL, sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { rowsOf } from '../src/db/client.js';
+import { type Db, rowsOf } from '../src/db/client.js';
 import { insertRequest } from '../src/db/queries/requests.js';
 import { applyTransitions, type Transition } from '../src/db/queries/transitions.js';
 import { claimDeliveries, type DirectLease, markDelivered, markFailed } from '../src/db/queries/webhooks.js';
@@ -46,10 +46,10 @@ async function requests(n: number): Promise<string[]> {
 }
 
 /** A relay on the suite's database, at the suite's fixed time, with `config` over quiet defaults (hour-long polls and sweeps). */
-function aRelay(owner: string, sender: WebhookSender, config: Partial<WebhookRelayConfig>, metrics?: Metrics): WebhookRelay {
+function aRelay(owner: string, sender: WebhookSender, config: Partial<WebhookRelayConfig>, metrics?: Metrics, db: Db = test.current.db): WebhookRelay {
   const HOUR = 3_600_000;
   return new WebhookRelay({
-    db: test.current.db,
+    db,
     sender,
     clock: { now: () => NOW },
     log: createLogger('silent'),
@@ -263,6 +263,55 @@ describe('direct dispatch through the relay', () => {
       expect(kept.map((d) => d.revision).sort()).toEqual([3, 4]);
     } finally {
       answerFirst();
+      await relay.stop(1_000);
+    }
+  });
+});
+
+describe('delivery slots', () => {
+  it('a sent delivery holds none while its outcome waits to be recorded', async () => {
+    const [first, second] = [await anEndpoint(), await anEndpoint()];
+    const [a, b] = await requests(2);
+    await rows(first, [a!], [2], at(-2_000));
+    await rows(second, [b!], [2], at(-1_000));
+    const payload = { status: 'CANCELED', revision: 2, bestOffer: null, order: null, failureReason: null, at: NOW.toISOString() };
+    await test.current.db.update(webhookOutbox).set({ payload: sql`jsonb_build_object('id', ${webhookOutbox.requestId}) || ${JSON.stringify(payload)}::jsonb` }).where(sql`${webhookOutbox.endpointId} in (${first}, ${second})`);
+    // The database records deliveries only when the gate opens.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let recordings = 0;
+    const records = (q: SQL) => q.queryChunks.some((c) => Array.isArray((c as { value?: unknown }).value) && (c as { value: string[] }).value.join('').includes('insert into webhook_deliveries'));
+    const db = new Proxy(test.current.db, {
+      get(target, prop, receiver) {
+        if (prop !== 'execute') return Reflect.get(target, prop, receiver) as unknown;
+        return async (q: SQL) => {
+          if (records(q)) {
+            recordings += 1;
+            await gate;
+          }
+          return target.execute(q);
+        };
+      },
+    });
+    const sent: string[] = [];
+    const sender = {
+      async send(o: SendOptions): Promise<SendResult> {
+        sent.push(o.webhookId);
+        return { kind: 'status', status: 204 };
+      },
+    } as unknown as WebhookSender;
+    // One slot, polls an hour apart: the second row is sent only if the first's send freed it.
+    const relay = aRelay('slots', sender, { maxInFlight: 1 }, undefined, db);
+    relay.start();
+    try {
+      await eventually(async () => sent.length === 2, 10_000);
+      expect(recordings).toBeGreaterThanOrEqual(1);
+      const pending = await test.current.db.select().from(webhookOutbox).where(sql`${webhookOutbox.endpointId} in (${first}, ${second})`);
+      expect(pending.map((r) => r.leaseOwner)).toEqual(['slots', 'slots']);
+      open();
+      await eventually(async () => (await test.current.db.select().from(webhookDeliveries).where(sql`${webhookDeliveries.endpointId} in (${first}, ${second})`)).length === 2, 10_000);
+    } finally {
+      open();
       await relay.stop(1_000);
     }
   });

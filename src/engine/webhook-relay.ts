@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 
 export interface WebhookRelayConfig {
   pollMs: number;
-  /** Deliveries in flight on this instance, across endpoints. */
+  /** Deliveries being sent from this instance at once, across endpoints. */
   maxInFlight: number;
   /** Deliveries in flight per endpoint, across the fleet. */
   perEndpoint: number;
@@ -127,7 +127,14 @@ export class WebhookRelay {
   private lastClaimAt = -Infinity;
   private ticking = false;
   private again = false;
+  /** Deliveries started and not yet recorded, by outbox row. */
   private readonly inFlight = new Map<number, { done: Promise<void>; seq: number }>();
+  /**
+   * Of those, the ones still being sent: what `maxInFlight` bounds. A sent delivery waits for its
+   * outcome to be written with others (one statement for many), and holds no slot meanwhile: the
+   * slots are for receivers, and a database busy recording must not turn them away.
+   */
+  private sending = 0;
   /** Cuts every try still in flight when the grace period of a stop runs out: one for all of them. */
   private readonly cut = new AbortController();
   /** Room lent to status-change statements being written (direct dispatch), not yet given back. */
@@ -194,7 +201,7 @@ export class WebhookRelay {
   lease(wanted: number): DirectLease | null {
     if (this.phase !== 'running') return null;
     const { config: c, clock, owner } = this.d;
-    const room = Math.min(wanted, c.maxInFlight - this.inFlight.size - this.lent);
+    const room = Math.min(wanted, c.maxInFlight - this.sending - this.lent);
     if (room <= 0) return null;
     this.lent += room;
     const now = clock.now();
@@ -297,7 +304,7 @@ export class WebhookRelay {
     const { config: c, clock, db, owner } = this.d;
     let claimed = 0;
     try {
-      const room = c.maxInFlight - this.inFlight.size - this.lent;
+      const room = c.maxInFlight - this.sending - this.lent;
       if (room > 0) {
         const deliveries = await claimDeliveries(db, { owner, now: clock.now(), leaseMs: c.leaseMs, perEndpoint: c.perEndpoint, limit: room });
         claimed = deliveries.length;
@@ -312,7 +319,7 @@ export class WebhookRelay {
     }
     if (this.phase !== 'running') return;
     // A full claim may have left more due: look again at once; otherwise at the next poll.
-    this.schedule(this.again || (claimed > 0 && this.inFlight.size < c.maxInFlight) ? 0 : c.pollMs);
+    this.schedule(this.again || (claimed > 0 && this.sending < c.maxInFlight) ? 0 : c.pollMs);
   }
 
   private run(delivery: Delivery): void {
@@ -327,6 +334,7 @@ export class WebhookRelay {
 
   private async deliver({ row, url, secret }: Delivery, signal: AbortSignal): Promise<void> {
     const { clock, db, owner, config: c, log } = this.d;
+    this.sending += 1;
     const result = await inSpan(
       'webhook.deliver',
       { 'webhook.id': row.webhookId, 'webhook.endpoint': row.endpointId, 'webhook.attempt': row.attempts, 'broker.request.id': row.requestId, 'broker.request.revision': row.revision },
@@ -338,7 +346,11 @@ export class WebhookRelay {
       // Each try is a trace of its own: the relay's timers run in the context of whatever woke it
       // last (another request's round, an unrelated mutation), which is no parent of this delivery.
       ROOT_CONTEXT,
-    );
+    ).finally(() => {
+      this.sending -= 1;
+      // A slot is free: rows left for a claim for want of one may be taken now.
+      if (this.backlog) this.wake();
+    });
     // Shutdown cut the try short: not the receiver's failure. The row is handed back as it is.
     if (signal.aborted && this.phase !== 'running') return;
     const now = clock.now();
