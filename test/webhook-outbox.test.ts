@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { type Db, rowsOf } from '../src/db/client.js';
 import { insertRequest } from '../src/db/queries/requests.js';
 import { applyTransitions, type Transition } from '../src/db/queries/transitions.js';
-import { claimDeliveries, type DirectLease, markDelivered, markFailed } from '../src/db/queries/webhooks.js';
+import { claimDeliveries, type DirectLease, markDelivered, markFailed, releaseLapsed } from '../src/db/queries/webhooks.js';
 import { deadLetters, webhookDeliveries, webhookEndpoints, webhookOutbox, type WebhookOutboxRow } from '../src/db/schema.js';
 import { WebhookRelay, type WebhookRelayConfig } from '../src/engine/webhook-relay.js';
 import { Metrics } from '../src/infra/metrics.js';
@@ -69,28 +69,44 @@ describe('claiming webhook deliveries', () => {
     const [later] = await requests(1);
     await rows(quiet, [later!], [5], at(-1_000));
 
-    const first = await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    const first = await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} });
     const byEndpoint = (claimed: typeof first, id: string) => claimed.filter((d) => d.row.endpointId === id);
     expect(byEndpoint(first, busy)).toHaveLength(4);
     expect(byEndpoint(first, quiet)).toHaveLength(1);
     expect(first.every((d) => d.row.revision !== 3)).toBe(true);
 
     // Another instance: the busy endpoint's four slots are all in flight.
-    const second = await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    const second = await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} });
     expect(second).toEqual([]);
 
     // One delivered: its slot frees, and its request's revision 3 is now next in line (it is due earliest, with the others).
     const done = byEndpoint(first, busy)[0]!;
     await markDelivered(test.current.db, { id: done.row.id, endpointId: busy, owner: 'a', now: NOW });
-    const third = await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    const third = await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} });
     expect(third).toHaveLength(1);
     expect(third[0]!.row.endpointId).toBe(busy);
 
-    // A lapsed lease (its instance died) is taken again, by anyone.
-    const lapsed = await claimDeliveries(test.current.db, { owner: 'c', now: at(31_000), leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    // Leases are handed back only once they lapse (their instance died), then taken again, by anyone.
+    expect(await releaseLapsed(test.current.db, { now: at(29_000), limit: 100 })).toBe(0);
+    expect(await releaseLapsed(test.current.db, { now: at(31_000), limit: 100 })).toBe(5);
+    const lapsed = await claimDeliveries(test.current.db, { owner: 'c', now: at(31_000), leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} });
     expect(byEndpoint(lapsed, busy)).toHaveLength(4);
     expect(byEndpoint(lapsed, quiet).map((d) => d.row.id)).toEqual(byEndpoint(first, quiet).map((d) => d.row.id));
     expect(byEndpoint(lapsed, quiet)[0]!.row.attempts).toBe(2);
+  });
+
+  it("counts an instance's own deliveries while it sends them, and another's while they are leased", async () => {
+    const endpoint = await anEndpoint();
+    await rows(endpoint, await requests(12), [2], at(-1_000));
+    const claim = async (owner: string, sending: Record<string, number>) =>
+      (await claimDeliveries(test.current.db, { owner, now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending })).filter((d) => d.row.endpointId === endpoint);
+    expect(await claim('a', {})).toHaveLength(4);
+    // Still sending all four: no slot left.
+    expect(await claim('a', { [endpoint]: 4 })).toHaveLength(0);
+    // Three of them sent, their outcomes not yet written (still leased): three slots free for it.
+    expect(await claim('a', { [endpoint]: 1 })).toHaveLength(3);
+    // For another instance, every row the first holds under lease is in flight.
+    expect(await claim('b', {})).toHaveLength(0);
   });
 
   it('re-driving a dead letter makes its row due again; one delivered since, or whose endpoint is gone, is told apart', async () => {
@@ -98,7 +114,7 @@ describe('claiming webhook deliveries', () => {
     const deadLetter = async (endpoint: string) => {
       const [request] = await requests(1);
       await rows(endpoint, [request!], [2], at(-1_000));
-      const [d] = (await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 })).filter((x) => x.row.endpointId === endpoint);
+      const [d] = (await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} })).filter((x) => x.row.endpointId === endpoint);
       const letterId = randomUUID();
       expect(await markFailed(test.current.db, { id: d!.row.id, endpointId: endpoint, owner: 'a', now: NOW, error: 'HTTP 500', retryAt: null, deadLetterId: letterId, breakerAfter: 99, pauseUntil: NOW })).toBe('dead');
       return { letterId, rowId: d!.row.id };
@@ -108,7 +124,7 @@ describe('claiming webhook deliveries', () => {
     const first = await deadLetter(endpoint);
     const redriven = await letters.redrive(first.letterId);
     expect(redriven.ok && redriven.value.resolvedAt).toEqual(NOW);
-    const [again] = (await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 })).filter((x) => x.row.id === first.rowId);
+    const [again] = (await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} })).filter((x) => x.row.id === first.rowId);
     expect(again).toBeDefined();
     await markDelivered(test.current.db, { id: first.rowId, endpointId: endpoint, owner: 'a', now: NOW });
     await test.current.db.update(deadLetters).set({ resolvedAt: null }).where(eq(deadLetters.id, first.letterId));
@@ -126,12 +142,12 @@ describe('claiming webhook deliveries', () => {
     const endpoint = await anEndpoint();
     const [request] = await requests(1);
     await rows(endpoint, [request!], [2], at(-1_000));
-    const [d] = await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    const [d] = await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} });
     const base = { id: d!.row.id, endpointId: endpoint, owner: 'a', now: NOW, error: 'HTTP 500', breakerAfter: 2, pauseUntil: at(5_000) };
     expect(await markFailed(test.current.db, { ...base, retryAt: at(1_000), deadLetterId: randomUUID() })).toBe('retry');
     // Not this instance's any more: nothing is written.
     expect(await markFailed(test.current.db, { ...base, retryAt: null, deadLetterId: randomUUID() })).toBe('lost');
-    const [again] = await claimDeliveries(test.current.db, { owner: 'a', now: at(1_000), leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    const [again] = await claimDeliveries(test.current.db, { owner: 'a', now: at(1_000), leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} });
     const letterId = randomUUID();
     expect(await markFailed(test.current.db, { ...base, id: again!.row.id, retryAt: null, deadLetterId: letterId })).toBe('dead');
     const [row] = await test.current.db.select().from(webhookOutbox).where(eq(webhookOutbox.id, again!.row.id));
@@ -146,7 +162,7 @@ describe('claiming webhook deliveries', () => {
 });
 
 describe('direct dispatch: the writing instance leases the rows its status changes write', () => {
-  const lease = (over: Partial<DirectLease> = {}): DirectLease => ({ owner: 'a', now: NOW, until: at(30_000), perEndpoint: 4, room: 64, ...over });
+  const lease = (over: Partial<DirectLease> = {}): DirectLease => ({ owner: 'a', now: NOW, until: at(30_000), perEndpoint: 4, room: 64, sending: {}, ...over });
   const move = (id: string, revision: number, status: 'CANCELED' | 'FAILED'): Transition => ({
     id,
     expectedRevision: revision,
@@ -175,10 +191,10 @@ describe('direct dispatch: the writing instance leases the rows its status chang
     }
     // The two leased ones fill the endpoint's slots across the fleet: another instance's claim takes nothing.
     const ours = (claimed: Awaited<ReturnType<typeof claimDeliveries>>) => claimed.filter((d) => d.row.endpointId === endpoint);
-    expect(ours(await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 2, limit: 64 }))).toEqual([]);
+    expect(ours(await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 2, limit: 64, sending: {} }))).toEqual([]);
     // One delivered: the row left behind is claimed, and it is the third request's.
     await markDelivered(test.current.db, { id: direct[0]!.row.id, endpointId: endpoint, owner: 'a', now: NOW });
-    const claimed = ours(await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 2, limit: 64 }));
+    const claimed = ours(await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 2, limit: 64, sending: {} }));
     expect(claimed.map((d) => d.row.requestId)).toEqual(ids.filter((id) => written.get(id)!.outbox.queued === 1));
     expect(claimed[0]!.row.attempts).toBe(1);
 
@@ -198,7 +214,7 @@ describe('direct dispatch: the writing instance leases the rows its status chang
     expect(next.get(first!)!.outbox).toEqual({ direct: [], queued: 1 });
     expect(next.get(second!)!.outbox.direct.map((d) => d.row.requestId)).toEqual([second]);
     // A claim sends the first request's revisions in order.
-    const claimed = await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    const claimed = await claimDeliveries(test.current.db, { owner: 'b', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} });
     expect(claimed.filter((d) => d.row.endpointId === endpoint).map((d) => [d.row.requestId, d.row.revision])).toEqual([[first, 2]]);
   });
 
@@ -381,7 +397,7 @@ describe('outbox retention', () => {
     const endpoint = await anEndpoint();
     const [request] = await requests(1);
     await rows(endpoint, [request!], [2], at(-1_000));
-    const [d] = await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 });
+    const [d] = await claimDeliveries(test.current.db, { owner: 'a', now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} });
     // Another instance's record of it does nothing: the lease is this one's.
     await markDelivered(test.current.db, { id: d!.row.id, endpointId: endpoint, owner: 'b', now: NOW });
     expect(await test.current.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, d!.row.id))).toEqual([]);

@@ -324,11 +324,14 @@ export const webhookOutbox = pgTable(
     // the claim finds among the request's own rows for the endpoint (a handful), never walking
     // the endpoint's backlog. Also the endpoint's rows in every state, for its deletion's cascade.
     uniqueIndex('webhook_outbox_order_idx').on(t.endpointId, t.requestId, t.revision),
-    // The claim walks the endpoints with pending rows (a loose index scan) and takes each one's
-    // earliest due rows: fair between endpoints, never reading dead letters.
-    index('webhook_outbox_endpoint_due_idx').on(t.endpointId, t.nextAttemptAt).where(sql`${t.state} = 'pending'`),
-    // Deliveries in flight (or whose instance died), per endpoint, for its concurrency cap.
-    index('webhook_outbox_leased_idx').on(t.endpointId).where(sql`${t.state} = 'pending' and ${t.leaseOwner} is not null`),
+    // Rows waiting for a claim: the claim walks the endpoints that have some (a loose index scan)
+    // and takes each one's earliest due rows, fair between endpoints. Rows under lease are not
+    // here, so deliveries in flight are never walked past, and a row a status change leased to its
+    // writer (direct dispatch) never enters it; nor do dead letters.
+    index('webhook_outbox_waiting_idx').on(t.endpointId, t.nextAttemptAt).where(sql`${t.state} = 'pending' and ${t.leaseOwner} is null`),
+    // Rows under lease, per endpoint by expiry: live leases are the deliveries in flight its
+    // concurrency cap counts; lapsed ones (their instance died) are handed back to wait again.
+    index('webhook_outbox_leased_idx').on(t.endpointId, t.leaseExpiresAt).where(sql`${t.state} = 'pending' and ${t.leaseOwner} is not null`),
     check('webhook_outbox_state_check', sql`${t.state} in ('pending','dead','gone')`),
   ],
 );

@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { batchLoader } from '../db/batch-loader.js';
 import type { Db } from '../db/client.js';
-import { claimDeliveries, type Delivery, type DirectLease, markDeliveredMany, markFailed, markGone, releaseDeliveries, sweepDelivered } from '../db/queries/webhooks.js';
+import { claimDeliveries, type Delivery, type DirectLease, markDeliveredMany, markFailed, markGone, releaseDeliveries, releaseLapsed, sweepDelivered } from '../db/queries/webhooks.js';
 import type { Clock } from '../domain/clock.js';
 import { toError } from '../domain/errors.js';
 import type { OfferSnapshot, OrderDetails, RequestStatus } from '../domain/types.js';
@@ -45,6 +45,9 @@ const SWEEP_MAX_BATCHES = 10;
  * 1000 / gap claims a second, each taking what is due, for at most this much added latency.
  */
 export const CLAIM_GAP_MS = 20;
+
+/** Lapsed leases handed back by one look (once a poll interval): more wait for the next. */
+const RELEASE_BATCH = 1_000;
 
 /** What a try's answer means: the retry table for webhook receivers. */
 export function decide(result: SendResult): 'delivered' | 'gone' | 'retry' {
@@ -125,16 +128,20 @@ export class WebhookRelay {
   private timerAt: number | null = null;
   /** When the last claim started, on the same clock. */
   private lastClaimAt = -Infinity;
+  /** When lapsed leases were last looked for, on the same clock. */
+  private lastReleaseAt = -Infinity;
   private ticking = false;
   private again = false;
   /** Deliveries started and not yet recorded, by outbox row. */
   private readonly inFlight = new Map<number, { done: Promise<void>; seq: number }>();
   /**
-   * Of those, the ones still being sent: what `maxInFlight` bounds. A sent delivery waits for its
-   * outcome to be written with others (one statement for many), and holds no slot meanwhile: the
-   * slots are for receivers, and a database busy recording must not turn them away.
+   * Of those, the ones still being sent: what `maxInFlight` bounds, and this instance's share of
+   * each endpoint's cap (by endpoint id). A sent delivery waits for its outcome to be written with
+   * others (one statement for many), and holds no slot meanwhile: the slots are for receivers,
+   * and a database busy recording must not turn them away.
    */
   private sending = 0;
+  private readonly sendingTo = new Map<string, number>();
   /** Cuts every try still in flight when the grace period of a stop runs out: one for all of them. */
   private readonly cut = new AbortController();
   /** Room lent to status-change statements being written (direct dispatch), not yet given back. */
@@ -205,7 +212,7 @@ export class WebhookRelay {
     if (room <= 0) return null;
     this.lent += room;
     const now = clock.now();
-    return { owner, now, until: new Date(now.getTime() + c.leaseMs), perEndpoint: c.perEndpoint, room };
+    return { owner, now, until: new Date(now.getTime() + c.leaseMs), perEndpoint: c.perEndpoint, room, sending: Object.fromEntries(this.sendingTo) };
   }
 
   /**
@@ -301,12 +308,19 @@ export class WebhookRelay {
     this.ticking = true;
     this.again = false;
     this.lastClaimAt = performance.now();
-    const { config: c, clock, db, owner } = this.d;
+    const { config: c, clock, db, owner, log } = this.d;
     let claimed = 0;
     try {
+      // Rows whose instance died under lease wait again, looked for once a poll interval: the
+      // claims that wakes bring between polls never walk the deliveries in flight.
+      if (this.lastClaimAt - this.lastReleaseAt >= c.pollMs) {
+        this.lastReleaseAt = this.lastClaimAt;
+        const released = await releaseLapsed(db, { now: clock.now(), limit: RELEASE_BATCH });
+        if (released > 0) log.info({ released }, 'webhook deliveries whose lease lapsed handed back for another try');
+      }
       const room = c.maxInFlight - this.sending - this.lent;
       if (room > 0) {
-        const deliveries = await claimDeliveries(db, { owner, now: clock.now(), leaseMs: c.leaseMs, perEndpoint: c.perEndpoint, limit: room });
+        const deliveries = await claimDeliveries(db, { owner, now: clock.now(), leaseMs: c.leaseMs, perEndpoint: c.perEndpoint, limit: room, sending: Object.fromEntries(this.sendingTo) });
         claimed = deliveries.length;
         for (const delivery of deliveries) this.run(delivery);
         if (claimed > 0) this.expectBacklog();
@@ -335,6 +349,7 @@ export class WebhookRelay {
   private async deliver({ row, url, secret }: Delivery, signal: AbortSignal): Promise<void> {
     const { clock, db, owner, config: c, log } = this.d;
     this.sending += 1;
+    this.sendingTo.set(row.endpointId, (this.sendingTo.get(row.endpointId) ?? 0) + 1);
     const result = await inSpan(
       'webhook.deliver',
       { 'webhook.id': row.webhookId, 'webhook.endpoint': row.endpointId, 'webhook.attempt': row.attempts, 'broker.request.id': row.requestId, 'broker.request.revision': row.revision },
@@ -348,6 +363,9 @@ export class WebhookRelay {
       ROOT_CONTEXT,
     ).finally(() => {
       this.sending -= 1;
+      const left = this.sendingTo.get(row.endpointId)! - 1;
+      if (left > 0) this.sendingTo.set(row.endpointId, left);
+      else this.sendingTo.delete(row.endpointId);
       // A slot is free: rows left for a claim for want of one may be taken now.
       if (this.backlog) this.wake();
     });

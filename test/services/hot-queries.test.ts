@@ -8,7 +8,7 @@ import { advanceAttempts } from '../../src/db/queries/attempt-steps.js';
 import { findIdempotencyKey } from '../../src/db/queries/idempotency.js';
 import { releaseRequests } from '../../src/db/queries/releases.js';
 import { applyTransitions, type Transition } from '../../src/db/queries/transitions.js';
-import { claimDeliveries } from '../../src/db/queries/webhooks.js';
+import { claimDeliveries, releaseLapsed } from '../../src/db/queries/webhooks.js';
 import { paymentCallsForRequest } from '../../src/db/queries/payments.js';
 import { findRequestById, updateRequestAtRevision } from '../../src/db/queries/requests.js';
 import {
@@ -265,13 +265,20 @@ describe('hot queries on a large database', () => {
     { name: 'attemptsNeedingAttention', run: (db) => attemptsNeedingAttention(db), uses: ['order_attempts_attention_idx'], maxRows: 10 },
     {
       name: 'claimDeliveries (webhooks: 40 due, past 20,000 delivered and a failing endpoint with 18,000 pending)',
-      run: (db) => claimDeliveries(db, { owner: OWNER, now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64 }),
-      uses: ['webhook_outbox_endpoint_due_idx', 'webhook_outbox_leased_idx', 'webhook_outbox_order_idx', 'webhook_endpoints_pkey'],
+      run: (db) => claimDeliveries(db, { owner: OWNER, now: NOW, leaseMs: 30_000, perEndpoint: 4, limit: 64, sending: {} }),
+      uses: ['webhook_outbox_waiting_idx', 'webhook_outbox_leased_idx', 'webhook_outbox_order_idx', 'webhook_endpoints_pkey'],
       // Per endpoint with pending rows (60): one probe to find it, its row, its deliveries in
       // flight, its due rows; per due row, its earlier revisions, then locked, written and
       // returned with its endpoint. The delivered history is never read, nor the failing
       // endpoint's backlog (a due row's earlier revisions are its own request's rows).
       maxRows: (DUE_WEBHOOKS + LATER_WEBHOOKS) * 4 + DUE_WEBHOOKS * 5,
+    },
+    {
+      name: 'releaseLapsed (webhooks: none lapsed, past 20,000 delivered and 18,000 waiting)',
+      run: (db) => releaseLapsed(db, { now: NOW, limit: 1_000 }),
+      uses: ['webhook_outbox_leased_idx'],
+      // Only rows under lease are read (none here): never the waiting backlog, never the history.
+      maxRows: 0,
     },
     { name: 'paymentCallsForRequest', run: (db) => paymentCallsForRequest(db, idOf(1)), uses: ['order_attempts_request_no_idx', 'sandbox_payment_calls_key_idx'], maxRows: 5 },
   ];
@@ -324,7 +331,7 @@ describe('hot queries on a large database', () => {
     },
     {
       name: 'applyTransitions, its outbox rows leased to the writer (direct dispatch)',
-      run: (db) => applyTransitions(db, tenTransitions, { owner: OWNER, now: NOW, until: new Date(NOW.getTime() + 30_000), perEndpoint: 4, room: 64 }),
+      run: (db) => applyTransitions(db, tenTransitions, { owner: OWNER, now: NOW, until: new Date(NOW.getTime() + 30_000), perEndpoint: 4, room: 64, sending: {} }),
       uses: ['purchase_requests_pkey', 'order_attempts_pkey', 'webhook_endpoints_user_idx', 'webhook_outbox_order_idx', 'webhook_outbox_leased_idx'],
       // As above, and per outcome its endpoint's earlier pending rows for the request and its
       // leased rows (none here) — never the backlog of the first request's endpoint.

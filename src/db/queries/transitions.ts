@@ -144,6 +144,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
   const until = sql`${(direct?.until ?? new Date(0)).toISOString()}::timestamptz`;
   const perEndpoint = direct?.perEndpoint ?? 0;
   const room = direct?.room ?? 0;
+  const sending = sql`${JSON.stringify(direct?.sending ?? {})}::jsonb`;
   const result = await ex.execute(sql`
     with input as (
       select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(${recordType})
@@ -217,7 +218,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     fitting as (
       select o.*, o.may_lease and busy.n + row_number() over (partition by o.endpoint_id, o.may_lease order by o.request_id) <= ${perEndpoint}::int as fits
       from outbound o
-      cross join lateral (select case when o.may_lease then ${inFlightTo(sql`o.endpoint_id`, now)} else 0 end as n) busy
+      cross join lateral (select case when o.may_lease then ${inFlightTo(sql`o.endpoint_id`, now, sql`${owner}::text`, sending)} else 0 end as n) busy
     ),
     chosen as (
       select f.*, f.fits and row_number() over (partition by f.fits order by f.endpoint_id, f.request_id) <= ${room}::int as leased

@@ -45,6 +45,8 @@ export interface DirectLease {
   until: Date;
   perEndpoint: number;
   room: number;
+  /** This instance's deliveries being sent, per endpoint (see `inFlightTo`). */
+  sending: Readonly<Record<string, number>>;
 }
 
 /** A delivery from an outbox row as SQL returned it, with its endpoint's URL and secret. */
@@ -69,64 +71,75 @@ export function earlierRevisionPending(endpointId: SQL, requestId: SQL, revision
   )`;
 }
 
-/** Deliveries to an endpoint in flight across the fleet at `now` (under a live lease), as SQL: its cap's count. */
-export function inFlightTo(endpointId: SQL, now: SQL): SQL {
-  return sql`(select count(*)::int from webhook_outbox b
-    where b.endpoint_id = ${endpointId} and b.state = 'pending' and b.lease_owner is not null and b.lease_expires_at >= ${now})`;
+/**
+ * Deliveries to an endpoint in flight across the fleet at `now`, as SQL: its cap's count. Other
+ * instances' are their rows under a live lease. This instance's own are the ones it is sending
+ * (`sending`, a JSON object of counts by endpoint id), which it knows exactly: a row it has sent
+ * stays leased until its outcome is written, and writing waits its turn behind the engine's
+ * statements, so under load its leased rows would count sends long finished.
+ */
+export function inFlightTo(endpointId: SQL, now: SQL, owner: SQL, sending: SQL): SQL {
+  return sql`((select count(*)::int from webhook_outbox b
+    where b.endpoint_id = ${endpointId} and b.state = 'pending' and b.lease_owner is not null and b.lease_expires_at >= ${now}
+      and b.lease_owner <> ${owner}) + coalesce((${sending} ->> ${endpointId}::text)::int, 0))`;
 }
 
 /**
  * Claims due deliveries under a lease, on any instance (SKIP LOCKED), fairly between endpoints:
- * the endpoints with pending rows are walked one index probe each (a loose index scan), and each
- * enabled, unpaused one gives at most its free slots — `perEndpoint` less what is in flight to it
- * across the fleet — of its earliest due rows, so a receiver with a backlog never crowds out the
- * others. A row waits while an earlier revision of its request is pending for the same endpoint:
- * revision order per request.
+ * the endpoints with rows waiting (under no lease) are walked one index probe each (a loose index
+ * scan), and each enabled, unpaused one gives at most its free slots — `perEndpoint` less what is
+ * in flight to it across the fleet — of its earliest due rows, so a receiver with a backlog never
+ * crowds out the others. A row waits while an earlier revision of its request is pending for the
+ * same endpoint: revision order per request. Rows whose lease lapsed wait again once
+ * `releaseLapsed` has handed them back.
  */
 export async function claimDeliveries(
   ex: Executor,
-  q: { owner: string; now: Date; leaseMs: number; perEndpoint: number; limit: number },
+  q: { owner: string; now: Date; leaseMs: number; perEndpoint: number; limit: number; sending: Readonly<Record<string, number>> },
 ): Promise<Delivery[]> {
   const now = sql`${q.now.toISOString()}::timestamptz`;
   const until = new Date(q.now.getTime() + q.leaseMs).toISOString();
   const result = await ex.execute(sql`
-    with recursive pending_endpoints as (
-      (select o.endpoint_id from webhook_outbox o where o.state = 'pending' order by o.endpoint_id limit 1)
+    with recursive waiting_endpoints as (
+      (select o.endpoint_id from webhook_outbox o where o.state = 'pending' and o.lease_owner is null order by o.endpoint_id limit 1)
       union all
       select (
         select o.endpoint_id from webhook_outbox o
-        where o.state = 'pending' and o.endpoint_id > pe.endpoint_id order by o.endpoint_id limit 1
+        where o.state = 'pending' and o.lease_owner is null and o.endpoint_id > we.endpoint_id order by o.endpoint_id limit 1
       )
-      from pending_endpoints pe where pe.endpoint_id is not null
+      from waiting_endpoints we where we.endpoint_id is not null
     ),
     ready as (
       select e.id from webhook_endpoints e
-      where e.id = any(array(select endpoint_id from pending_endpoints where endpoint_id is not null))
+      where e.id = any(array(select endpoint_id from waiting_endpoints where endpoint_id is not null))
         and e.enabled and (e.paused_until is null or e.paused_until <= ${now})
     ),
     due as (
       select d.id, d.next_attempt_at
       from ready e
-      cross join lateral (select ${inFlightTo(sql`e.id`, now)} as n) busy
+      cross join lateral (select ${inFlightTo(sql`e.id`, now, sql`${q.owner}::text`, sql`${JSON.stringify(q.sending)}::jsonb`)} as n) busy
       cross join lateral (
         select o.id, o.next_attempt_at from webhook_outbox o
-        where o.endpoint_id = e.id and o.state = 'pending' and o.next_attempt_at <= ${now}
-          and (o.lease_expires_at is null or o.lease_expires_at < ${now})
+        where o.endpoint_id = e.id and o.state = 'pending' and o.lease_owner is null and o.next_attempt_at <= ${now}
           and not ${earlierRevisionPending(sql`o.endpoint_id`, sql`o.request_id`, sql`o.revision`)}
         order by o.next_attempt_at
         limit greatest(${q.perEndpoint}::int - busy.n, 0)
       ) d
     ),
-    -- Each chosen row locked by its key, one probe apiece: the pending rows' index, which the
-    -- planner may prefer for a set of ids once the outbox holds little else, would read them all.
+    -- Each chosen row locked by its key alone, one probe apiece, and checked once locked (another
+    -- instance may have taken it meanwhile). Its state in the probe would let the planner answer
+    -- it from the waiting rows' index instead, reading them all for every row; OFFSET 0 keeps the
+    -- check out of the probe.
     picked as (
       select o.id
       from unnest(array(select id from due order by next_attempt_at limit ${q.limit}::int)) as chosen(id)
       cross join lateral (
-        select o.id from webhook_outbox o
-        where o.id = chosen.id and o.state = 'pending' and (o.lease_expires_at is null or o.lease_expires_at < ${now})
+        select o.id, o.state, o.lease_owner from webhook_outbox o
+        where o.id = chosen.id
+        offset 0
         for update skip locked
       ) o
+      where o.state = 'pending' and o.lease_owner is null
     ),
     claimed as (
       update webhook_outbox o set lease_owner = ${q.owner}::text, lease_expires_at = ${until}::timestamptz,
@@ -137,6 +150,29 @@ export async function claimDeliveries(
     select c.*, e.url as endpoint_url, e.secret as endpoint_secret
     from claimed c join webhook_endpoints e on e.id = c.endpoint_id`);
   return rowsOf<Record<string, unknown>>(result).map((raw) => toDelivery(raw, raw.endpoint_url as string, raw.endpoint_secret as string));
+}
+
+/**
+ * Hands back up to `limit` rows whose lease lapsed before `now` (their instance died, or stalled
+ * past it): they wait for a claim again, due as they were. Reads only the index of leased rows,
+ * which holds what is in flight across the fleet; rows another instance is handing back are
+ * skipped. The number handed back.
+ */
+export async function releaseLapsed(ex: Executor, q: { now: Date; limit: number }): Promise<number> {
+  const result = await ex.execute(sql`
+    with lapsed as (
+      select o.id from webhook_outbox o
+      where o.state = 'pending' and o.lease_owner is not null and o.lease_expires_at < ${q.now.toISOString()}::timestamptz
+      limit ${q.limit}::int
+      for update skip locked
+    ),
+    released as (
+      update webhook_outbox o set lease_owner = null, lease_expires_at = null
+      from lapsed where o.id = lapsed.id
+      returning 1
+    )
+    select count(*)::int as n from released`);
+  return Number(rowsOf<{ n: unknown }>(result)[0]?.n ?? 0);
 }
 
 /** Delivered: the row is done, and the endpoint's breaker closes. Guarded by the lease. */
