@@ -10,3 +10,11 @@ describe('DB_RANDOM_PAGE_COST', () => {
     expect(() => loadConfig({ DB_RANDOM_PAGE_COST: '0' })).toThrow(/DB_RANDOM_PAGE_COST must be a number from 0.1 to 100/);
   });
 });
+
+describe('webhook delivery capacity', () => {
+  it('sends 256 at once per instance, 4 per endpoint across the fleet, over 64 sockets per receiving host, unless set', () => {
+    expect(loadConfig({}).webhooks).toMatchObject({ maxInFlight: 256, perEndpoint: 4, connectionsPerOrigin: 64 });
+    expect(loadConfig({ WEBHOOK_CONNECTIONS_PER_ORIGIN: '8' }).webhooks.connectionsPerOrigin).toBe(8);
+    expect(() => loadConfig({ WEBHOOK_CONNECTIONS_PER_ORIGIN: '0' })).toThrow(ConfigError);
+  });
+});

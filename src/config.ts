@@ -25,9 +25,11 @@ export interface Config {
   webhookUrls: 'any' | 'public';
   webhooks: {
     pollMs: number;
-    /** Deliveries in flight on one instance, and per endpoint across the fleet. */
+    /** Deliveries being sent from one instance at once, and per endpoint across the fleet. */
     maxInFlight: number;
     perEndpoint: number;
+    /** Sockets one instance keeps to one receiving host (many users' endpoints may share one). */
+    connectionsPerOrigin: number;
     /** A receiver's whole answer must come within this (API.md: 10 s). */
     timeoutMs: number;
     /** First retry's delay (halved to doubled by jitter), doubling up to the maximum. */
@@ -142,6 +144,7 @@ export function loadConfig(env: Env = process.env): Config {
       pollMs: int(env, 'WEBHOOK_POLL_MS', 500, 10, 60_000),
       maxInFlight: int(env, 'WEBHOOK_MAX_IN_FLIGHT', 256, 1, 10_000),
       perEndpoint: int(env, 'WEBHOOK_CONCURRENCY_PER_ENDPOINT', 4, 1, 1_000),
+      connectionsPerOrigin: int(env, 'WEBHOOK_CONNECTIONS_PER_ORIGIN', 64, 1, 10_000),
       timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 10_000),
       retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 5_000, 1, 3_600_000),
       retryMaxMs: int(env, 'WEBHOOK_RETRY_MAX_MS', 4 * 3_600_000, 1, 86_400_000),

@@ -206,7 +206,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       wakeWebhooks: () => relay?.wake(),
     });
     const webhooks = new WebhookService({ db, clock, webhookUrls: config.webhookUrls });
-    const webhookSender = new WebhookSender({ urls: config.webhookUrls, timeoutMs: config.webhooks.timeoutMs, connect: options.webhookConnect });
+    const webhookSender = new WebhookSender({
+      urls: config.webhookUrls,
+      timeoutMs: config.webhooks.timeoutMs,
+      connectionsPerOrigin: config.webhooks.connectionsPerOrigin,
+      connect: options.webhookConnect,
+    });
     const services: Services = { db, pubsub: bus, requests, sellers, gates, deadLetters, webhooks };
     const schema = buildSchema();
     const formatError = makeErrorFormatter(log, config.hideSchemaDetails);

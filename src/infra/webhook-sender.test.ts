@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo } from 'node:net';
 import type { LookupAddress } from 'node:dns';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { guardedConnect } from './ssrf.js';
 import { signWebhook, WebhookSender } from './webhook-sender.js';
 
@@ -133,5 +133,31 @@ describe('WebhookSender', () => {
     expect(viaLiteral).toMatchObject({ kind: 'error', code: 'EADDRBLOCKED' });
     expect(viaHttp).toMatchObject({ kind: 'error', code: 'EADDRBLOCKED' });
     expect(seen.length).toBe(before);
+  });
+
+  it('keeps at most `connectionsPerOrigin` sockets to one receiving host; more sends wait for one', async () => {
+    let sockets = 0;
+    const held: ServerResponse[] = [];
+    const host = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => held.push(res));
+    });
+    host.on('connection', () => (sockets += 1));
+    await new Promise<void>((r) => host.listen(0, '127.0.0.1', r));
+    const to = `http://127.0.0.1:${(host.address() as AddressInfo).port}/hook`;
+    const sender = new WebhookSender({ urls: 'any', connectionsPerOrigin: 2 });
+    try {
+      const sends = [1, 2, 3].map((n) => sender.send({ url: to, secret: VECTOR.secret, webhookId: `msg_${n}`, body: '{}', at: new Date() }));
+      await vi.waitFor(() => expect(held).toHaveLength(2));
+      // One answered: the third goes out on its socket.
+      held[0]!.writeHead(204).end();
+      await vi.waitFor(() => expect(held).toHaveLength(3));
+      expect(sockets).toBe(2);
+      for (const res of held.slice(1)) res.writeHead(204).end();
+      expect((await Promise.all(sends)).map((r) => r.kind === 'status' && r.status)).toEqual([204, 204, 204]);
+    } finally {
+      host.closeAllConnections();
+      await new Promise<void>((r) => host.close(() => r()));
+    }
   });
 });

@@ -41,11 +41,12 @@ export class WebhookSender {
   readonly #urls: 'any' | 'public';
   readonly #timeoutMs: number;
 
-  constructor(o: { urls: 'any' | 'public'; timeoutMs?: number; connect?: Agent.Options['connect'] }) {
+  constructor(o: { urls: 'any' | 'public'; timeoutMs?: number; connectionsPerOrigin?: number; connect?: Agent.Options['connect'] }) {
     this.#urls = o.urls;
     this.#timeoutMs = o.timeoutMs ?? 10_000;
     this.#agent = new Agent({
-      connections: 16,
+      // Per receiving host: many users' endpoints may share one, each capped on its own (per endpoint).
+      connections: o.connectionsPerOrigin ?? 64,
       connect: o.connect ?? (o.urls === 'public' ? guardedConnect() : undefined),
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
