@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../../test/support/database.js';
 import { rowsOf } from '../client.js';
 import type { RequestStatus } from '../../domain/types.js';
-import { claimDueRequests, countPending, nextDueAt, oldestDue, queuePositions, wakeWatchers } from './work.js';
+import { claimDueRequests, countPending, extendLeases, nextDueAt, oldestDue, queuePositions, wakeWatchers } from './work.js';
 
 const test = useTestDatabase();
 const database = { get db() { return test.current.db; } };
@@ -64,6 +64,24 @@ describe('claimDueRequests', () => {
   it('claims nothing for a zero limit', async () => {
     await request({ status: 'PENDING', nextRunAt: at(-1_000) });
     expect(await claim(0)).toEqual([]);
+  });
+});
+
+describe('extendLeases', () => {
+  it("extends this owner's leases on the requests given, and nobody else's", async () => {
+    const mine = await request({ status: 'SEARCHING', nextRunAt: at(-1_000), lease: { owner: 'a', until: at(5_000) } });
+    const notAsked = await request({ status: 'SEARCHING', nextRunAt: at(-1_000), lease: { owner: 'a', until: at(5_000) } });
+    const theirs = await request({ status: 'SEARCHING', nextRunAt: at(-1_000), lease: { owner: 'b', until: at(5_000) } });
+    // Ids in any order: the rows are locked in id order whatever order they come in.
+    await extendLeases(database.db, 'a', [theirs, mine], at(15_000));
+    const leases = rowsOf<{ id: string; until: string | Date }>(
+      await database.db.execute(sql`select id, lease_expires_at as until from purchase_requests`),
+    ).map((r) => [r.id, new Date(r.until).toISOString()]);
+    expect(Object.fromEntries(leases)).toEqual({
+      [mine]: at(15_000).toISOString(),
+      [notAsked]: at(5_000).toISOString(),
+      [theirs]: at(5_000).toISOString(),
+    });
   });
 });
 

@@ -55,13 +55,22 @@ export async function claimDueRequests(
     .returning();
 }
 
-/** Extends the leases this owner holds on the given requests. */
+/**
+ * Extends the leases this owner holds on the given requests. The rows are locked in id order
+ * first, as every batch that writes many requests locks them (transitions, releases): two such
+ * statements over the same requests wait for each other instead of deadlocking, which under load
+ * failed whole heartbeats.
+ */
 export async function extendLeases(ex: Executor, owner: string, ids: readonly string[], until: Date): Promise<void> {
   if (ids.length === 0) return;
-  await ex
-    .update(purchaseRequests)
-    .set({ leaseExpiresAt: until })
-    .where(and(eq(purchaseRequests.leaseOwner, owner), isAnyOf(purchaseRequests.id, ids)));
+  await ex.execute(sql`
+    with locked as (
+      select id from purchase_requests
+      where ${isAnyOf(purchaseRequests.id, ids)} and lease_owner = ${owner}::text
+      order by id for update
+    )
+    update purchase_requests set lease_expires_at = ${until.toISOString()}::timestamptz
+    where id = any(array(select id from locked)) and lease_owner = ${owner}::text`);
 }
 
 /**
