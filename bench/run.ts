@@ -107,7 +107,7 @@ const plan = {
    * event), alternately, `pairs` runs with them between `pairs + 1` without, each side averaged: the
    * database growing over the runs counts against neither side.
    */
-  webhooks: { pairs: quick ? 1 : 4, durationMs: quick ? 6_000 : 15_000, warmupMs: quick ? 2_000 : 5_000, outboxDrainMs: quick ? 15_000 : 60_000, settleMs: quick ? 60_000 : 120_000, registerConcurrency: 20 },
+  webhooks: { pairs: quick ? 1 : 6, durationMs: quick ? 6_000 : 15_000, warmupMs: quick ? 2_000 : 5_000, outboxDrainMs: quick ? 15_000 : 60_000, settleMs: quick ? 60_000 : 120_000, registerConcurrency: 20 },
   /** After the main phase: longest wait for the broker to finish the work still queued. */
   quiesceMs: quick ? 8_000 : 40_000,
   /** Hard cap on the whole run; the watchdog stops everything beyond it (the scaling phase adds its share). */
