@@ -167,8 +167,8 @@ export async function releaseLapsed(ex: Executor, q: { now: Date; limit: number 
       for update skip locked
     ),
     released as (
-      update webhook_outbox o set lease_owner = null, lease_expires_at = null
-      from lapsed where o.id = lapsed.id
+      update webhook_outbox set lease_owner = null, lease_expires_at = null
+      where id = any(array(select id from lapsed))
       returning 1
     )
     select count(*)::int as n from released`);
