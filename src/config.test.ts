@@ -11,6 +11,16 @@ describe('DB_RANDOM_PAGE_COST', () => {
   });
 });
 
+describe('HEAP_GROWTH_PERCENT', () => {
+  it('is 50 unless set; `v8` leaves V8 its own; anything else must be a whole number in range', () => {
+    expect(loadConfig({}).heapGrowthPercent).toBe(50);
+    expect(loadConfig({ HEAP_GROWTH_PERCENT: '100' }).heapGrowthPercent).toBe(100);
+    expect(loadConfig({ HEAP_GROWTH_PERCENT: 'v8' }).heapGrowthPercent).toBeNull();
+    expect(() => loadConfig({ HEAP_GROWTH_PERCENT: '5' })).toThrow(/HEAP_GROWTH_PERCENT/);
+    expect(() => loadConfig({ HEAP_GROWTH_PERCENT: 'small' })).toThrow(ConfigError);
+  });
+});
+
 describe('webhook delivery capacity', () => {
   it('sends 256 at once per instance, 4 per endpoint across the fleet, over 64 sockets per receiving host, unless set', () => {
     expect(loadConfig({}).webhooks).toMatchObject({ maxInFlight: 256, perEndpoint: 4, connectionsPerOrigin: 64 });

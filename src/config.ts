@@ -55,6 +55,11 @@ export interface Config {
   wsMaxPayloadBytes: number;
   /** How long shutdown waits for in-flight HTTP requests before closing them. */
   shutdownGraceMs: number;
+  /**
+   * How far V8 lets the old generation grow past what survived the last full collection before it
+   * collects again, in percent; null leaves V8's own choice (up to 4× what survived).
+   */
+  heapGrowthPercent: number | null;
   /** Database connection pool size (Postgres). */
   dbPoolSize: number;
   /** Named prepared statements on a Postgres server; off only behind a pooler that cannot keep them. */
@@ -159,6 +164,7 @@ export function loadConfig(env: Env = process.env): Config {
     wsConnectionInitTimeoutMs: int(env, 'WS_CONNECTION_INIT_TIMEOUT_MS', 5000, 100, 60_000),
     wsMaxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', 65_536, 1024, 16 * 1_048_576),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 300_000),
+    heapGrowthPercent: env.HEAP_GROWTH_PERCENT === 'v8' ? null : int(env, 'HEAP_GROWTH_PERCENT', 50, 10, 400),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbPreparedStatements: bool(env, 'DB_PREPARED_STATEMENTS', true),
     dbRandomPageCost: env.DB_RANDOM_PAGE_COST === 'server' ? null : num(env, 'DB_RANDOM_PAGE_COST', 1.1, 0.1, 100),
