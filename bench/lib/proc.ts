@@ -33,9 +33,10 @@ export class Supervisor {
     });
   }
 
-  /** Spawns `node --import tsx <script> …args` from the repository root with stdin piped (closed = exit). */
+  /** Spawns `node [--import tsx] <script> …args` from the repository root with stdin piped (closed = exit). */
   spawnNode(name: string, script: string, args: string[], env: Record<string, string>, nodeArgs: string[] = []): Child {
-    const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
+    // TypeScript runs under tsx; a plain module (the built broker's wrapper) under Node alone.
+    const proc = spawn(process.execPath, [...nodeArgs, ...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), script, ...args], {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],

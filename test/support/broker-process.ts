@@ -50,10 +50,14 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** Starts the broker with `env` on top of a quiet, test-sized baseline, and waits for GET /readyz 200. */
-export async function startBrokerProcess(env: Record<string, string>): Promise<BrokerProcess> {
+/**
+ * Starts the broker with `env` on top of a quiet, test-sized baseline, and waits for GET /readyz 200.
+ * `entry` is the module run, relative to the repository: the source under tsx by default, or a
+ * built `…/main.js` (`npm start`'s), run by plain Node.
+ */
+export async function startBrokerProcess(env: Record<string, string>, entry = 'src/main.ts'): Promise<BrokerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), entry], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
