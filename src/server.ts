@@ -1,7 +1,7 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/client.js';
 import { type Clock, systemClock } from './domain/clock.js';
@@ -231,6 +231,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       plugins: [
         ...(config.trustedDocuments ? [trustedDocumentsPlugin<Context>(config.trustedDocuments)] : []),
         ApolloServerPluginLandingPageDisabled(),
+        // Apollo's default cache-control plugin hooks every field's resolution to add up cache
+        // hints the schema never gives, only to answer `no-store`; the route sends that itself.
+        ApolloServerPluginCacheControlDisabled(),
         httpOperationLimits(config.queryLimits.maxCost),
         mutationRateLimit(rateLimiter),
         operationTracing(),

@@ -215,6 +215,18 @@ describe('GraphQL over HTTP: malformed and hostile requests', () => {
   });
 });
 
+describe('caching', () => {
+  it('GraphQL answers over HTTP, errors included, are never stored by a cache', async () => {
+    const token = await freshUser();
+    const ok = await postGraphql(JSON.stringify({ query: MY_REQUESTS }), { authorization: `Bearer ${token}` });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('cache-control')).toBe('no-store');
+    const refused = await postGraphql(JSON.stringify({ query: '{ nope }' }));
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('cache-control')).toBe('no-store');
+  });
+});
+
 describe('request body limit', () => {
   let small: TestServer;
   beforeAll(async () => {

@@ -99,6 +99,8 @@ async function graphql(d: HttpDeps, req: IncomingMessage, res: ServerResponse, m
     propagation.extract(context.active(), req.headers),
   );
   res.statusCode = response.status ?? 200;
+  // Every answer is one viewer's data, or a mutation's outcome: no cache may keep it.
+  res.setHeader('cache-control', 'no-store');
   for (const [name, value] of response.headers) res.setHeader(name, value);
   if (response.body.kind === 'complete') {
     res.end(response.body.string);
