@@ -16,7 +16,8 @@ describe('HEAP_GROWTH_PERCENT', () => {
     expect(loadConfig({}).heapGrowthPercent).toBe(50);
     expect(loadConfig({ HEAP_GROWTH_PERCENT: '100' }).heapGrowthPercent).toBe(100);
     expect(loadConfig({ HEAP_GROWTH_PERCENT: 'v8' }).heapGrowthPercent).toBeNull();
-    expect(() => loadConfig({ HEAP_GROWTH_PERCENT: '5' })).toThrow(/HEAP_GROWTH_PERCENT/);
+    expect(() => loadConfig({ HEAP_GROWTH_PERCENT: '5' })).toThrow('HEAP_GROWTH_PERCENT must be an integer from 10 to 300, or v8 (V8\'s own factor), got "5"');
+    expect(() => loadConfig({ HEAP_GROWTH_PERCENT: '400' })).toThrow(ConfigError);
     expect(() => loadConfig({ HEAP_GROWTH_PERCENT: 'small' })).toThrow(ConfigError);
   });
 });

@@ -56,8 +56,9 @@ export interface Config {
   /** How long shutdown waits for in-flight HTTP requests before closing them. */
   shutdownGraceMs: number;
   /**
-   * How far V8 lets the old generation grow past what survived the last full collection before it
-   * collects again, in percent; null leaves V8's own choice (up to 4× what survived).
+   * How far the old generation grows past what survived the last full collection before the next
+   * one, in percent: V8's factor replaced by 1 + this/100, in every mode. Null leaves V8's own
+   * factor (1.1× to 4×, by how fast it collects and how short memory is).
    */
   heapGrowthPercent: number | null;
   /** Database connection pool size (Postgres). */
@@ -164,7 +165,7 @@ export function loadConfig(env: Env = process.env): Config {
     wsConnectionInitTimeoutMs: int(env, 'WS_CONNECTION_INIT_TIMEOUT_MS', 5000, 100, 60_000),
     wsMaxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', 65_536, 1024, 16 * 1_048_576),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 300_000),
-    heapGrowthPercent: env.HEAP_GROWTH_PERCENT === 'v8' ? null : int(env, 'HEAP_GROWTH_PERCENT', 50, 10, 400),
+    heapGrowthPercent: heapGrowth(env),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbPreparedStatements: bool(env, 'DB_PREPARED_STATEMENTS', true),
     dbRandomPageCost: env.DB_RANDOM_PAGE_COST === 'server' ? null : num(env, 'DB_RANDOM_PAGE_COST', 1.1, 0.1, 100),
@@ -240,6 +241,16 @@ function intList(env: Env, name: string, fallback: number[]): number[] {
     throw new ConfigError(`${name} must be a comma-separated list of milliseconds, got ${JSON.stringify(raw)}`);
   }
   return list;
+}
+
+function heapGrowth(env: Env): number | null {
+  const raw = env.HEAP_GROWTH_PERCENT;
+  if (raw === 'v8') return null;
+  try {
+    return int(env, 'HEAP_GROWTH_PERCENT', 50, 10, 300);
+  } catch {
+    throw new ConfigError(`HEAP_GROWTH_PERCENT must be an integer from 10 to 300, or v8 (V8's own factor), got ${JSON.stringify(raw)}`);
+  }
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
