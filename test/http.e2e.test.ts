@@ -224,6 +224,10 @@ describe('caching', () => {
     const refused = await postGraphql(JSON.stringify({ query: '{ nope }' }));
     expect(refused.status).toBe(400);
     expect(refused.headers.get('cache-control')).toBe('no-store');
+    // Refused before Apollo sees it.
+    const unreadable = await postGraphql('{"query": ');
+    expect(unreadable.status).toBe(400);
+    expect(unreadable.headers.get('cache-control')).toBe('no-store');
   });
 });
 

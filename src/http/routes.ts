@@ -82,6 +82,9 @@ async function route(d: HttpDeps, req: IncomingMessage, res: ServerResponse): Pr
 }
 
 async function graphql(d: HttpDeps, req: IncomingMessage, res: ServerResponse, method: string, search: string) {
+  // Every answer is one viewer's data, a mutation's outcome or an error about them: no cache may
+  // keep it. Set first, so the refusals sent before Apollo (413, unreadable JSON) carry it too.
+  res.setHeader('cache-control', 'no-store');
   const headers = new HeaderMap();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
@@ -99,8 +102,6 @@ async function graphql(d: HttpDeps, req: IncomingMessage, res: ServerResponse, m
     propagation.extract(context.active(), req.headers),
   );
   res.statusCode = response.status ?? 200;
-  // Every answer is one viewer's data, or a mutation's outcome: no cache may keep it.
-  res.setHeader('cache-control', 'no-store');
   for (const [name, value] of response.headers) res.setHeader(name, value);
   if (response.body.kind === 'complete') {
     res.end(response.body.string);
