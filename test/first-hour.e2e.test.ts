@@ -10,7 +10,8 @@ import { CANCEL, CREATE, IN_PRINT_BOOKS, createInput } from './support/fixtures.
 import { JWT_SECRET, eventually, freshDatabase, gqlOver } from './support/server.js';
 
 /**
- * `npm start` as a developer meets it in the first hour: the tokens the embedded default prints
+ * `npm start` as a developer meets it in the first hour (its source, under tsx; build.e2e.test.ts
+ * starts the built server `npm start` runs): the tokens the embedded default prints
  * keep working after a restart (its generated secret is kept in DATA_DIR), a taken port or an
  * unusable DATA_DIR is one line saying what to change (and a non-zero exit), and a restart that
  * resumes many requests at once prints no listener-leak warning.

@@ -161,11 +161,12 @@ export function unixSocket(raw: string): { url: string; socket: { path?: string 
   return { url: parsed.toString(), socket: { path: `${dir.replace(/\/$/, '')}/.s.PGSQL.${parsed.port || '5432'}` } };
 }
 
+let shippedCount: number | undefined;
+
+/** Migrations this build ships, read once: the files may be replaced under a running server (a rebuild). */
 function shippedMigrations(): number {
-  const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as {
-    entries: unknown[];
-  };
-  return journal.entries.length;
+  shippedCount ??= (JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }).entries.length;
+  return shippedCount;
 }
 
 async function readiness(db: Db): Promise<{ ok: true } | { ok: false; reason: string }> {

@@ -9,7 +9,8 @@ const READY_TIMEOUT_MS = 90_000;
 const STOP_GRACE_MS = 5_000;
 
 /**
- * The broker as its own process (`node --import tsx src/main.ts`), for tests that kill it
+ * The broker as its own process (its source, `node --import tsx src/main.ts`, unless a built entry is
+ * given), for tests that kill it
  * outright — SIGKILL, no shutdown hooks — and start it again on the same storage.
  */
 export interface BrokerProcess {
@@ -57,7 +58,8 @@ export async function freePort(): Promise<number> {
  */
 export async function startBrokerProcess(env: Record<string, string>, entry = 'src/main.ts'): Promise<BrokerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), entry], {
+  // A built entry runs as `npm start` runs it.
+  const child = spawn(process.execPath, [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : ['--enable-source-maps']), entry], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
