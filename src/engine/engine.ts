@@ -633,7 +633,11 @@ export class Engine {
     }
   }
 
-  /** Offers for a book changed: requests watching it look again now. */
+  /**
+   * Offers for a book changed: requests watching it look again now. Called as the round that saw
+   * the change ends, before its members' outcomes are written: the time read here tells those
+   * (and anything decided later) from the watchers that have not seen the change.
+   */
   async offersChanged(bookKey: string): Promise<void> {
     const n = await wakeWatchers(this.d.db, bookKey, this.d.clock.now()).catch(() => 0);
     if (n > 0) this.wake();

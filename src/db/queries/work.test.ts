@@ -22,6 +22,7 @@ async function request(o: {
   lease?: { owner: string; until: Date };
   expiresAt?: Date;
   bookKey?: string;
+  updatedAt?: Date;
 }): Promise<string> {
   const id = randomUUID();
   const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
@@ -30,7 +31,7 @@ async function request(o: {
       shipping_address, payment_token, next_run_at, lease_owner, lease_expires_at, created_at, updated_at)
     values (${id}, 'u1', ${o.status}, 1, '9780141439518', ${o.bookKey ?? '9780141439518'}, '["NEW"]', 4500, 'USD',
       ${iso(o.expiresAt ?? at(3_600_000))}::timestamptz, '{}', 'tok_visa', ${iso(o.nextRunAt)}::timestamptz,
-      ${o.lease?.owner ?? null}, ${iso(o.lease?.until)}::timestamptz, ${now.toISOString()}::timestamptz, ${now.toISOString()}::timestamptz)`);
+      ${o.lease?.owner ?? null}, ${iso(o.lease?.until)}::timestamptz, ${now.toISOString()}::timestamptz, ${(o.updatedAt ?? now).toISOString()}::timestamptz)`);
   return id;
 }
 
@@ -124,12 +125,15 @@ describe('queuePositions and countPending', () => {
 });
 
 describe('wakeWatchers', () => {
-  it('makes the watchers of one book due now, not those already due, nor other books or statuses', async () => {
-    const quoted = await request({ status: 'QUOTED', nextRunAt: at(60_000), bookKey: 'b1' });
-    const outOfStock = await request({ status: 'OUT_OF_STOCK', nextRunAt: at(120_000), bookKey: 'b1' });
-    await request({ status: 'QUOTED', nextRunAt: at(-5_000), bookKey: 'b1' });
-    await request({ status: 'QUOTED', nextRunAt: at(60_000), bookKey: 'b2' });
-    await request({ status: 'SEARCHING', nextRunAt: at(60_000), bookKey: 'b1' });
+  it('makes the watchers of one book due now, not those already due, decided since, nor other books or statuses', async () => {
+    const before = at(-1_000);
+    const quoted = await request({ status: 'QUOTED', nextRunAt: at(60_000), bookKey: 'b1', updatedAt: before });
+    const outOfStock = await request({ status: 'OUT_OF_STOCK', nextRunAt: at(120_000), bookKey: 'b1', updatedAt: before });
+    await request({ status: 'QUOTED', nextRunAt: at(-5_000), bookKey: 'b1', updatedAt: before });
+    await request({ status: 'QUOTED', nextRunAt: at(60_000), bookKey: 'b2', updatedAt: before });
+    await request({ status: 'SEARCHING', nextRunAt: at(60_000), bookKey: 'b1', updatedAt: before });
+    // Settled by the round that changed the offers, after it ended: it has seen them.
+    await request({ status: 'QUOTED', nextRunAt: at(60_000), bookKey: 'b1', updatedAt: now });
     expect(await wakeWatchers(database.db, 'b1', now)).toBe(2);
     const rows = rowsOf<{ id: string }>(await database.db.execute(sql`select id from purchase_requests where next_run_at = ${now.toISOString()}::timestamptz`));
     expect(rows.map((r) => r.id).sort()).toEqual([quoted, outOfStock].sort());

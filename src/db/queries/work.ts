@@ -1,4 +1,4 @@
-import { type SQL, and, asc, eq, gt, lte, sql } from 'drizzle-orm';
+import { type SQL, and, asc, eq, gt, lt, lte, sql } from 'drizzle-orm';
 import { type Executor, rowsOf } from '../client.js';
 import { isAnyOf } from './ids.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
@@ -129,7 +129,12 @@ export async function nextDue(ex: Executor, now: Date): Promise<{ work: Date | n
   return { work: dateOf(row?.work), expiry: dateOf(row?.expiry) };
 }
 
-/** Makes watching requests for a book due now, because offers for it changed. */
+/**
+ * Makes watching requests for a book due now, because offers for it changed at `now`. A request
+ * written since (`updated_at` at or after `now`) was decided with those offers already — the
+ * members of the very round that found them settle just after it ends — and is left alone:
+ * waking it would search again at once for nothing.
+ */
 export async function wakeWatchers(ex: Executor, bookKey: string, now: Date): Promise<number> {
   const rows = await ex
     .update(purchaseRequests)
@@ -139,6 +144,7 @@ export async function wakeWatchers(ex: Executor, bookKey: string, now: Date): Pr
         eq(purchaseRequests.bookKey, bookKey),
         sql`${purchaseRequests.status} in ('QUOTED','OUT_OF_STOCK')`,
         gt(purchaseRequests.nextRunAt, now),
+        lt(purchaseRequests.updatedAt, now),
       ),
     )
     .returning({ id: purchaseRequests.id });
