@@ -283,8 +283,7 @@ async function main(): Promise<void> {
   }
   const effective = loadConfig(brokerEnv);
 
-  // The broker runs as `npm start` runs it: built first (scripts/build.mjs), then plain Node
-  // with source maps on.
+  // The broker runs as `npm start` runs it: built first (scripts/build.mjs), then plain Node.
   execFileSync(process.execPath, [join(REPO_ROOT, 'scripts/build.mjs')], { stdio: 'inherit' });
   // Processes: sandbox, broker and the two reference servers start together (the references idle until used).
   log(`starting sandbox (seed ${plan.seed}, latency ×${plan.latencyScale}), broker (${database}) and reference servers`);
@@ -295,7 +294,7 @@ async function main(): Promise<void> {
   if (args.profile) mkdirSync(profileDir, { recursive: true });
   /** Starts broker instance `index` (0: the one every phase uses) on its own port, same database and environment. */
   const spawnBroker = (index: number, onPort: number): Broker => {
-    const child = sup.spawnNode(index === 0 ? 'broker' : `broker-${index + 1}`, 'bench/children/broker.mjs', [], { ...brokerEnv, PORT: String(onPort) }, ['--enable-source-maps', ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])]);
+    const child = sup.spawnNode(index === 0 ? 'broker' : `broker-${index + 1}`, 'bench/children/broker.mjs', [], { ...brokerEnv, PORT: String(onPort) }, args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
     const c = new BrokerClient(`http://127.0.0.1:${onPort}`, 64);
     cleanups.push(() => c.close());
     return { index, child, client: c, rss: null };

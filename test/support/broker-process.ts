@@ -59,7 +59,7 @@ export async function freePort(): Promise<number> {
 export async function startBrokerProcess(env: Record<string, string>, entry = 'src/main.ts'): Promise<BrokerProcess> {
   const port = await freePort();
   // A built entry runs as `npm start` runs it.
-  const child = spawn(process.execPath, [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : ['--enable-source-maps']), entry], {
+  const child = spawn(process.execPath, [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), entry], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
