@@ -171,6 +171,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         lease: (wanted) => relay?.lease(wanted) ?? null,
         written: (lease, direct, queued) => relay?.written(lease, direct, queued),
       },
+      // A request created here is written leased to this instance's engine, which starts on it at once.
+      work: {
+        lease: () => engine?.lease() ?? null,
+        taken: (lease, row) => engine?.taken(lease, row),
+      },
       admission: new Admission(db, config.maxBacklog, config.overloadedRetryAfterMs, clock),
     });
     const sellers = new SellerService({ db, clock, sellerUrls: config.sellerUrls, onChanged: () => directory.invalidate() });
@@ -546,6 +551,7 @@ function composeEngine(o: {
       recheckMaxMs: e.recheckMaxMs,
       reconcileIntervalMs: e.reconcileIntervalMs,
     },
+    metrics,
   });
   return engine;
 }

@@ -144,6 +144,9 @@ describe('GET /metrics, SPEC §9', () => {
 
     const moved = (name: string, match: Record<string, string> = {}) => after.value(name, match) - before.value(name, match);
     expect(moved('broker_requests_created_total')).toBe(1);
+    // Created on an instance whose engine had room: taken as it was written, never claimed.
+    expect(moved('broker_engine_requests_taken_total', { how: 'on_create' })).toBe(1);
+    expect(moved('broker_engine_requests_taken_total', { how: 'claim' })).toBe(0);
     expect(moved('broker_seller_calls_total', { seller: sellerName('pageturner'), endpoint: 'quote', outcome: 'offers' })).toBe(1);
     expect(moved('broker_seller_calls_total', { seller: sellerName('pageturner'), endpoint: 'order', outcome: 'confirmed' })).toBe(1);
     expect(moved('broker_seller_call_duration_seconds_count', { seller: sellerName('pageturner'), endpoint: 'quote' })).toBe(1);
@@ -194,6 +197,10 @@ describe('GET /metrics, SPEC §9', () => {
     expect(moved('broker_round_members_total', { how: 'joined' })).toBeGreaterThanOrEqual(1);
     expect(moved('broker_offer_cache_lookups_total', { result: 'hit' })).toBeGreaterThanOrEqual(1);
     expect(moved('broker_request_outcomes_total', { status: 'QUOTED' })).toBe(4);
+    // The first, second and fourth were taken as they were created; the third, created with both
+    // slots taken, was written for any instance to claim, and claimed once a slot was free.
+    expect(moved('broker_engine_requests_taken_total', { how: 'on_create' })).toBe(3);
+    expect(moved('broker_engine_requests_taken_total', { how: 'claim' })).toBeGreaterThanOrEqual(1);
     expect(moved('broker_resolution_seconds_count', { status: 'QUOTED' })).toBe(4);
   });
 

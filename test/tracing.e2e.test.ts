@@ -55,6 +55,9 @@ describe('traces', () => {
     const claim = all.find((s) => s.spanContext().spanId === parentOf(request));
     expect(claim?.name).toBe('engine.claim');
     expect(claim!.attributes['broker.claimed']).toBeGreaterThanOrEqual(1);
+    // Created on an instance whose engine runs: taken as it was written, in a trace of its own.
+    expect(claim!.attributes['broker.claim.on_create']).toBe(true);
+    expect(claim!.spanContext().traceId).not.toBe(op!.spanContext().traceId);
 
     const inTrace = all.filter((s) => s.spanContext().traceId === request.spanContext().traceId);
     const [round] = childrenOf(request, inTrace).filter((s) => s.name === 'round');

@@ -7,6 +7,7 @@ import { retryLockRaces } from '../db/errors.js';
 import { claimDueRequests, extendLeases, findExpiredActive, nextDue, wakeWatchers } from '../db/queries/work.js';
 import type { RequestRow, SellerRow } from '../db/schema.js';
 import type { Channel } from '../infra/channel.js';
+import type { Metrics } from '../infra/metrics.js';
 import type { PubSub } from '../infra/pubsub.js';
 import type { Clock } from '../domain/clock.js';
 import { isTerminal, canTransition } from '../domain/lifecycle.js';
@@ -16,14 +17,14 @@ import { SEARCHABLE } from '../domain/statuses.js';
 import { events } from '../domain/events.js';
 import type { AttemptDriver } from './attempt-driver.js';
 import type { OrderingService } from './ordering.js';
-import type { Change, RequestService } from '../services/requests.js';
+import type { Change, NewWork, RequestService, WorkLease } from '../services/requests.js';
 import type { RoundCoordinator, RoundResult, RoundTicket } from './round.js';
 import type { SellerDirectory } from './seller-directory.js';
 import type { OfferCache } from './offer-cache.js';
 import { parseQuoteRef } from './round.js';
 import { type ParsedOffer, type QuoteMapping, parseQuoteResponse } from '../partners/mapping.js';
 import type { OfferSnapshot, RequestStatus } from '../domain/types.js';
-import { context, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, trace } from '@opentelemetry/api';
 import { inSpan, tracer } from '../infra/tracing.js';
 
 export interface EngineConfig {
@@ -53,6 +54,7 @@ export interface EngineDeps {
   log: Logger;
   owner: string;
   config: EngineConfig;
+  metrics?: Metrics;
 }
 
 /** Cross-instance nudges: new or changed work is due, or a request no longer needs offers. */
@@ -93,7 +95,7 @@ interface Active {
  * deadline; finishes order attempts left unresolved. The database holds every bit of state:
  * this object can vanish at any moment and another instance (or this one, restarted) resumes.
  */
-export class Engine {
+export class Engine implements NewWork {
   private phase: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private readonly active = new Map<string, Active>();
   private readonly running = new Set<Promise<void>>();
@@ -112,6 +114,8 @@ export class Engine {
   private quotes: Channel<QuoteArrival> | null = null;
   /** A wake for other instances, due shortly, while this one hands work back as it stops. */
   private handover: NodeJS.Timeout | null = null;
+  /** Leases given to requests being created here, each with the hold `stop` waits for. */
+  private readonly adopting = new Map<WorkLease, () => void>();
 
   constructor(private readonly d: EngineDeps) {}
 
@@ -225,8 +229,41 @@ export class Engine {
     }, MIN_TICK_SPACING_MS);
   }
 
+  /**
+   * Claim-on-create (NewWork): a request created on this instance is written leased to this
+   * engine while it runs and has room, counting the creates in flight, so that it starts at once.
+   * A crash before it starts leaves a lease that lapses, as one taken by a claim would.
+   */
+  lease(): WorkLease | null {
+    if (this.phase !== 'running' || this.active.size + this.adopting.size >= this.d.config.maxActive) return null;
+    const lease = { owner: this.d.owner, until: new Date(this.d.clock.now().getTime() + this.d.config.leaseMs) };
+    this.adopting.set(lease, this.hold());
+    return lease;
+  }
+
+  taken(lease: WorkLease, row: RequestRow | null): void {
+    const done = this.adopting.get(lease);
+    if (!done) return;
+    this.adopting.delete(lease);
+    if (!row) return done();
+    if (this.phase === 'running' && !this.active.has(row.id)) {
+      // Its own trace, as a claimed request's: the create's operation is over when it answers.
+      const claim = tracer().startSpan('engine.claim', { attributes: { 'broker.claimed': 1, 'broker.claim.on_create': true } }, ROOT_CONTEXT);
+      claim.end();
+      context.with(trace.setSpan(ROOT_CONTEXT, claim), () => this.launch(row));
+      this.d.metrics?.requestsTaken.inc({ how: 'on_create' });
+      return done();
+    }
+    // Began to stop while the request was being written: handed back, due now, for another instance.
+    void this.releaseUnstarted([row])
+      .catch((err: unknown) => this.d.log.warn({ err, requestId: row.id }, 'could not hand back a new request; its lease lapses instead'))
+      .finally(done);
+  }
+
   /** Hooked to every committed request change on this instance. */
   onCommitted(row: RequestRow, change: Change): void {
+    // A request created leased to this engine is already being worked on: nobody need look.
+    if (change.type === 'CREATED' && row.leaseOwner === this.d.owner) return;
     if (change.type === 'CREATED' || change.type === 'UPDATED') void this.signal({ type: 'wake' });
     else if (isTerminal(row.status)) void this.signal({ type: 'closed', id: row.id });
   }
@@ -325,7 +362,7 @@ export class Engine {
       // The earliest deadline read by the last tick says whether any can have passed since:
       // no expiry scan on ticks where none can.
       if (this.earliestExpiry === null || now.getTime() >= this.earliestExpiry) await this.expireDue(now);
-      const capacity = this.d.config.maxActive - this.active.size;
+      const capacity = this.d.config.maxActive - this.active.size - this.adopting.size;
       if (capacity > 0) {
         const claimStart = Date.now();
         const rows = await claimDueRequests(this.d.db, {
@@ -336,6 +373,7 @@ export class Engine {
         });
         // A claim's span only when it claimed something: polls that find nothing are no trace's business.
         const claim = rows.length > 0 ? tracer().startSpan('engine.claim', { startTime: claimStart, attributes: { 'broker.claimed': rows.length } }) : null;
+        if (rows.length > 0) this.d.metrics?.requestsTaken.inc({ how: 'claim' }, rows.length);
         claim?.end();
         const within = claim ? trace.setSpan(context.active(), claim) : context.active();
         // Claimed as this instance began to stop: handed back untouched, due as they were.

@@ -71,6 +71,12 @@ export class Metrics {
     help: 'Purchase requests created',
     registers: [this.registry],
   });
+  readonly requestsTaken = new Counter({
+    name: 'broker_engine_requests_taken_total',
+    help: "Requests this instance's engine took to work on: as it created them (on_create), or claimed from the database (claim)",
+    labelNames: ['how'] as const,
+    registers: [this.registry],
+  });
   readonly outcomes = new Counter({
     name: 'broker_request_outcomes_total',
     help: 'Requests reaching an outcome status (QUOTED and OUT_OF_STOCK each time they are entered)',

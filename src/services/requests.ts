@@ -64,6 +64,26 @@ export interface RequestServiceDeps {
   admission?: { check(): Promise<void> };
   /** This instance's webhook relay, when it runs one: it sends what a batch of changes reported. */
   webhooks?: WebhookDispatch;
+  /** This instance's engine, when it runs one: it takes the requests created here as they are written. */
+  work?: NewWork;
+}
+
+/** The lease a new request is written with: the instance that will work on it, and until when. */
+export interface WorkLease {
+  owner: string;
+  until: Date;
+}
+
+/**
+ * Claim-on-create: the engine of the instance that creates a request, while it runs and has
+ * room, gets the request leased to it by the very statement that writes it, and starts on it at
+ * once — no wake, no claim. Without a lease the request is written unleased and due now, for any
+ * instance to claim. `taken` is called once for every lease given, with the row as written, or
+ * null when nothing was written (the key was taken, the statement failed).
+ */
+export interface NewWork {
+  lease(): WorkLease | null;
+  taken(lease: WorkLease, row: RequestRow | null): void;
 }
 
 /**
@@ -113,6 +133,8 @@ export class RequestService {
     }
 
     const created = events.created();
+    const work = this.deps.work;
+    const lease = work?.lease() ?? null;
     const result = await this.creates.create({
       request: {
         id: randomUUID(),
@@ -130,13 +152,19 @@ export class RequestService {
         shippingAddress: req.shippingAddress,
         paymentToken: req.paymentToken,
         nextRunAt: now,
+        leaseOwner: lease?.owner ?? null,
+        leaseExpiresAt: lease?.until ?? null,
         createdAt: now,
         updatedAt: now,
       },
       idempotencyKey: req.idempotencyKey,
       requestHash: hash,
       event: { ...created, data: traced(created.data ?? null) },
+    }).catch((e: unknown) => {
+      if (lease) work!.taken(lease, null);
+      throw e;
     });
+    if (lease) work!.taken(lease, result.kind === 'created' ? result.row : null);
     if (result.kind === 'created') {
       this.deps.onCommitted?.(result.row, created);
       return ok(result.row);

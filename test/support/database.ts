@@ -42,6 +42,8 @@ export function newRequestColumns(overrides: Partial<NewRequestColumns> = {}, no
     shippingAddress: { name: 'Ada Lovelace', line1: '1 Main St', line2: null, city: 'Springfield', region: null, postalCode: '12345', country: 'US' },
     paymentToken: 'tok_visa',
     nextRunAt: now,
+    leaseOwner: null,
+    leaseExpiresAt: null,
     createdAt: now,
     updatedAt: now,
     ...overrides,

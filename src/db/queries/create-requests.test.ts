@@ -51,6 +51,19 @@ describe('createRequests', () => {
     for (const e of events) expect(e).toMatchObject({ revision: 1, type: 'CREATED', status: 'PENDING', at: now, data: null });
   });
 
+  it('writes a request leased to the instance that will work on it, next to unleased ones', async () => {
+    const until = new Date(now.getTime() + 15_000);
+    const leased = toCreate('u6', 'leased');
+    leased.request = { ...leased.request, leaseOwner: 'instance-a', leaseExpiresAt: until };
+    const results = await createRequests(database.db, [leased, toCreate('u6', 'free')]);
+    const rows = results.map((r) => (r.kind === 'created' ? r.row : null));
+    expect(rows.map((r) => [r?.leaseOwner, r?.leaseExpiresAt])).toEqual([
+      ['instance-a', until],
+      [null, null],
+    ]);
+    expect(await findRequestById(database.db, leased.request.id)).toMatchObject({ leaseOwner: 'instance-a', leaseExpiresAt: until });
+  });
+
   it('lets the earliest of two inputs with one user and key claim it; the other finds it taken', async () => {
     const first = toCreate('u3', 'dup');
     const second = toCreate('u3', 'dup', { hash: 'hash-2' });

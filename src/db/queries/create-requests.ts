@@ -21,6 +21,8 @@ export type NewRequestColumns = Pick<
   | 'shippingAddress'
   | 'paymentToken'
   | 'nextRunAt'
+  | 'leaseOwner'
+  | 'leaseExpiresAt'
   | 'createdAt'
   | 'updatedAt'
 >;
@@ -64,6 +66,8 @@ export async function createRequests(ex: Executor, batch: readonly RequestToCrea
     shipping_address: r.shippingAddress,
     payment_token: r.paymentToken,
     next_run_at: r.nextRunAt,
+    lease_owner: r.leaseOwner,
+    lease_expires_at: r.leaseExpiresAt,
     created_at: r.createdAt,
     updated_at: r.updatedAt,
     event_type: event.type,
@@ -79,7 +83,7 @@ export async function createRequests(ex: Executor, batch: readonly RequestToCrea
         ord int, id uuid, user_id text, key text, request_hash text, status text, revision int,
         isbn text, title text, author text, book_key text, conditions jsonb, max_total_cents int,
         currency text, expires_at timestamptz, shipping_address jsonb, payment_token text,
-        next_run_at timestamptz, created_at timestamptz, updated_at timestamptz,
+        next_run_at timestamptz, lease_owner text, lease_expires_at timestamptz, created_at timestamptz, updated_at timestamptz,
         event_type text, event_message text, event_data jsonb)
     ),
     claimed as (
@@ -93,10 +97,11 @@ export async function createRequests(ex: Executor, batch: readonly RequestToCrea
     created as (
       insert into purchase_requests (
         id, user_id, status, revision, isbn, title, author, book_key, conditions, max_total_cents,
-        currency, expires_at, shipping_address, payment_token, next_run_at, created_at, updated_at)
+        currency, expires_at, shipping_address, payment_token, next_run_at, lease_owner, lease_expires_at,
+        created_at, updated_at)
       select x.id, x.user_id, x.status, x.revision, x.isbn, x.title, x.author, x.book_key, x.conditions,
         x.max_total_cents, x.currency, x.expires_at, x.shipping_address, x.payment_token, x.next_run_at,
-        x.created_at, x.updated_at
+        x.lease_owner, x.lease_expires_at, x.created_at, x.updated_at
       from input x join claimed c on c.request_id = x.id
       order by x.ord
       returning *
