@@ -142,6 +142,8 @@ export const sellers = pgTable('sellers', {
   /** Calls that may start in any one-second window across every instance; null = no limit. */
   maxCallsPerSecond: integer('max_calls_per_second'),
   offerTtlSeconds: integer('offer_ttl_seconds').notNull(),
+  /** The order endpoint refuses a total that is not the current price: cached prices are ordered on without a fresh quote. */
+  orderChecksPrice: boolean('order_checks_price').notNull().default(false),
   callbackSecret: text('callback_secret'),
   quote: jsonb('quote').$type<EndpointConfig>().notNull(),
   order: jsonb('order_endpoint').$type<EndpointConfig>().notNull(),

@@ -87,7 +87,9 @@ export class OrderingService {
 
       let outcome: AttemptOutcome | 'not_started' = 'not_started';
       try {
-        const offer = candidate.fromCache ? await this.revalidate(seller, request, candidate) : candidate;
+        // A seller that checks the price at order time revalidates a cached one itself (SPEC §3):
+        // a refusal invalidates the cached answer, and the request searches again at once.
+        const offer = candidate.fromCache && !seller.orderChecksPrice ? await this.revalidate(seller, request, candidate) : candidate;
         // The request as passed in is current only for the first attempt.
         const started = offer && (await this.start(request.id, seller, offer, attempted ? undefined : request));
         if (started) {

@@ -57,6 +57,7 @@ describe('validateSellerInput: normalization', () => {
       maxConcurrency: SELLER_DEFAULTS.maxConcurrency,
       maxCallsPerSecond: null,
       offerTtlSeconds: SELLER_DEFAULTS.offerTtlSeconds,
+      orderChecksPrice: false,
       callbackSecret: undefined,
       quote: { method: 'GET', path: '/quotes/{{isbn}}', headers: {}, body: null, response: { itemPrice: 'price' } },
       order: {
@@ -79,6 +80,7 @@ describe('validateSellerInput: normalization', () => {
       timeoutMs: 50,
       maxConcurrency: 1000,
       offerTtlSeconds: 0,
+      orderChecksPrice: true,
       callbackSecret: 's'.repeat(16),
       orderStatus: {
         method: 'get',
@@ -93,6 +95,7 @@ describe('validateSellerInput: normalization', () => {
       timeoutMs: 50,
       maxConcurrency: 1000,
       offerTtlSeconds: 0,
+      orderChecksPrice: true,
       callbackSecret: 'ssssssssssssssss',
       orderStatus: {
         method: 'GET',
@@ -112,11 +115,13 @@ describe('validateSellerInput: normalization', () => {
       timeoutMs: null,
       maxConcurrency: null,
       offerTtlSeconds: null,
+      orderChecksPrice: null,
       callbackSecret: null,
       orderStatus: null,
     });
     expect(c).toMatchObject({
       enabled: true,
+      orderChecksPrice: false,
       headers: undefined,
       timeoutMs: 2000,
       callbackSecret: undefined,
@@ -155,6 +160,10 @@ describe('validateSellerInput: scalar fields', () => {
 
   it('checks enabled is a boolean', () => {
     expect(fields(withField({ enabled: 'yes' }))).toEqual(['input.enabled']);
+  });
+
+  it('checks orderChecksPrice is a boolean', () => {
+    for (const v of ['true', 1, {}]) expect(fields(withField({ orderChecksPrice: v })), String(v)).toEqual(['input.orderChecksPrice']);
   });
 
   it('checks integer settings and their ranges', () => {

@@ -23,6 +23,7 @@ export interface SellerInputShape {
   maxConcurrency?: number | null;
   maxCallsPerSecond?: number | null;
   offerTtlSeconds?: number | null;
+  orderChecksPrice?: boolean | null;
   callbackSecret?: string | null;
   quote: EndpointInputShape;
   order: EndpointInputShape;
@@ -51,6 +52,11 @@ export interface SellerConfig {
   /** Calls that may start in any one-second window, fleet-wide; null = no limit. */
   maxCallsPerSecond: number | null;
   offerTtlSeconds: number;
+  /**
+   * The order endpoint refuses (409, 410 or 422) an order whose total is not the seller's current
+   * price: a cached price may be ordered on without a fresh quote first (SPEC §3 allows either).
+   */
+  orderChecksPrice: boolean;
   /** undefined = not given: keep what is stored. */
   callbackSecret: string | undefined;
   quote: EndpointConfig;
@@ -138,6 +144,12 @@ export function validateSellerInput(
     else errors.push(invalid(`maxCallsPerSecond must be null or an integer from 1 to ${MAX_CALLS_PER_SECOND}`, field('maxCallsPerSecond')));
   }
 
+  let orderChecksPrice = false;
+  if (!isAbsent(input.orderChecksPrice)) {
+    if (typeof input.orderChecksPrice === 'boolean') orderChecksPrice = input.orderChecksPrice;
+    else errors.push(invalid('orderChecksPrice must be a boolean', field('orderChecksPrice')));
+  }
+
   let callbackSecret: string | undefined;
   if (!isAbsent(input.callbackSecret)) {
     const secret: unknown = input.callbackSecret;
@@ -165,6 +177,7 @@ export function validateSellerInput(
     maxConcurrency,
     maxCallsPerSecond,
     offerTtlSeconds,
+    orderChecksPrice,
     callbackSecret,
     quote,
     order,

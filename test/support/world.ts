@@ -20,6 +20,8 @@ export interface WorldSeller {
   offerTtlSeconds?: number;
   timeoutMs?: number;
   maxConcurrency?: number;
+  /** Whether the broker trusts the seller's price check at order time; absent: as the sandbox registers it (true). */
+  orderChecksPrice?: boolean;
 }
 
 export interface World {
@@ -76,6 +78,7 @@ export async function startWorld(
           ...(w.offerTtlSeconds !== undefined ? { offerTtlSeconds: w.offerTtlSeconds } : {}),
           ...(w.timeoutMs !== undefined ? { timeoutMs: w.timeoutMs } : {}),
           ...(w.maxConcurrency !== undefined ? { maxConcurrency: w.maxConcurrency } : {}),
+          ...(w.orderChecksPrice !== undefined ? { orderChecksPrice: w.orderChecksPrice } : {}),
         },
       },
       server.tokens.admin,

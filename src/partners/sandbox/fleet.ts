@@ -406,6 +406,8 @@ export class SandboxFleet {
         // A simulator has no capacity limit of its own; the broker's adaptive limits decide.
         maxConcurrency: 256,
         offerTtlSeconds: 60,
+        // An order at any total but the listing's current one is answered 409 price_changed.
+        orderChecksPrice: true,
         callbackSecret,
         ...codec.endpoints(),
       };

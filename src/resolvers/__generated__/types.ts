@@ -418,6 +418,13 @@ export type SellerInput = {
   name: Scalars['String']['input'];
   offerTtlSeconds?: InputMaybe<Scalars['Int']['input']>;
   order: EndpointInput;
+  /**
+   * Beyond the contract: true when the order endpoint refuses (409, 410 or 422) an order whose total
+   * is not the seller's current price. An order on a cached price then goes without a fresh quote
+   * first; the seller's refusal sends the request to a fresh quote instead. Default false: every
+   * cached price is revalidated with a quote before it is ordered on.
+   */
+  orderChecksPrice?: InputMaybe<Scalars['Boolean']['input']>;
   orderStatus?: InputMaybe<EndpointInput>;
   quote: EndpointInput;
   /** 1 is the most trusted tier; lower tiers are asked only when higher ones do not satisfy. */

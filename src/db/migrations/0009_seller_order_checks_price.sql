@@ -1,0 +1,1 @@
+ALTER TABLE "sellers" ADD COLUMN "order_checks_price" boolean DEFAULT false NOT NULL;
