@@ -116,6 +116,8 @@ export class Engine implements NewWork {
   private handover: NodeJS.Timeout | null = null;
   /** Leases given to requests being created here, each with the hold `stop` waits for. */
   private readonly adopting = new Map<WorkLease, () => void>();
+  /** Due work may be waiting in the database (the engine was full, or a claim took all it could): creates go through the claim. */
+  private backlog = false;
 
   constructor(private readonly d: EngineDeps) {}
 
@@ -232,10 +234,17 @@ export class Engine implements NewWork {
   /**
    * Claim-on-create (NewWork): a request created on this instance is written leased to this
    * engine while it runs and has room, counting the creates in flight, so that it starts at once.
-   * A crash before it starts leaves a lease that lapses, as one taken by a claim would.
+   * Not while due work may be waiting in the database (`backlog`): new requests then queue behind
+   * it, through the claim, in due order. A crash before it starts leaves a lease that lapses, as
+   * one taken by a claim would.
    */
   lease(): WorkLease | null {
-    if (this.phase !== 'running' || this.active.size + this.adopting.size >= this.d.config.maxActive) return null;
+    if (this.phase !== 'running' || this.backlog) return null;
+    if (this.active.size + this.adopting.size >= this.d.config.maxActive) {
+      // This request waits for a claim; those created after it wait behind it.
+      this.backlog = true;
+      return null;
+    }
     const lease = { owner: this.d.owner, until: new Date(this.d.clock.now().getTime() + this.d.config.leaseMs) };
     this.adopting.set(lease, this.hold());
     return lease;
@@ -245,19 +254,28 @@ export class Engine implements NewWork {
     const done = this.adopting.get(lease);
     if (!done) return;
     this.adopting.delete(lease);
-    if (!row) return done();
-    if (this.phase === 'running' && !this.active.has(row.id)) {
-      // Its own trace, as a claimed request's: the create's operation is over when it answers.
-      const claim = tracer().startSpan('engine.claim', { attributes: { 'broker.claimed': 1, 'broker.claim.on_create': true } }, ROOT_CONTEXT);
-      claim.end();
-      context.with(trace.setSpan(ROOT_CONTEXT, claim), () => this.launch(row));
-      this.d.metrics?.requestsTaken.inc({ how: 'on_create' });
-      return done();
+    try {
+      // Already being worked on here (claimed after its lease lapsed): nothing to start or hand back.
+      if (!row || this.active.has(row.id)) return done();
+      // Started only with a lease the heartbeat can renew in time: a create that waited long for
+      // its statement hands the request back, due now, rather than race a claim of a lapsed lease.
+      const left = lease.until.getTime() - this.d.clock.now().getTime();
+      if (this.phase === 'running' && left > this.d.config.leaseMs / 2) {
+        // Its own trace, as a claimed request's: the create's operation is over when it answers.
+        const claim = tracer().startSpan('engine.claim', { attributes: { 'broker.claimed': 1, 'broker.claim.on_create': true } }, ROOT_CONTEXT);
+        claim.end();
+        context.with(trace.setSpan(ROOT_CONTEXT, claim), () => this.launch(row));
+        this.d.metrics?.requestsTaken.inc({ how: 'on_create' });
+        return done();
+      }
+      // Began to stop while the request was being written, or the lease ran short.
+      void this.releaseUnstarted([row])
+        .catch((err: unknown) => this.d.log.warn({ err, requestId: row.id }, 'could not hand back a new request; its lease lapses instead'))
+        .finally(done);
+    } catch (err) {
+      done();
+      throw err;
     }
-    // Began to stop while the request was being written: handed back, due now, for another instance.
-    void this.releaseUnstarted([row])
-      .catch((err: unknown) => this.d.log.warn({ err, requestId: row.id }, 'could not hand back a new request; its lease lapses instead'))
-      .finally(done);
   }
 
   /** Hooked to every committed request change on this instance. */
@@ -371,16 +389,20 @@ export class Engine implements NewWork {
           leaseUntil: new Date(now.getTime() + this.d.config.leaseMs),
           limit: Math.min(capacity, 100),
         });
-        // A claim's span only when it claimed something: polls that find nothing are no trace's business.
-        const claim = rows.length > 0 ? tracer().startSpan('engine.claim', { startTime: claimStart, attributes: { 'broker.claimed': rows.length } }) : null;
+        // A claim's span only when it claimed something: polls that find nothing are no trace's
+        // business. A trace of its own, whatever work scheduled this tick.
+        const claim = rows.length > 0 ? tracer().startSpan('engine.claim', { startTime: claimStart, attributes: { 'broker.claimed': rows.length } }, ROOT_CONTEXT) : null;
         if (rows.length > 0) this.d.metrics?.requestsTaken.inc({ how: 'claim' }, rows.length);
         claim?.end();
-        const within = claim ? trace.setSpan(context.active(), claim) : context.active();
+        const within = claim ? trace.setSpan(ROOT_CONTEXT, claim) : ROOT_CONTEXT;
         // Claimed as this instance began to stop: handed back untouched, due as they were.
         if (this.phase !== 'running') await this.releaseUnstarted(rows);
         else for (const row of rows) if (!this.active.has(row.id)) context.with(within, () => this.launch(row));
-        if (rows.length === Math.min(capacity, 100)) this.again = true;
-      }
+        // Fewer than it could take: no due work is left waiting, and new requests may start as
+        // they are created again.
+        this.backlog = rows.length === Math.min(capacity, 100);
+        if (this.backlog) this.again = true;
+      } else this.backlog = true;
       this.earliestExpiry = null;
       if (this.active.size < this.d.config.maxActive) {
         const next = await nextDue(this.d.db, now);

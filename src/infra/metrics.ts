@@ -73,7 +73,7 @@ export class Metrics {
   });
   readonly requestsTaken = new Counter({
     name: 'broker_engine_requests_taken_total',
-    help: "Requests this instance's engine took to work on: as it created them (on_create), or claimed from the database (claim)",
+    help: "Requests this instance's engine took to work on: as it created them (on_create), or claimed from the database (claim: new requests created while the engine was full or on an instance without it, rechecks, work of a stopped or crashed instance)",
     labelNames: ['how'] as const,
     registers: [this.registry],
   });
