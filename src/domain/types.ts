@@ -45,6 +45,11 @@ export interface OfferSnapshot {
   currency: string;
   inventory: number | null;
   quotedAt: string;
+  /**
+   * On an attempt's offer only: ordered on a cached price with no fresh quote first, the seller's
+   * own price check at order time standing in for one (a seller registered with orderChecksPrice).
+   */
+  priceCheckedAtOrder?: true;
 }
 
 export interface OrderDetails {

@@ -20,8 +20,9 @@ type Arrival = (bookKey: string, sellerId: string, quote: CachedQuote) => void;
  * The offer cache of a fleet (SPEC §11: a quote one instance received is a cache hit on every
  * other). Reads stay local and synchronous; every answer this instance stores is published to the
  * others (and written to Redis, when there is one, for instances that start later), and every
- * answer they publish lands here. Losing a message costs a seller call, never a wrong price:
- * each entry keeps its own expiry, and orders revalidate cached prices anyway.
+ * answer they publish lands here. Losing a message costs a seller call (or a refused order at a
+ * seller that checks prices itself), never a wrong price: each entry keeps its own expiry, and
+ * orders revalidate cached prices anyway.
  */
 export class FleetOfferCache implements OfferCache {
   private readonly local: MemoryOfferCache;

@@ -91,16 +91,29 @@ export class OfferExclusions {
   private readonly refusalsBySeller = new Map<string, number>();
   private readonly lost = new Set<string>();
 
-  /** From the request's finished attempts: every refused one counts. */
+  /**
+   * From the request's finished attempts: every refused one counts, but for a refused cached
+   * price that was ordered on unquoted. That refusal said the price had moved, and the seller's
+   * answer was dropped from the cache with it: the next search asks the seller afresh.
+   */
   static fromAttempts(attempts: readonly { state: string; paymentState: string; sellerId: string; offer: OfferSnapshot }[]): OfferExclusions {
     const x = new OfferExclusions();
-    for (const a of attempts) if (a.state === 'failed' && a.paymentState !== 'declined') x.refuse(a.offer);
+    for (const a of attempts) if (a.state === 'failed' && a.paymentState !== 'declined' && !a.offer.priceCheckedAtOrder) x.refuse(a.offer);
     return x;
   }
 
   refuse(o: OfferSnapshot): void {
     this.refused.add(refusalKey(o));
     this.refusalsBySeller.set(o.sellerId, (this.refusalsBySeller.get(o.sellerId) ?? 0) + 1);
+  }
+
+  /**
+   * A cached price ordered on unquoted and refused: most likely the price moved. That offer at
+   * that total is not tried again by this claim; the seller's other offers, and this one at its
+   * new price, still are, and it does not count towards giving up on the seller.
+   */
+  refusePrice(o: OfferSnapshot): void {
+    this.refused.add(refusalKey(o));
   }
 
   lose(o: OfferSnapshot): void {

@@ -52,16 +52,13 @@ export type OrderingResult =
 const LIVE_TARGETS = new Set(['SEARCHING', 'QUOTED', 'ORDERING']);
 
 /**
- * Placing orders exactly once (SPEC §4). Every step is written to the attempt's row before the
- * next external call, with the attempt's idempotency key on every call, so `drive` can resume
-/**
- * Picks what to order for a request: the candidates cheapest first, each revalidated when it
- * came from the cache, each started as an attempt in one transaction with the request's move to
- * ORDERING, then handed to the attempt driver.
+ * Picks what to order for a request (SPEC §4): the candidates cheapest first, each revalidated
+ * when it came from the cache (by a fresh quote, or by the seller's own price check at order
+ * time), each started as an attempt in one transaction with the request's move to ORDERING, then
+ * handed to the attempt driver.
  */
 export class OrderingService {
   constructor(private readonly d: OrderingDeps) {}
-
 
   /**
    * Tries the candidates, cheapest first, until one is ordered or none is left. What cannot be
@@ -86,12 +83,13 @@ export class OrderingService {
       }
 
       let outcome: AttemptOutcome | 'not_started' = 'not_started';
+      // A seller that checks the price at order time revalidates a cached one itself (SPEC §3):
+      // its refusal drops the cached answer, and the request searches again at once.
+      const unquoted = candidate.fromCache && seller.orderChecksPrice;
       try {
-        // A seller that checks the price at order time revalidates a cached one itself (SPEC §3):
-        // a refusal invalidates the cached answer, and the request searches again at once.
-        const offer = candidate.fromCache && !seller.orderChecksPrice ? await this.revalidate(seller, request, candidate) : candidate;
+        const offer = candidate.fromCache && !unquoted ? await this.revalidate(seller, request, candidate) : candidate;
         // The request as passed in is current only for the first attempt.
-        const started = offer && (await this.start(request.id, seller, offer, attempted ? undefined : request));
+        const started = offer && (await this.start(request.id, seller, offer, unquoted, attempted ? undefined : request));
         if (started) {
           attempted = true;
           // The request as ORDERING wrote it: the driver's ORDERED needs no read first.
@@ -109,7 +107,10 @@ export class OrderingService {
       if (outcome === 'succeeded') return 'ordered';
       if (outcome === 'declined') return 'failed';
       if (outcome === 'unknown') return 'in_doubt';
-      if (outcome === 'rejected') exclusions.refuse(candidate);
+      if (outcome === 'rejected') {
+        if (unquoted) exclusions.refusePrice(candidate);
+        else exclusions.refuse(candidate);
+      }
     }
     if (!attempted) return 'not_started';
     await this.d.driver.afterRefusals(request.id);
@@ -117,8 +118,8 @@ export class OrderingService {
   }
 
   /**
-   * A cached price is never ordered on: ask the seller again and take its fresh offer for the
-   * same condition if it still fits the request.
+   * A cached price is not ordered on as it is (unless the seller checks it at order time): ask
+   * the seller again and take its fresh offer for the same condition if it still fits the request.
    */
   private async revalidate(seller: SellerRow, request: RequestRow, cached: SeenOffer): Promise<SeenOffer | null> {
     const now = this.d.clock.now().getTime();
@@ -159,7 +160,13 @@ export class OrderingService {
    * budget), the attempt row is inserted with its idempotency key, and the request is ORDERING.
    * The unique index on live attempts refuses a second one.
    */
-  private async start(requestId: string, seller: SellerRow, offer: SeenOffer, known?: RequestRow): Promise<{ attempt: AttemptRow; request: RequestRow } | null> {
+  private async start(
+    requestId: string,
+    seller: SellerRow,
+    offer: SeenOffer,
+    unquoted: boolean,
+    known?: RequestRow,
+  ): Promise<{ attempt: AttemptRow; request: RequestRow } | null> {
     let written;
     try {
       written = await this.d.requests.commitWithAttempt(requestId, (cur) => {
@@ -175,7 +182,7 @@ export class OrderingService {
           // The offer being ordered is the cheapest valid one, hence the best seen.
           changes: { nextRunAt: null, bestOffer: snapshot(offer) },
           attempt: {
-            start: { id: randomUUID(), sellerId: seller.id, offer: snapshot(offer), leaseOwner: this.d.owner, leaseExpiresAt: heldUntil, nextCheckAt: heldUntil },
+            start: { id: randomUUID(), sellerId: seller.id, offer: unquoted ? { ...snapshot(offer), priceCheckedAtOrder: true } : snapshot(offer), leaseOwner: this.d.owner, leaseExpiresAt: heldUntil, nextCheckAt: heldUntil },
           },
         };
       }, known);

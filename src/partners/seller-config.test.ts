@@ -162,8 +162,14 @@ describe('validateSellerInput: scalar fields', () => {
     expect(fields(withField({ enabled: 'yes' }))).toEqual(['input.enabled']);
   });
 
-  it('checks orderChecksPrice is a boolean', () => {
+  it('checks orderChecksPrice is a boolean, and is given only for an order endpoint that sends the total', () => {
     for (const v of ['true', 1, {}]) expect(fields(withField({ orderChecksPrice: v })), String(v)).toEqual(['input.orderChecksPrice']);
+    const withoutTotal = { ...withField({ orderChecksPrice: true }), order: { ...valid().order, body: { isbn: '{{isbn}}', offer: '{{offerId}}' } } };
+    expect(fields(withoutTotal)).toEqual(['input.orderChecksPrice']);
+    expect(config({ ...withoutTotal, orderChecksPrice: false }).orderChecksPrice).toBe(false);
+    // In the path or a header as well as in the body.
+    expect(config({ ...withoutTotal, order: { ...withoutTotal.order, path: '/orders?total={{ total }}' } }).orderChecksPrice).toBe(true);
+    expect(config({ ...withoutTotal, order: { ...withoutTotal.order, headers: { 'X-Total': '{{totalCents}}' } } }).orderChecksPrice).toBe(true);
   });
 
   it('checks integer settings and their ranges', () => {

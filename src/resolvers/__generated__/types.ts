@@ -420,9 +420,10 @@ export type SellerInput = {
   order: EndpointInput;
   /**
    * Beyond the contract: true when the order endpoint refuses (409, 410 or 422) an order whose total
-   * is not the seller's current price. An order on a cached price then goes without a fresh quote
-   * first; the seller's refusal sends the request to a fresh quote instead. Default false: every
-   * cached price is revalidated with a quote before it is ordered on.
+   * is not the seller's current price; the order endpoint must then send the total ({{totalCents}}
+   * or {{total}}). An order on a cached price goes without a fresh quote first; the seller's refusal
+   * drops its cached answer and sends the request to a fresh quote. Default false: every cached
+   * price is revalidated with a quote before it is ordered on.
    */
   orderChecksPrice?: InputMaybe<Scalars['Boolean']['input']>;
   orderStatus?: InputMaybe<EndpointInput>;
