@@ -4,7 +4,7 @@ import { buildClientSchema, getIntrospectionQuery } from 'graphql';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
-import { CANCEL, CREATE, GET, UPDATE, createInput } from './support/fixtures.js';
+import { CANCEL, CREATE, GET, UPDATE, createInput, offerSnapshot } from './support/fixtures.js';
 import { JWT_SECRET, type TestServer, collect, eventually, startTestServer } from './support/server.js';
 import { FAST_ENGINE_ENV } from './support/world.js';
 import { type WireError, bearer, messagesFor, rawSocket, terminateRawSockets, tryUpgrade } from './support/raw-socket.js';
@@ -327,19 +327,7 @@ describe('internal errors are masked', () => {
   const PHANTOM_SELLER = '6b9f3c1e-0d2a-4e7b-9c55-0f1e2d3c4b5a';
   async function poisonedRequest(token: string): Promise<string> {
     const { id } = await createRequest(s, token);
-    const offer = {
-      sellerId: PHANTOM_SELLER,
-      offerId: 'offer-1',
-      condition: 'NEW',
-      itemCents: 1000,
-      shippingCents: 0,
-      taxCents: 0,
-      feesCents: 0,
-      totalCents: 1000,
-      currency: 'USD',
-      inventory: 3,
-      quotedAt: new Date().toISOString(),
-    };
+    const offer = offerSnapshot({ sellerId: PHANTOM_SELLER, offerId: 'offer-1', inventory: 3, quotedAt: new Date().toISOString() });
     await s.app.services.db.execute(sql`update purchase_requests set best_offer = ${JSON.stringify(offer)}::jsonb where id = ${id}`);
     return id;
   }

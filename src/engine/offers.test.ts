@@ -1,21 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { offerSnapshot as offer } from '../../test/support/fixtures.js';
 import type { OfferSnapshot } from '../domain/types.js';
 import { OfferExclusions } from './offers.js';
-
-const offer = (o: Partial<OfferSnapshot> = {}): OfferSnapshot => ({
-  sellerId: 's1',
-  offerId: 'o1',
-  condition: 'NEW',
-  itemCents: 1000,
-  shippingCents: 0,
-  taxCents: 0,
-  feesCents: 0,
-  totalCents: 1000,
-  currency: 'USD',
-  inventory: null,
-  quotedAt: '2030-01-01T00:00:00.000Z',
-  ...o,
-});
 
 describe('OfferExclusions', () => {
   it('gives up on a seller after two refusals, but not after refused cached prices', () => {

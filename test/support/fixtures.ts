@@ -1,3 +1,5 @@
+import type { OfferSnapshot } from '../../src/domain/types.js';
+
 /** Inputs and selections shared by the end-to-end suites. */
 
 export const REQUEST_FIELDS = `
@@ -71,3 +73,21 @@ export const IN_PRINT_BOOKS = [
   '9780307387899',
   '9780441172719',
 ];
+
+/** An offer as stored on a request or an attempt: a new copy at $10.00, all in, from seller s1. */
+export function offerSnapshot(overrides: Partial<OfferSnapshot> = {}): OfferSnapshot {
+  return {
+    sellerId: 's1',
+    offerId: 'o1',
+    condition: 'NEW',
+    itemCents: 1000,
+    shippingCents: 0,
+    taxCents: 0,
+    feesCents: 0,
+    totalCents: 1000,
+    currency: 'USD',
+    inventory: null,
+    quotedAt: '2030-01-01T00:00:00.000Z',
+    ...overrides,
+  };
+}
