@@ -116,7 +116,7 @@ export class Engine implements NewWork {
   private handover: NodeJS.Timeout | null = null;
   /** Leases given to requests being created here, each with the hold `stop` waits for. */
   private readonly adopting = new Map<WorkLease, () => void>();
-  /** Due work may be waiting in the database (the engine was full, or a claim took all it could): creates go through the claim. */
+  /** A request created while the engine was full may still be waiting in the database: creates go through the claim. */
   private backlog = false;
 
   constructor(private readonly d: EngineDeps) {}
@@ -234,9 +234,10 @@ export class Engine implements NewWork {
   /**
    * Claim-on-create (NewWork): a request created on this instance is written leased to this
    * engine while it runs and has room, counting the creates in flight, so that it starts at once.
-   * Not while due work may be waiting in the database (`backlog`): new requests then queue behind
-   * it, through the claim, in due order. A crash before it starts leaves a lease that lapses, as
-   * one taken by a claim would.
+   * Once the engine had no room for one, not until a claim has taken all the due work there was
+   * (`backlog`): new requests queue behind the ones written before them, through the claim, in due
+   * order. A crash before it starts leaves a lease that lapses, as one taken by a claim would.
+   * Due rechecks alone do not hold new requests back: a new request's first search comes first.
    */
   lease(): WorkLease | null {
     if (this.phase !== 'running' || this.backlog) return null;
@@ -400,9 +401,9 @@ export class Engine implements NewWork {
         else for (const row of rows) if (!this.active.has(row.id)) context.with(within, () => this.launch(row));
         // Fewer than it could take: no due work is left waiting, and new requests may start as
         // they are created again.
-        this.backlog = rows.length === Math.min(capacity, 100);
-        if (this.backlog) this.again = true;
-      } else this.backlog = true;
+        if (rows.length < Math.min(capacity, 100)) this.backlog = false;
+        else this.again = true;
+      }
       this.earliestExpiry = null;
       if (this.active.size < this.d.config.maxActive) {
         const next = await nextDue(this.d.db, now);
