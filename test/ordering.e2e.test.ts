@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LedgerEntry, SandboxSellerSpec } from '../src/partners/sandbox/fleet.js';
 import { eventually } from './support/server.js';
+import { landedTotal } from './support/sandbox.js';
 import { type World, startWorld } from './support/world.js';
 
 /**
@@ -53,18 +54,13 @@ beforeAll(async () => {
     })),
     env: { IMPROVEMENT_WINDOW_MS: '5000', RECHECK_INTERVAL_MS: String(RECHECK_INTERVAL_MS), RECHECK_MAX_MS: '1000' },
   });
-  const res = await fetch(`${w.sandbox.url}/_admin/specs`);
-  specs = Object.fromEntries(((await res.json()) as SandboxSellerSpec[]).map((s) => [s.key, s]));
+  specs = await w.sandbox.specs();
 });
 afterAll(async () => {
   await w?.close();
 });
 
-/** The landed total a sandbox seller charges for a new copy at `itemCents` (its shipping, tax and fees). */
-function landed(seller: SellerKey, itemCents: number): number {
-  const s = specs[seller]!;
-  return itemCents + s.shippingCents + Math.round(itemCents * s.taxRate) + s.feeCents;
-}
+const landed = (seller: SellerKey, itemCents: number) => landedTotal(specs[seller]!, itemCents);
 
 /**
  * Sets what every registered seller offers for a book: a new copy at the item price given

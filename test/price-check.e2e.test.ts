@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxSellerSpec } from '../src/partners/sandbox/fleet.js';
 import { UPDATE, usd } from './support/fixtures.js';
+import { landedTotal } from './support/sandbox.js';
 import { type World, quoteCalls, startWorld } from './support/world.js';
 
 /**
@@ -28,18 +29,13 @@ let specs: Record<string, SandboxSellerSpec>;
 
 beforeAll(async () => {
   w = await startWorld({ sellers: SELLERS.map((key) => ({ key })) });
-  const res = await fetch(`${w.sandbox.url}/_admin/specs`);
-  specs = Object.fromEntries(((await res.json()) as SandboxSellerSpec[]).map((s) => [s.key, s]));
+  specs = await w.sandbox.specs();
 });
 afterAll(async () => {
   await w?.close();
 });
 
-/** The landed total a seller charges for a copy at `itemCents` (its shipping, tax and fees). */
-function landed(seller: SellerKey, itemCents: number): number {
-  const s = specs[seller]!;
-  return itemCents + s.shippingCents + Math.round(itemCents * s.taxRate) + s.feeCents;
-}
+const landed = (seller: SellerKey, itemCents: number) => landedTotal(specs[seller]!, itemCents);
 
 async function detail(id: string): Promise<any> {
   const res = await w.server.gql(DETAIL, { id });

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxSellerSpec } from '../src/partners/sandbox/fleet.js';
 import { usd } from './support/fixtures.js';
 import { eventually } from './support/server.js';
+import { landedTotal } from './support/sandbox.js';
 import { type World, startWorld } from './support/world.js';
 
 /**
@@ -46,8 +47,7 @@ beforeAll(async () => {
     ],
     env: { IMPROVEMENT_WINDOW_MS: '0', RECHECK_INTERVAL_MS: '60000' },
   });
-  const res = await fetch(`${w.sandbox.url}/_admin/specs`);
-  specs = Object.fromEntries(((await res.json()) as SandboxSellerSpec[]).map((s) => [s.key, s]));
+  specs = await w.sandbox.specs();
 });
 afterAll(async () => {
   await w?.close();
@@ -56,11 +56,7 @@ afterEach(async () => {
   for (const key of SELLERS) await w.sandbox.configure(key, { script: [], rejectOrderRate: 0 });
 });
 
-/** The landed total a sandbox seller charges for a new copy at `itemCents`. */
-function landed(seller: SellerKey, itemCents: number): number {
-  const s = specs[seller]!;
-  return itemCents + s.shippingCents + Math.round(itemCents * s.taxRate) + s.feeCents;
-}
+const landed = (seller: SellerKey, itemCents: number) => landedTotal(specs[seller]!, itemCents);
 
 /** Stocks a book at every seller: new copies as [item price, copies], none where not given (used copies never). */
 async function stock(isbn: string, offers: Partial<Record<SellerKey, [number, number]>>): Promise<void> {

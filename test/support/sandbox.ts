@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Condition, LedgerEntry, SellerKnobs, SellerStats } from '../../src/partners/sandbox/fleet.js';
+import type { Condition, LedgerEntry, SandboxSellerSpec, SellerKnobs, SellerStats } from '../../src/partners/sandbox/fleet.js';
 import type { SellerInputShape } from '../../src/partners/seller-config.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -19,6 +19,8 @@ export interface SandboxProcess {
   configure(sellerKey: string, patch: Partial<SellerKnobs>): Promise<void>;
   setInventory(sellerKey: string, isbn: string, qty: number, condition?: Condition): Promise<void>;
   setPrice(sellerKey: string, isbn: string, itemCents: number, condition?: Condition): Promise<void>;
+  /** Each seller's spec as seeded (shipping, tax, fees…), by key. */
+  specs(): Promise<Record<string, SandboxSellerSpec>>;
   /** Kills the process and waits for it to exit. */
   stop(): Promise<void>;
 }
@@ -69,6 +71,7 @@ export async function startSandboxProcess(opts: { seed?: number; latencyScale?: 
       void (await admin('POST', 'inventory', { seller, isbn, qty, ...(condition ? { condition } : {}) })),
     setPrice: async (seller, isbn, itemCents, condition) =>
       void (await admin('POST', 'price', { seller, isbn, itemCents, ...(condition ? { condition } : {}) })),
+    specs: async () => Object.fromEntries(((await admin('GET', 'specs')) as SandboxSellerSpec[]).map((s) => [s.key, s])),
     stop: () => kill(child, exited),
   };
 }
@@ -112,4 +115,9 @@ async function kill(child: ChildProcess, exited: Promise<void>): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
   await exited;
   clearTimeout(timer);
+}
+
+/** The landed total a sandbox seller charges for a copy at `itemCents`: its shipping, tax and fees added. */
+export function landedTotal(spec: SandboxSellerSpec, itemCents: number): number {
+  return itemCents + spec.shippingCents + Math.round(itemCents * spec.taxRate) + spec.feeCents;
 }
