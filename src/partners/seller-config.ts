@@ -2,7 +2,7 @@ export { isPublicHost } from '../infra/ssrf.js';
 import { ok, refused, userError, type Outcome, type UserError } from '../domain/errors.js';
 import { isPublicHost } from '../infra/ssrf.js';
 import { checkOrderMapping, checkQuoteMapping } from './mapping.js';
-import { ALLOWED_PLACEHOLDERS, checkTemplate, literalText, placeholdersIn, type EndpointKind } from './template.js';
+import { ALLOWED_PLACEHOLDERS, checkTemplate, literalText, usesPlaceholder, type EndpointKind } from './template.js';
 
 export interface EndpointInputShape {
   method: string;
@@ -167,7 +167,7 @@ export function validateSellerInput(
     : checkEndpoint(input.orderStatus, 'orderStatus', field('orderStatus'), errors);
 
   // The seller can only check a total it is sent.
-  if (orderChecksPrice && order && !sendsTotal(order)) {
+  if (orderChecksPrice && order && !usesPlaceholder([order.path, order.headers, order.body], ['total', 'totalCents'])) {
     errors.push(invalid('orderChecksPrice needs the order endpoint to send the total ({{totalCents}} or {{total}})', field('orderChecksPrice')));
   }
 
@@ -188,18 +188,6 @@ export function validateSellerInput(
     order,
     orderStatus,
   });
-}
-
-/** Whether an endpoint's path, headers or body carry the order's total. */
-function sendsTotal(e: EndpointConfig): boolean {
-  const texts: string[] = [e.path, ...Object.values(e.headers)];
-  const walk = (v: unknown): void => {
-    if (typeof v === 'string') texts.push(v);
-    else if (Array.isArray(v)) v.forEach(walk);
-    else if (v !== null && typeof v === 'object') Object.values(v).forEach(walk);
-  };
-  walk(e.body);
-  return texts.some((t) => placeholdersIn(t).names.some((n) => n === 'total' || n === 'totalCents'));
 }
 
 function isIntegerIn(value: unknown, min: number, max: number): value is number {

@@ -84,25 +84,37 @@ const excerpt = (s: string) => (s.length > 40 ? `${s.slice(0, 40)}…` : s);
  */
 export function checkTemplate(value: unknown, allowed: ReadonlySet<string>, field: string[]): UserError[] {
   const errors: UserError[] = [];
-  const walk = (v: unknown, path: string[]): void => {
-    if (typeof v === 'string') {
-      const { names, malformed } = placeholdersIn(v);
-      for (const raw of malformed) {
-        errors.push(userError('INVALID_SELLER_CONFIG', `Malformed placeholder "${excerpt(raw)}"`, path));
-      }
-      for (const name of names) {
-        if (!allowed.has(name)) {
-          errors.push(userError('INVALID_SELLER_CONFIG', `Unknown placeholder {{${name}}}`, path));
-        }
-      }
-    } else if (Array.isArray(v)) {
-      v.forEach((item, i) => walk(item, [...path, String(i)]));
-    } else if (v !== null && typeof v === 'object') {
-      for (const [key, item] of Object.entries(v)) walk(item, [...path, key]);
+  eachString(value, field, (s, path) => {
+    const { names, malformed } = placeholdersIn(s);
+    for (const raw of malformed) {
+      errors.push(userError('INVALID_SELLER_CONFIG', `Malformed placeholder "${excerpt(raw)}"`, path));
     }
+    for (const name of names) {
+      if (!allowed.has(name)) {
+        errors.push(userError('INVALID_SELLER_CONFIG', `Unknown placeholder {{${name}}}`, path));
+      }
+    }
+  });
+  return errors;
+}
+
+/** Whether any string inside `value` (recursively) holds one of the placeholders named. */
+export function usesPlaceholder(value: unknown, names: readonly string[]): boolean {
+  let found = false;
+  eachString(value, [], (s) => {
+    found ||= placeholdersIn(s).names.some((n) => names.includes(n));
+  });
+  return found;
+}
+
+/** Calls `visit` with every string inside `value` and its path (object keys are literal). */
+function eachString(value: unknown, field: string[], visit: (s: string, path: string[]) => void): void {
+  const walk = (v: unknown, path: string[]): void => {
+    if (typeof v === 'string') visit(v, path);
+    else if (Array.isArray(v)) v.forEach((item, i) => walk(item, [...path, String(i)]));
+    else if (v !== null && typeof v === 'object') for (const [key, item] of Object.entries(v)) walk(item, [...path, key]);
   };
   walk(value, field);
-  return errors;
 }
 
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
