@@ -304,8 +304,9 @@ describe('asynchronous partners', () => {
     const second = await create(isbn, 5000);
     const r = await until(second, (x) => x.status === 'ORDERED', 15_000);
     expect(r.order.seller.id).toBe(novella.id);
-    // One fresh quote, answered by callback, before the order on the cached price.
-    expect((await w.sandbox.stats()).novella!.quote).toBe(quotes + 1);
+    // A fresh quote, answered by callback, before the order on the cached price (one more if the
+    // callback came later than Novella's timeout and the revalidation was tried again).
+    expect((await w.sandbox.stats()).novella!.quote).toBeGreaterThanOrEqual(quotes + 1);
     expect(await ordersFor(second)).toHaveLength(1);
   });
 });

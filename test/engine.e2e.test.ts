@@ -126,11 +126,14 @@ function sellerName(key: string): string {
 
 describe('a round, from creation to outcome', () => {
   it('goes PENDING → SEARCHING → QUOTED live, with the lowest landed total as bestOffer and an event for each step', async () => {
-    // PageTurner (tier 1) answers slowly, so the round is visibly in flight.
-    await w.sandbox.configure('pageturner', slowQuote(500));
+    // PageTurner (tier 1) answers slowly, so the round is visibly in flight. The request starts
+    // searching as it is created: the socket is open before, so only the subscribe itself has
+    // to fit in that window.
+    await w.sandbox.configure('pageturner', slowQuote(1_500));
+    const client = w.server.wsClient(undefined, { lazy: false });
+    await new Promise<void>((resolve) => client.on('connected', () => resolve()));
     const before = await quoteCalls(w.sandbox);
     const id = await create(BOOK.pride, 1000);
-    const client = w.server.wsClient();
     const { seen, stop } = collect(client, WATCH, { id });
     try {
       await seen.until((c) => c.values.some((v) => v.data?.purchaseRequestUpdated.status === 'QUOTED'));

@@ -118,7 +118,9 @@ describe('GET /metrics, SPEC §9', () => {
   beforeAll(async () => {
     w = await startWorld({
       sellers: [{ key: 'pageturner' }, { key: 'inkwell', timeoutMs: 300 }, { key: 'dogear' }],
-      env: { ENGINE_MAX_ACTIVE: '2', BREAKER_THRESHOLD: '1', BREAKER_HALF_OPEN_MS: '600000' },
+      // A lease long enough that a create slowed by a busy machine still starts the request it
+      // wrote (a create that used up half its lease hands the request back to be claimed).
+      env: { ENGINE_MAX_ACTIVE: '2', BREAKER_THRESHOLD: '1', BREAKER_HALF_OPEN_MS: '600000', ENGINE_LEASE_MS: '20000' },
     });
     sellerName = (key) => w.sandbox.sellers.find((s) => s.baseUrl.endsWith(`/${key}`))!.name;
   });

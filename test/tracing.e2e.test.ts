@@ -25,7 +25,8 @@ provider.register();
 let w: World;
 beforeAll(async () => {
   // PageTurner (tier 1) has the book; Dog-Ear (tier 2) is never asked: the round exits early.
-  w = await startWorld({ sellers: [{ key: 'pageturner' }, { key: 'dogear' }] });
+  // A long lease: a create slowed by a busy machine still starts the request it wrote.
+  w = await startWorld({ sellers: [{ key: 'pageturner' }, { key: 'dogear' }], env: { ENGINE_LEASE_MS: '20000' } });
 });
 afterAll(async () => {
   await w?.close();

@@ -393,12 +393,16 @@ export class Engine implements NewWork {
         // A claim's span only when it claimed something: polls that find nothing are no trace's
         // business. A trace of its own, whatever work scheduled this tick.
         const claim = rows.length > 0 ? tracer().startSpan('engine.claim', { startTime: claimStart, attributes: { 'broker.claimed': rows.length } }, ROOT_CONTEXT) : null;
-        if (rows.length > 0) this.d.metrics?.requestsTaken.inc({ how: 'claim' }, rows.length);
         claim?.end();
         const within = claim ? trace.setSpan(ROOT_CONTEXT, claim) : ROOT_CONTEXT;
         // Claimed as this instance began to stop: handed back untouched, due as they were.
         if (this.phase !== 'running') await this.releaseUnstarted(rows);
-        else for (const row of rows) if (!this.active.has(row.id)) context.with(within, () => this.launch(row));
+        else {
+          // A row already worked on here (its lease lapsed and was taken again) is no new start.
+          const fresh = rows.filter((row) => !this.active.has(row.id));
+          if (fresh.length > 0) this.d.metrics?.requestsTaken.inc({ how: 'claim' }, fresh.length);
+          for (const row of fresh) context.with(within, () => this.launch(row));
+        }
         // Fewer than it could take: no due work is left waiting, and new requests may start as
         // they are created again.
         if (rows.length < Math.min(capacity, 100)) this.backlog = false;
