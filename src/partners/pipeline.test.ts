@@ -6,6 +6,23 @@ import type { CallFailure, FailureCause, OrderOutcome, OrderParams, OrderStatusO
 import { type CallKind, type PipelineSeller, SellerPipeline } from './pipeline.js';
 import { SellerGates } from './seller-gate.js';
 import { SellerStats } from './seller-stats.js';
+
+/** When a test sets `wake`, the pipeline's waits end at once, and `wake` says how long each was. */
+const waits = vi.hoisted(() => ({ wake: null as null | ((ms: number) => void) }));
+vi.mock('../domain/clock.js', async (load) => {
+  const real = await load<typeof import('../domain/clock.js')>();
+  return {
+    ...real,
+    sleep: (ms: number, signal?: AbortSignal) => {
+      if (!waits.wake) return real.sleep(ms, signal);
+      waits.wake(ms);
+      return Promise.resolve();
+    },
+  };
+});
+afterEach(() => {
+  waits.wake = null;
+});
 import type { EndpointConfig } from './seller-config.js';
 
 const endpoint: EndpointConfig = { method: 'GET', path: '/x', headers: {}, body: null, response: { itemPrice: 'price' } };
@@ -272,6 +289,26 @@ describe("SellerPipeline: the seller's Retry-After", () => {
     expect((await short.pipeline.order(seller({ id: 'seller-2' }), orderParams)).kind).toBe('confirmed');
     expect(performance.now() - started).toBeGreaterThanOrEqual(40);
     expect(short.connector.calls.order).toBe(1);
+  });
+
+  it('waits again when its timer ends a millisecond before the pause does, and never calls early', async () => {
+    let t = Date.parse('2030-01-01T00:00:00Z');
+    const { connector, gates, pipeline } = setup({ breakerThreshold: 100, now: () => t });
+    gates.get(seller()).pauseFor(60);
+    const until = t + 60;
+    const slept: number[] = [];
+    // The first wait ends 1 ms short of the pause, as a timer may; later ones on time.
+    waits.wake = (ms) => {
+      slept.push(ms);
+      t += slept.length === 1 ? ms - 1 : ms;
+    };
+    connector.orderAnswer = () => {
+      expect(t).toBeGreaterThanOrEqual(until);
+      return { kind: 'confirmed', orderId: 'o1', totalCents: null, deliveryEta: null, latencyMs: 5 };
+    };
+    expect((await pipeline.order(seller(), orderParams)).kind).toBe('confirmed');
+    expect(slept).toEqual([60, 1]);
+    expect(connector.calls.order).toBe(1);
   });
 
   it('reads the pause from the injected clock', async () => {

@@ -192,8 +192,9 @@ export class SellerPipeline {
     const needed = () => !signal?.aborted && (stillNeeded?.() ?? true);
     // A pause another instance was asked for, or a breaker it opened, holds here too.
     const gate = await gates.synced(seller);
-    const pause = gate.pausedFor();
-    if (pause > 0) {
+    // Looked at again after each wait: a timer may end a millisecond before the gate's clock says
+    // the pause is over, and another call may have been asked to pause for longer meanwhile.
+    for (let pause = gate.pausedFor(); pause > 0; pause = gate.pausedFor()) {
       if (pause > policy.pauseWaitMs(seller)) return this.#refused(seller, policy.endpoint, 'paused');
       await sleep(pause, signal);
       if (!needed()) return NOT_NEEDED;
