@@ -141,7 +141,10 @@ describe('a broker killed while an order is in flight', () => {
     await eventually(async () => (await ordersFor(id)).length === 1, 15_000);
     const inFlight = await request(id);
     expect(inFlight.status).toBe('ORDERING');
-    expect(inFlight.attempts).toEqual([expect.objectContaining({ attemptNo: 1, state: 'ORDERING', paymentState: 'AUTHORIZED' })]);
+    // The authorisation is carried to the attempt's next write, not written before the order
+    // call: the row still says what a restart resumes from (authorise again, same key).
+    expect(inFlight.attempts).toEqual([expect.objectContaining({ attemptNo: 1, state: 'AUTHORIZING', paymentState: 'NONE' })]);
+    expect((await paymentLedger(id)).filter((c) => c.operation === 'authorize' && c.effective)).toHaveLength(1);
 
     await crashAndRestart();
     await expectOrderedOnce(id);
@@ -163,7 +166,7 @@ describe('a broker killed while an order is in flight', () => {
     await eventually(async () => (await sandbox.stats())[SELLER]!.order > before.order, 15_000);
     const inFlight = await request(id);
     expect(inFlight.status).toBe('ORDERING');
-    expect(inFlight.attempts).toEqual([expect.objectContaining({ attemptNo: 1, state: 'ORDERING' })]);
+    expect(inFlight.attempts).toEqual([expect.objectContaining({ attemptNo: 1, state: 'AUTHORIZING' })]);
     expect(await ordersFor(id)).toEqual([]);
 
     await crashAndRestart();

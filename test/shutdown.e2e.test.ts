@@ -227,7 +227,9 @@ describe('a broker process told to stop with work in flight', () => {
     // call would race the first); but it is held only until that call's own deadline, the
     // seller's timeout, and not for the lease and timeout the driver took (70 s from the call).
     const attempt = await attemptAfterExit(id);
-    expect(attempt.state).toBe('ordering');
+    // The row holds the attempt's last write: its start (the authorisation is carried to the next
+    // write, which the cut-short drive never made); resuming authorises and orders with the same key.
+    expect(attempt.state).toBe('authorizing');
     expect(attempt.leaseExpiresAt!.getTime()).toBeLessThanOrEqual(Date.now() + SELLER_TIMEOUT_MS);
     expect(attempt.leaseExpiresAt!.getTime()).toBeGreaterThanOrEqual(signalled + SELLER_TIMEOUT_MS - 1_000);
     expect(attempt.nextCheckAt).toEqual(attempt.leaseExpiresAt);

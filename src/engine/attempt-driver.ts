@@ -49,12 +49,16 @@ export interface AttemptDriverDeps {
 /** How one attempt ended, as far as this call could take it. */
 export type AttemptOutcome = 'succeeded' | 'declined' | 'rejected' | 'unknown';
 
-/** What a drive knows besides the row, fixed for the whole drive (but the count of retries). */
+/** What a drive knows besides the row, fixed for the whole drive (but what it has not written yet). */
 interface DriveContext {
   readonly seller: SellerRow;
   readonly request: RequestRow;
   /** Unknown outcomes retried in place so far in this drive. */
   inline: number;
+  /** The attempt's state as its row holds it: moves carried in memory since are written with the next write. */
+  written: AttemptState;
+  /** What the moves carried since the last write changed: the next write (from `written`) includes it. */
+  carried: Omit<AttemptChanges, 'state'>;
 }
 
 /**
@@ -119,10 +123,12 @@ export async function redriveAttempt(ex: Executor, attemptId: string, now: Date)
 }
 
 /**
- * Drives order attempts exactly once (SPEC §4). Every step is written to the attempt's row
- * before the next external call, with the attempt's idempotency key on every call, so `drive`
- * can resume any attempt from its row — after a timeout, a crash, or on another instance — and
- * a repeated step never orders or charges twice.
+ * Drives order attempts exactly once (SPEC §4). Every external call carries the attempt's
+ * idempotency key, and the attempt's row always holds a state from which the drive can be resumed
+ * — after a timeout, a crash, or on another instance — with a repeated step never ordering or
+ * charging twice. A step is written before the next external call unless repeating it from the
+ * row's state gives the same answer (`carry`): on the happy path the row is written when the
+ * attempt starts and when it succeeds, with the request's ORDERED; any stop writes what it knows.
  */
 export class AttemptDriver {
   /** The attempt lifecycle's live states, one step each (ATTEMPT_TRANSITIONS says where each may go). */
@@ -155,12 +161,11 @@ export class AttemptDriver {
     // Only fields fixed at creation are read (payment token, address, book): a known row will do.
     const request = knownRequest ?? (await this.d.requests.read(a.requestId));
     if (!seller || !request) throw new Error(`attempt ${a.id} names a missing seller or request`);
-    const heldLongEnough = a.leaseOwner === this.d.owner && (a.leaseExpiresAt?.getTime() ?? 0) > this.d.clock.now().getTime() + seller.timeoutMs;
-    if (isAttemptLive(a.state) && !heldLongEnough) {
+    const ctx: DriveContext = { seller, request, inline: 0, written: a.state, carried: {} };
+    if (isAttemptLive(a.state) && !this.held(a, seller)) {
       // Hold the attempt for as long as this seller's calls can take before the first one.
-      a = (await this.move(a, seller, a.state, {})) ?? (await this.reload(a));
+      a = (await this.move(a, ctx, a.state, {})) ?? (await this.reload(a, ctx));
     }
-    const ctx: DriveContext = { seller, request, inline: 0 };
     for (;;) {
       const state = a.state;
       // Finished: make sure the request says so too (a crash may have come in between).
@@ -173,23 +178,26 @@ export class AttemptDriver {
       });
       if ('stop' in result) return result.stop;
       // Another driver moved the attempt first: continue from what it wrote.
-      a = result.next ?? (await this.reload(a));
+      a = result.next ?? (await this.reload(a, ctx));
     }
   }
 
-  private async authorize(a: AttemptRow, { seller, request }: DriveContext): Promise<StepResult> {
+  private async authorize(a: AttemptRow, ctx: DriveContext): Promise<StepResult> {
+    const { request } = ctx;
     let auth;
     try {
       auth = await this.d.gateway.authorize({ key: a.idempotencyKey, amountCents: a.offer.totalCents, currency: a.offer.currency, token: request.paymentToken });
     } catch (e) {
       // A conflict is the provider's final word (this key holds another amount): fail once, never loop.
-      if (e instanceof PaymentConflictError) return { next: await this.move(a, seller, 'failed', { failure: `payment conflict: ${e.message}` }) };
-      return this.defer(a, seller, `payment provider: ${toError(e).message}`);
+      if (e instanceof PaymentConflictError) return { next: await this.move(a, ctx, 'failed', { failure: `payment conflict: ${e.message}` }) };
+      return this.defer(a, ctx, `payment provider: ${toError(e).message}`);
     }
     if (auth.status === 'declined') {
-      return { next: await this.move(a, seller, 'failed', { paymentState: 'declined', failure: `payment declined: ${auth.reason}` }) };
+      return { next: await this.move(a, ctx, 'failed', { paymentState: 'declined', failure: `payment declined: ${auth.reason}` }) };
     }
-    return { next: await this.move(a, seller, 'ordering', { paymentState: 'authorized', authorizationId: auth.authorizationId }) };
+    // Carried, not written: should the drive stop before its next write, authorising again with
+    // the same key gives the same authorisation.
+    return { next: await this.carry(a, ctx, 'ordering', { paymentState: 'authorized', authorizationId: auth.authorizationId }) };
   }
 
   private async order(a: AttemptRow, ctx: DriveContext): Promise<StepResult> {
@@ -204,63 +212,66 @@ export class AttemptDriver {
       shipping: request.shippingAddress,
     });
     // Nothing was sent: the attempt stays where it is and is tried again after the backoff.
-    if (placed.kind === 'refused') return this.defer(a, seller, unavailable(seller, placed, a.lastError));
+    if (placed.kind === 'refused') return this.defer(a, ctx, unavailable(seller, placed, a.lastError));
     if (placed.kind === 'confirmed') {
+      // Carried, not written: should the drive stop before capturing, the order repeated with
+      // the same key is the same order (API.md), and the capture follows as now.
       return {
-        next: await this.move(a, seller, 'capturing', { sellerOrderId: placed.orderId, orderTotalCents: placed.totalCents, deliveryEta: placed.deliveryEta }),
+        next: await this.carry(a, ctx, 'capturing', { sellerOrderId: placed.orderId, orderTotalCents: placed.totalCents, deliveryEta: placed.deliveryEta }),
       };
     }
     if (placed.kind === 'rejected') {
       this.d.cache.invalidate(request.bookKey, seller.id);
-      return { next: await this.move(a, seller, 'voiding', { failure: `${seller.name} refused the order (${placed.status}): ${placed.reason}` }) };
+      return { next: await this.move(a, ctx, 'voiding', { failure: `${seller.name} refused the order (${placed.status}): ${placed.reason}` }) };
     }
     const why = placed.kind === 'pending' ? 'the seller will confirm later' : `${placed.reason}${placed.status ? ` (HTTP ${placed.status})` : ''}`;
-    const next = await this.move(a, seller, 'unknown', { lastError: why });
-    if (next && (placed.kind === 'pending' || ctx.inline >= this.d.inlineRetries)) return this.defer(next, seller, why);
+    const next = await this.move(a, ctx, 'unknown', { lastError: why });
+    if (next && (placed.kind === 'pending' || ctx.inline >= this.d.inlineRetries)) return this.defer(next, ctx, why);
     ctx.inline += 1;
     return { next };
   }
 
-  private async askStatus(a: AttemptRow, { seller, request }: DriveContext): Promise<StepResult> {
+  private async askStatus(a: AttemptRow, ctx: DriveContext): Promise<StepResult> {
+    const { seller, request } = ctx;
     // Ask the seller what became of the order; without a status endpoint, repeating the
     // order with the same key is the question (the seller answers with the same order).
-    if (!seller.orderStatus) return { next: await this.move(a, seller, 'ordering', {}) };
+    if (!seller.orderStatus) return { next: await this.move(a, ctx, 'ordering', {}) };
     const status = await this.d.pipeline.orderStatus(seller, {
       book: bookOf(request),
       requestId: a.requestId,
       idempotencyKey: a.idempotencyKey,
       sellerOrderId: a.sellerOrderId,
     });
-    if (status.kind === 'refused') return this.defer(a, seller, unavailable(seller, status, a.lastError));
+    if (status.kind === 'refused') return this.defer(a, ctx, unavailable(seller, status, a.lastError));
     if (status.kind === 'placed') {
       return {
-        next: await this.move(a, seller, 'capturing', { sellerOrderId: status.orderId, orderTotalCents: status.totalCents, deliveryEta: status.deliveryEta }),
+        next: await this.move(a, ctx, 'capturing', { sellerOrderId: status.orderId, orderTotalCents: status.totalCents, deliveryEta: status.deliveryEta }),
       };
     }
-    if (status.kind === 'not_placed') return { next: await this.move(a, seller, 'ordering', {}) };
-    return this.defer(a, seller, `order status unknown: ${status.reason}`);
+    if (status.kind === 'not_placed') return { next: await this.move(a, ctx, 'ordering', {}) };
+    return this.defer(a, ctx, `order status unknown: ${status.reason}`);
   }
 
-  private async capture(a: AttemptRow, { seller, request }: DriveContext): Promise<StepResult> {
+  private async capture(a: AttemptRow, ctx: DriveContext): Promise<StepResult> {
     try {
       await this.d.gateway.capture({ key: a.idempotencyKey, amountCents: a.offer.totalCents });
     } catch (e) {
       // The seller has the order but the provider will never capture it: an operator's case, raised once.
-      return this.defer(a, seller, `capture: ${toError(e).message}`, e instanceof PaymentConflictError);
+      return this.defer(a, ctx, `capture: ${toError(e).message}`, e instanceof PaymentConflictError);
     }
     // The attempt's success and the request's ORDERED commit together: one transaction.
-    if (await this.completeOrder(a, seller, request)) return { stop: 'succeeded' };
-    return { next: await this.move(a, seller, 'succeeded', { paymentState: 'captured', nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null }) };
+    if (await this.completeOrder(a, ctx)) return { stop: 'succeeded' };
+    return { next: await this.move(a, ctx, 'succeeded', { paymentState: 'captured', nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null }) };
   }
 
-  private async voidAuthorization(a: AttemptRow, { seller }: DriveContext): Promise<StepResult> {
+  private async voidAuthorization(a: AttemptRow, ctx: DriveContext): Promise<StepResult> {
     try {
       await this.d.gateway.void({ key: a.idempotencyKey });
     } catch (e) {
-      return this.defer(a, seller, `void: ${toError(e).message}`, e instanceof PaymentConflictError);
+      return this.defer(a, ctx, `void: ${toError(e).message}`, e instanceof PaymentConflictError);
     }
     const paymentState = a.paymentState === 'authorized' ? 'voided' : a.paymentState;
-    return { next: await this.move(a, seller, 'failed', { paymentState, nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null }) };
+    return { next: await this.move(a, ctx, 'failed', { paymentState, nextCheckAt: null, leaseOwner: null, leaseExpiresAt: null }) };
   }
 
   /**
@@ -268,14 +279,17 @@ export class AttemptDriver {
    * the request is not ORDERING (the caller then finishes the attempt alone) or the attempt had
    * already moved (another driver finished it).
    */
-  private async completeOrder(a: AttemptRow, seller: SellerRow, known: RequestRow): Promise<boolean> {
+  private async completeOrder(a: AttemptRow, ctx: DriveContext): Promise<boolean> {
+    const { seller, request: known } = ctx;
     const now = this.d.clock.now();
     // The move is checked against the attempt table like any other, though written with the request's.
     checkedMove(a, 'succeeded', { updatedAt: now });
+    // From the state the row holds, with what the drive carried since (the authorisation, the order).
+    const complete = { id: a.id, from: ctx.written, carried: pick(ctx.carried, ['authorizationId', 'sellerOrderId', 'orderTotalCents', 'deliveryEta']) };
     // False when the request is not ORDERING (the caller then finishes the attempt alone) or the
     // attempt had already moved (another driver finished it): then nothing was written.
     const written = await this.d.requests.commitWithAttempt(a.requestId, (cur) =>
-      cur.status === 'ORDERING' ? { ...orderedChange(a, seller, now), attempt: { complete: { id: a.id, from: a.state } } } : null,
+      cur.status === 'ORDERING' ? { ...orderedChange(a, seller, now), attempt: { complete } } : null,
       // The row the driver was given; if the request moved since, the write misses and reads it afresh.
       known,
     );
@@ -396,14 +410,50 @@ export class AttemptDriver {
     { maxBatchSize: 200 },
   );
 
-  private async move(a: AttemptRow, seller: SellerRow, to: AttemptState, changes: Omit<AttemptChanges, 'state'>): Promise<AttemptRow | null> {
+  /**
+   * Writes the drive's next move: from the state the row holds, with whatever the drive carried
+   * since its last write, holding the attempt for this seller's next calls while it is live.
+   * Null when another writer moved the attempt first (what was carried is then dropped).
+   */
+  private async move(a: AttemptRow, ctx: DriveContext, to: AttemptState, changes: Omit<AttemptChanges, 'state'>): Promise<AttemptRow | null> {
     const now = this.d.clock.now();
-    const until = new Date(now.getTime() + this.leaseFor(seller));
-    return this.step(a, to, {
+    const until = new Date(now.getTime() + this.leaseFor(ctx.seller));
+    return this.write(a, ctx, to, {
       ...(isAttemptLive(to) ? { leaseOwner: this.d.owner, leaseExpiresAt: until, nextCheckAt: until } : {}),
       ...changes,
       updatedAt: now,
     });
+  }
+
+  /** A checked move of the drive, written from the state the row holds with what was carried. */
+  private async write(a: AttemptRow, ctx: DriveContext, to: AttemptState, changes: Omit<AttemptChanges, 'state'> & { updatedAt: Date }): Promise<AttemptRow | null> {
+    const checked = checkedMove(a, to, changes);
+    const row = await this.moves.load({ id: a.id, from: ctx.written, changes: { ...ctx.carried, ...checked, ...(to === ctx.written ? {} : { state: to }) } });
+    if (row) {
+      ctx.written = row.state;
+      ctx.carried = {};
+    }
+    return row;
+  }
+
+  /**
+   * A checked move kept in memory and written with the drive's next write: only for a move whose
+   * step, repeated after a crash from the state the row still holds, gives the same answer again
+   * (the same idempotency key: the same authorisation, the same order). It saves a write between
+   * two external calls; nothing is lost if the drive stops before writing it. While the lease
+   * held would not last through this seller's next calls, the move is written instead.
+   */
+  private async carry(a: AttemptRow, ctx: DriveContext, to: AttemptState, changes: Omit<AttemptChanges, 'state'>): Promise<AttemptRow | null> {
+    if (!this.held(a, ctx.seller)) return this.move(a, ctx, to, changes);
+    const now = this.d.clock.now();
+    checkedMove(a, to, { ...changes, updatedAt: now });
+    ctx.carried = { ...ctx.carried, ...changes };
+    return { ...a, ...changes, state: to, updatedAt: now };
+  }
+
+  /** Whether this instance holds the attempt long enough for the seller's longest call. */
+  private held(a: AttemptRow, seller: SellerRow): boolean {
+    return a.leaseOwner === this.d.owner && (a.leaseExpiresAt?.getTime() ?? 0) > this.d.clock.now().getTime() + seller.timeoutMs;
   }
 
   /**
@@ -411,12 +461,13 @@ export class AttemptDriver {
    * A definitive failure (a payment conflict) is flagged at once and not due again: only an
    * operator's re-drive picks it up, so it never loops.
    */
-  private async defer(a: AttemptRow, seller: SellerRow, why: string, definitive = false): Promise<StepResult> {
+  private async defer(a: AttemptRow, ctx: DriveContext, why: string, definitive = false): Promise<StepResult> {
+    const { seller } = ctx;
     const now = this.d.clock.now();
     const tries = a.tries + 1;
     const backoff = this.d.unknownBackoffMs[Math.min(tries - 1, this.d.unknownBackoffMs.length - 1)] ?? 1000;
     const needsAttention = definitive || tries >= this.d.attentionAfterTries;
-    const moved = await this.step(a, a.state, {
+    const moved = await this.write(a, ctx, a.state, {
       nextCheckAt: definitive ? null : new Date(now.getTime() + jitter(backoff)),
       leaseOwner: null,
       leaseExpiresAt: null,
@@ -444,9 +495,12 @@ export class AttemptDriver {
     return { stop: 'unknown' };
   }
 
-  private async reload(a: AttemptRow): Promise<AttemptRow> {
+  /** The attempt as another writer left it: the drive goes on from there, carrying nothing. */
+  private async reload(a: AttemptRow, ctx: DriveContext): Promise<AttemptRow> {
     const fresh = await findAttempt(this.d.db, a.id);
     if (!fresh) throw new Error(`attempt ${a.id} vanished`);
+    ctx.written = fresh.state;
+    ctx.carried = {};
     return fresh;
   }
 
@@ -489,6 +543,10 @@ function orderedChange(a: AttemptRow, seller: SellerRow, placedAt: Date): Change
       },
     },
   };
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
 }
 
 function jitter(ms: number): number {
