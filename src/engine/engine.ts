@@ -460,15 +460,13 @@ export class Engine implements NewWork {
       await this.expire(row.id);
       return;
     }
-    let current: RequestRow | null = row;
+    let current: RequestRow = row;
+    // A new request's move to SEARCHING is written while its first round runs: the round reads
+    // nothing the move changes, and nothing the round found is acted on before the move is in.
+    let searching: Promise<RequestRow | null> | null = null;
     if (row.status === 'PENDING') {
       const sellers = (await directory.tiers()).reduce((n, t) => n + t.length, 0);
-      current = await requests.commit(
-        row.id,
-        (cur) => (cur.status === 'PENDING' ? { to: 'SEARCHING', ...events.searchStarted({ sellers }) } : null),
-        row,
-      );
-      if (!current) return this.release(row, null);
+      searching = requests.commit(row.id, (cur) => (cur.status === 'PENDING' ? { to: 'SEARCHING', ...events.searchStarted({ sellers }) } : null), row);
     }
     // Offers this request may no longer take; a new request has none.
     const exclusions = row.status === 'PENDING' ? new OfferExclusions() : OfferExclusions.fromAttempts(await attemptsForRequests(this.d.db, [row.id]));
@@ -486,10 +484,22 @@ export class Engine implements NewWork {
       );
       entry.ticket = ticket;
       if (entry.closed || this.phase !== 'running') ticket.detach();
+      if (searching) {
+        const moved = await searching.catch((e: unknown) => {
+          ticket.detach();
+          throw e;
+        });
+        searching = null;
+        if (!moved) {
+          ticket.detach();
+          return this.release(row, null);
+        }
+        current = moved;
+      }
       const result = await ticket.result;
       // Stopping: a round that ended anyway starts no order here; another instance decides anew.
       if (result.detached || this.phase !== 'running') return this.release(current, clock.now());
-      const again = await this.decide(current.id, result, exclusions, pass < SEARCH_PASSES);
+      const again = await this.decide(current, result, exclusions, pass < SEARCH_PASSES);
       if (!again) return;
       current = again;
     }
@@ -499,10 +509,17 @@ export class Engine implements NewWork {
    * After a round: order a takeable offer, or go on watching with the best price seen. Returns
    * the request when offers it meant to take turned out not to be takeable (a last copy gone, a
    * cached price revalidated away) and nothing was written: the caller searches again at once.
+   *
+   * `known` is the request as this engine last wrote or claimed it. It is decided on without a
+   * read first: every write below is guarded by the row's revision, so a change made meanwhile
+   * (the user's cancel, a new budget or deadline) makes that write miss, and it reads and decides
+   * again on what the row has become.
    */
-  private async decide(id: string, result: RoundResult, exclusions: OfferExclusions, mayRetry: boolean): Promise<RequestRow | null> {
+  private async decide(known: RequestRow, result: RoundResult, exclusions: OfferExclusions, mayRetry: boolean): Promise<RequestRow | null> {
     const { clock, requests, ordering } = this.d;
-    let fresh = await this.d.requests.read(id);
+    const id = known.id;
+    // Past the deadline as last seen: the user may have moved the deadline meanwhile.
+    let fresh = this.d.clock.now() >= known.expiresAt ? await this.d.requests.read(id) : known;
     if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null).then(() => null);
     if (clock.now() >= fresh.expiresAt) return this.expire(id).then(() => null);
 
@@ -547,16 +564,16 @@ export class Engine implements NewWork {
       return null;
     }
     const message = await this.outcomeMessage(fresh, bestOffer, result, blocked);
-    let known: RequestRow | undefined = fresh;
+    let own: RequestRow | undefined = fresh;
     if (fresh.status !== target && !canTransition(fresh.status, target)) {
       // QUOTED ⇄ OUT_OF_STOCK goes through SEARCHING, as the lifecycle table says.
       const from = fresh.status;
-      known =
+      own =
         (await requests.commit(id, (cur) => (cur.status === from ? { to: 'SEARCHING', ...events.searchStarted('offers_changed') } : null), fresh)) ??
         undefined;
     }
     // Our own last write; anything newer is the user's (a raised budget) and asked for prompt work.
-    const ownRevision = known?.revision ?? fresh.revision;
+    const ownRevision = own?.revision ?? fresh.revision;
     const committed = await requests.commit(id, (cur) => {
       if (!SEARCHABLE.includes(cur.status) || (cur.status !== target && !canTransition(cur.status, target))) return null;
       // Another instance took the request over after our lease lapsed: its decision stands.
@@ -571,7 +588,7 @@ export class Engine implements NewWork {
         }),
         changes: { bestOffer, nextRunAt: cur.revision === ownRevision ? nextRunAt : cur.nextRunAt, watchCount: 0, leaseOwner: null, leaseExpiresAt: null },
       };
-    }, known);
+    }, own);
     if (!committed) await this.release(fresh, now);
     return null;
   }
