@@ -128,9 +128,6 @@ describe('group commit', () => {
     expect(await findRequestById(database.db, r.id)).toMatchObject({ revision: 2 });
 
     // Completing from a state the attempt is not in writes nothing, the request included.
-    // What the driver carried since its last write of the attempt is written with the completion.
-    const eta = new Date('2027-01-05T00:00:00.000Z');
-    const carried = { authorizationId: 'auth_1', sellerOrderId: 'order-1', orderTotalCents: 990, deliveryEta: eta };
     const complete = (from: 'capturing' | 'authorizing') =>
       applyTransitions(database.db, [
         {
@@ -138,14 +135,14 @@ describe('group commit', () => {
           expectedRevision: 2,
           changes: { status: 'ORDERED', updatedAt: new Date() },
           event: { type: 'ORDERED', message: null, data: null },
-          attempt: { complete: { id: first.attempt!.id, from, carried } },
+          attempt: { complete: { id: first.attempt!.id, from } },
         },
       ]);
     expect((await complete('capturing')).size).toBe(0);
     expect(await findRequestById(database.db, r.id)).toMatchObject({ status: 'ORDERING', revision: 2 });
     const done = (await complete('authorizing')).get(r.id)!;
     expect(done.row).toMatchObject({ status: 'ORDERED', revision: 3 });
-    expect(done.attempt).toMatchObject({ id: first.attempt!.id, state: 'succeeded', paymentState: 'captured', leaseOwner: null, nextCheckAt: null, ...carried });
+    expect(done.attempt).toMatchObject({ id: first.attempt!.id, state: 'succeeded', paymentState: 'captured', leaseOwner: null, nextCheckAt: null });
   });
 
   it('writes the webhook outbox with the change: an outcome per endpoint that asked for it, QUOTED again only when the best total drops', async () => {

@@ -127,8 +127,8 @@ export async function redriveAttempt(ex: Executor, attemptId: string, now: Date)
  * idempotency key, and the attempt's row always holds a state from which the drive can be resumed
  * — after a timeout, a crash, or on another instance — with a repeated step never ordering or
  * charging twice. A step is written before the next external call unless repeating it from the
- * row's state gives the same answer (`carry`): on the happy path the row is written when the
- * attempt starts and when it succeeds, with the request's ORDERED; any stop writes what it knows.
+ * row's state gives the same answer and sends nothing more (`carry`: the authorisation); a
+ * confirmed order is always written before the capture. Any stop writes what it knows.
  */
 export class AttemptDriver {
   /** The attempt lifecycle's live states, one step each (ATTEMPT_TRANSITIONS says where each may go). */
@@ -173,7 +173,8 @@ export class AttemptDriver {
       const current = a;
       const result = await inSpan(`attempt.${state}`, { 'broker.attempt.state': state, 'broker.seller': seller.name }, async (span) => {
         const r = await this.steps[state](current, ctx);
-        span.setAttribute('broker.attempt.step', 'stop' in r ? `stop:${r.stop}` : (r.next?.state ?? 'moved elsewhere'));
+        const step = 'stop' in r ? `stop:${r.stop}` : (r.next?.state ?? 'moved elsewhere');
+        span.setAttribute('broker.attempt.step', 'next' in r && r.next && r.next.state !== ctx.written ? `${step} (carried)` : step);
         return r;
       });
       if ('stop' in result) return result.stop;
@@ -214,10 +215,9 @@ export class AttemptDriver {
     // Nothing was sent: the attempt stays where it is and is tried again after the backoff.
     if (placed.kind === 'refused') return this.defer(a, ctx, unavailable(seller, placed, a.lastError));
     if (placed.kind === 'confirmed') {
-      // Carried, not written: should the drive stop before capturing, the order repeated with
-      // the same key is the same order (API.md), and the capture follows as now.
+      // Written before anything else is called: from here on, nothing may send the order again.
       return {
-        next: await this.carry(a, ctx, 'capturing', { sellerOrderId: placed.orderId, orderTotalCents: placed.totalCents, deliveryEta: placed.deliveryEta }),
+        next: await this.move(a, ctx, 'capturing', { sellerOrderId: placed.orderId, orderTotalCents: placed.totalCents, deliveryEta: placed.deliveryEta }),
       };
     }
     if (placed.kind === 'rejected') {
@@ -284,12 +284,10 @@ export class AttemptDriver {
     const now = this.d.clock.now();
     // The move is checked against the attempt table like any other, though written with the request's.
     checkedMove(a, 'succeeded', { updatedAt: now });
-    // From the state the row holds, with what the drive carried since (the authorisation, the order).
-    const complete = { id: a.id, from: ctx.written, carried: pick(ctx.carried, ['authorizationId', 'sellerOrderId', 'orderTotalCents', 'deliveryEta']) };
     // False when the request is not ORDERING (the caller then finishes the attempt alone) or the
     // attempt had already moved (another driver finished it): then nothing was written.
     const written = await this.d.requests.commitWithAttempt(a.requestId, (cur) =>
-      cur.status === 'ORDERING' ? { ...orderedChange(a, seller, now), attempt: { complete } } : null,
+      cur.status === 'ORDERING' ? { ...orderedChange(a, seller, now), attempt: { complete: { id: a.id, from: a.state } } } : null,
       // The row the driver was given; if the request moved since, the write misses and reads it afresh.
       known,
     );
@@ -438,13 +436,15 @@ export class AttemptDriver {
 
   /**
    * A checked move kept in memory and written with the drive's next write: only for a move whose
-   * step, repeated after a crash from the state the row still holds, gives the same answer again
-   * (the same idempotency key: the same authorisation, the same order). It saves a write between
-   * two external calls; nothing is lost if the drive stops before writing it. While the lease
-   * held would not last through this seller's next calls, the move is written instead.
+   * step, repeated after a crash from the state the row still holds, gives the same answer and
+   * sends nothing the repeat would not have sent anyway (an authorisation: the order call follows
+   * it either way). It saves a write between two external calls; nothing is lost if the drive
+   * stops before writing it. Only while the lease held is nearly what a write would give (within
+   * a quarter of a lease): otherwise the move is written, renewing it, as it always was.
    */
   private async carry(a: AttemptRow, ctx: DriveContext, to: AttemptState, changes: Omit<AttemptChanges, 'state'>): Promise<AttemptRow | null> {
-    if (!this.held(a, ctx.seller)) return this.move(a, ctx, to, changes);
+    const left = (a.leaseExpiresAt?.getTime() ?? 0) - this.d.clock.now().getTime();
+    if (a.leaseOwner !== this.d.owner || left < this.leaseFor(ctx.seller) - this.d.leaseMs / 4) return this.move(a, ctx, to, changes);
     const now = this.d.clock.now();
     checkedMove(a, to, { ...changes, updatedAt: now });
     ctx.carried = { ...ctx.carried, ...changes };
@@ -543,10 +543,6 @@ function orderedChange(a: AttemptRow, seller: SellerRow, placedAt: Date): Change
       },
     },
   };
-}
-
-function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
-  return Object.fromEntries(keys.filter((k) => k in o).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
 }
 
 function jitter(ms: number): number {

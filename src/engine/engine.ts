@@ -467,6 +467,8 @@ export class Engine implements NewWork {
     if (row.status === 'PENDING') {
       const sellers = (await directory.tiers()).reduce((n, t) => n + t.length, 0);
       searching = requests.commit(row.id, (cur) => (cur.status === 'PENDING' ? { to: 'SEARCHING', ...events.searchStarted({ sellers }) } : null), row);
+      // Awaited below, after the round has started; should that throw first, no rejection goes unhandled.
+      searching.catch(() => {});
     }
     // Offers this request may no longer take; a new request has none.
     const exclusions = row.status === 'PENDING' ? new OfferExclusions() : OfferExclusions.fromAttempts(await attemptsForRequests(this.d.db, [row.id]));
@@ -510,10 +512,11 @@ export class Engine implements NewWork {
    * the request when offers it meant to take turned out not to be takeable (a last copy gone, a
    * cached price revalidated away) and nothing was written: the caller searches again at once.
    *
-   * `known` is the request as this engine last wrote or claimed it. It is decided on without a
-   * read first: every write below is guarded by the row's revision, so a change made meanwhile
-   * (the user's cancel, a new budget or deadline) makes that write miss, and it reads and decides
-   * again on what the row has become.
+   * `known` is the request as this engine last wrote or claimed it. An order is started from it
+   * without a read first: the start is guarded by the row's revision, so a change made meanwhile
+   * (the user's cancel, a new budget or deadline) makes it miss, and it reads and decides again on
+   * what the row has become. Settling without an order reads the row first, as the outcome is
+   * written whatever the row's revision.
    */
   private async decide(known: RequestRow, result: RoundResult, exclusions: OfferExclusions, mayRetry: boolean): Promise<RequestRow | null> {
     const { clock, requests, ordering } = this.d;
@@ -544,6 +547,14 @@ export class Engine implements NewWork {
       if (mayRetry && exclusions.lostCount > lostBefore) return fresh;
     }
 
+    // No order: what it settles on is decided on the row as it is now. A user's change made
+    // during the round (a new budget, a deadline) sends it round again at once, if it may.
+    if (fresh === known) {
+      fresh = await this.d.requests.read(id);
+      if (!fresh || !SEARCHABLE.includes(fresh.status)) return this.release(fresh, null).then(() => null);
+      if (clock.now() >= fresh.expiresAt) return this.expire(id).then(() => null);
+      if (mayRetry && fresh.revision !== known.revision) return fresh;
+    }
     // Offers it could not take this time (a copy others hold, a seller not taking orders) are
     // still the prices out there; only what was refused to it is not.
     const seen = evaluate(result.offers.filter((o) => !exclusions.refusedOffer(o)), fresh);

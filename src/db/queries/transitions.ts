@@ -14,8 +14,7 @@ const WEBHOOK_STATUSES_SQL = sql.raw(WEBHOOK_STATUSES.map((s) => `'${s}'`).join(
  * An order attempt written with a request's transition, all or nothing: `start` inserts the
  * request's next attempt (numbered after its last one, keyed `<request>:<n>`, authorizing);
  * `complete` marks a captured attempt succeeded — only if it is still in `from`, else the
- * transition does not apply either — with what its driver learnt since it last wrote the attempt
- * (`carried`: the authorisation, the seller's order).
+ * transition does not apply either.
  */
 export type AttemptWrite =
   | {
@@ -28,10 +27,7 @@ export type AttemptWrite =
         nextCheckAt: Date;
       };
     }
-  | { complete: { id: string; from: AttemptState; carried?: CarriedToCompletion } };
-
-/** What an attempt's driver may carry to its completion unwritten (AttemptDriver.carry). */
-export type CarriedToCompletion = Partial<Pick<AttemptRow, 'authorizationId' | 'sellerOrderId' | 'orderTotalCents' | 'deliveryEta'>>;
+  | { complete: { id: string; from: AttemptState } };
 
 /** One guarded write of a batch: the change to apply if the row is still at `expectedRevision`, and its event. */
 export interface Transition {
@@ -104,15 +100,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
         start_check_at: a.start.nextCheckAt.toISOString(),
       });
     } else if (a) {
-      const c = a.complete.carried ?? {};
-      Object.assign(row, {
-        complete_id: a.complete.id,
-        complete_from: a.complete.from,
-        complete_authorization_id: c.authorizationId ?? null,
-        complete_seller_order_id: c.sellerOrderId ?? null,
-        complete_order_total: c.orderTotalCents ?? null,
-        complete_delivery_eta: c.deliveryEta?.toISOString() ?? null,
-      });
+      Object.assign(row, { complete_id: a.complete.id, complete_from: a.complete.from });
     }
     for (const k of keys) {
       if (!(k in t.changes)) continue;
@@ -137,10 +125,6 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       'start_check_at timestamptz',
       'complete_id uuid',
       'complete_from text',
-      'complete_authorization_id text',
-      'complete_seller_order_id text',
-      'complete_order_total int',
-      'complete_delivery_eta timestamptz',
       ...keys.flatMap((k) => [`"set_${k}" boolean`, `"v_${k}" ${SETTABLE[k]}`]),
     ].join(', '),
   );
@@ -191,11 +175,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     completed as (
       update order_attempts a set
         state = 'succeeded', payment_state = 'captured', next_check_at = null,
-        lease_owner = null, lease_expires_at = null, updated_at = w.updated_at,
-        authorization_id = coalesce(x.complete_authorization_id, a.authorization_id),
-        seller_order_id = coalesce(x.complete_seller_order_id, a.seller_order_id),
-        order_total_cents = coalesce(x.complete_order_total, a.order_total_cents),
-        delivery_eta = coalesce(x.complete_delivery_eta, a.delivery_eta)
+        lease_owner = null, lease_expires_at = null, updated_at = w.updated_at
       from written w join input x on x.id = w.id
       where a.id = x.complete_id and a.id = any(array(select id from held))
       returning a.*
