@@ -29,3 +29,12 @@ describe('webhook delivery capacity', () => {
     expect(() => loadConfig({ WEBHOOK_CONNECTIONS_PER_ORIGIN: '0' })).toThrow(ConfigError);
   });
 });
+
+describe('PARTNER_CONNECTIONS_PER_ORIGIN', () => {
+  it('follows the engine global concurrency unless set, so sellers sharing an origin never wait for a socket', () => {
+    expect(loadConfig({}).connectionsPerOrigin).toBe(512);
+    expect(loadConfig({ ENGINE_GLOBAL_CONCURRENCY: '64' }).connectionsPerOrigin).toBe(64);
+    expect(loadConfig({ ENGINE_GLOBAL_CONCURRENCY: '64', PARTNER_CONNECTIONS_PER_ORIGIN: '16' }).connectionsPerOrigin).toBe(16);
+    expect(() => loadConfig({ PARTNER_CONNECTIONS_PER_ORIGIN: '0' })).toThrow(ConfigError);
+  });
+});

@@ -91,7 +91,7 @@ export interface Config {
   rateLimitBurst: number;
   /** Where partners reach this server (callback URLs); defaults to the listen address. */
   publicUrl: string | undefined;
-  /** Keep-alive connections the partner connector opens per seller origin. */
+  /** Most keep-alive connections the partner connector opens to one seller origin (default: the engine's global concurrency). */
   connectionsPerOrigin: number;
   sandboxPort: number;
   sandboxSeed: number;
@@ -132,6 +132,7 @@ export class ConfigError extends Error {
 
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === 'production';
+  const globalConcurrency = int(env, 'ENGINE_GLOBAL_CONCURRENCY', 512, 1, 100_000);
   return {
     port: int(env, 'PORT', 4000, 0, 65535),
     host: env.HOST || '127.0.0.1',
@@ -187,7 +188,10 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 10_000_000),
     rateLimitBurst: int(env, 'RATE_LIMIT_BURST', 120, 1, 10_000_000),
     publicUrl: env.PUBLIC_URL || undefined,
-    connectionsPerOrigin: int(env, 'PARTNER_CONNECTIONS_PER_ORIGIN', 128, 1, 10_000),
+    // As many as the engine may have calls in flight: with fewer, calls to sellers that share an
+    // origin would wait for a socket inside the HTTP client, timed (and held to their timeout) as
+    // if the seller were slow, while their own limits counted them as sent.
+    connectionsPerOrigin: int(env, 'PARTNER_CONNECTIONS_PER_ORIGIN', globalConcurrency, 1, 100_000),
     sandboxPort: int(env, 'SANDBOX_PORT', 0, 0, 65535),
     sandboxSeed: int(env, 'SANDBOX_SEED', 1, 0, 2 ** 31),
     sandboxLatencyScale: num(env, 'SANDBOX_LATENCY_SCALE', 1, 0, 100),
@@ -196,7 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
       pollMs: int(env, 'ENGINE_POLL_MS', 500, 10, 60_000),
       maxActive: int(env, 'ENGINE_MAX_ACTIVE', 1024, 1, 100_000),
       leaseMs: int(env, 'ENGINE_LEASE_MS', 15_000, 200, 600_000),
-      globalConcurrency: int(env, 'ENGINE_GLOBAL_CONCURRENCY', 512, 1, 100_000),
+      globalConcurrency,
       improvementWindowMs: int(env, 'IMPROVEMENT_WINDOW_MS', 30, 0, 60_000),
       maxSellersPerRound: int(env, 'ROUND_MAX_SELLERS', 16, 1, 1_000_000),
       recheckBaseMs: int(env, 'RECHECK_INTERVAL_MS', 60_000, 10, 86_400_000),
