@@ -214,7 +214,7 @@ describe('hot queries on a large database', () => {
     { name: 'extendLeases', run: (db) => extendLeases(db, OWNER, ids(FLIGHT_FROM, 50), NOW), uses: ['purchase_requests_pkey'], maxRows: 50 * 2 },
     {
       name: 'wakeWatchers',
-      run: (db) => wakeWatchers(db, 'book-7', NOW),
+      run: (db) => wakeWatchers(db, [{ bookKey: 'book-7', at: NOW }]),
       uses: ['purchase_requests_watching_idx'],
       // The book's 100 watchers not yet due, and none of those already woken and in a recheck.
       maxRows: WATCHING / 40,

@@ -134,8 +134,26 @@ describe('wakeWatchers', () => {
     await request({ status: 'SEARCHING', nextRunAt: at(60_000), bookKey: 'b1', updatedAt: before });
     // Settled by the round that changed the offers, after it ended: it has seen them.
     await request({ status: 'QUOTED', nextRunAt: at(60_000), bookKey: 'b1', updatedAt: now });
-    expect(await wakeWatchers(database.db, 'b1', now)).toBe(2);
+    expect(await wakeWatchers(database.db, [{ bookKey: 'b1', at: now }])).toBe(2);
     const rows = rowsOf<{ id: string }>(await database.db.execute(sql`select id from purchase_requests where next_run_at = ${now.toISOString()}::timestamptz`));
     expect(rows.map((r) => r.id).sort()).toEqual([quoted, outOfStock].sort());
+  });
+
+  it('wakes the watchers of several books in one statement, each book as of its own change', async () => {
+    const later = at(2_000);
+    const b3 = await request({ status: 'QUOTED', nextRunAt: at(60_000), bookKey: 'b3', updatedAt: at(-1_000) });
+    // Written after b3's change but before b4's: it has seen b3's offers, not b4's.
+    const b4 = await request({ status: 'OUT_OF_STOCK', nextRunAt: at(60_000), bookKey: 'b4', updatedAt: at(1_000) });
+    const b3Decided = await request({ status: 'QUOTED', nextRunAt: at(60_000), bookKey: 'b3', updatedAt: at(1_000) });
+    // b4 changed twice in the batch: its later change counts.
+    expect(await wakeWatchers(database.db, [{ bookKey: 'b3', at: now }, { bookKey: 'b4', at: now }, { bookKey: 'b4', at: later }])).toBe(2);
+    const due = async (id: string) =>
+      rowsOf<{ next_run_at: string }>(await database.db.execute(sql`select next_run_at::text from purchase_requests where id = ${id}::uuid`))[0]!.next_run_at;
+    const at_ = async (d: Date) =>
+      rowsOf<{ t: string }>(await database.db.execute(sql`select ${d.toISOString()}::timestamptz::text as t`))[0]!.t;
+    expect(await due(b3)).toBe(await at_(now));
+    expect(await due(b4)).toBe(await at_(later));
+    expect(await due(b3Decided)).toBe(await at_(at(60_000)));
+    expect(await wakeWatchers(database.db, [])).toBe(0);
   });
 });

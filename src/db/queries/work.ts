@@ -1,4 +1,4 @@
-import { type SQL, and, asc, eq, gt, lt, lte, sql } from 'drizzle-orm';
+import { type SQL, and, asc, eq, lte, sql } from 'drizzle-orm';
 import { type Executor, rowsOf } from '../client.js';
 import { isAnyOf } from './ids.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
@@ -130,24 +130,38 @@ export async function nextDue(ex: Executor, now: Date): Promise<{ work: Date | n
 }
 
 /**
- * Makes watching requests for a book due now, because offers for it changed at `now`. A request
- * written since (`updated_at` at or after `now`) was decided with those offers already — the
- * members of the very round that found them settle just after it ends — and is left alone:
- * waking it would search again at once for nothing.
+ * Makes watching requests due now, for each book whose offers changed `at` a moment: one
+ * statement for the changes of many rounds. A request written since (`updated_at` at or after its
+ * book's `at`) was decided with those offers already — the members of the very round that found
+ * them settle just after it ends — and is left alone: waking it would search again at once for
+ * nothing. Returns how many were woken.
  */
-export async function wakeWatchers(ex: Executor, bookKey: string, now: Date): Promise<number> {
-  const rows = await ex
-    .update(purchaseRequests)
-    .set({ nextRunAt: now })
-    .where(
-      and(
-        eq(purchaseRequests.bookKey, bookKey),
-        sql`${purchaseRequests.status} in ('QUOTED','OUT_OF_STOCK')`,
-        gt(purchaseRequests.nextRunAt, now),
-        lt(purchaseRequests.updatedAt, now),
-      ),
-    )
-    .returning({ id: purchaseRequests.id });
+export async function wakeWatchers(ex: Executor, changes: readonly { bookKey: string; at: Date }[]): Promise<number> {
+  // A book changed twice: its latest change covers the earlier (those due by then are due now).
+  const latest = new Map<string, number>();
+  for (const c of changes) latest.set(c.bookKey, Math.max(latest.get(c.bookKey) ?? 0, c.at.getTime()));
+  if (latest.size === 0) return 0;
+  const input = [...latest].map(([book_key, at]) => ({ book_key, at: new Date(at).toISOString() }));
+  const rows = rowsOf<{ id: string }>(
+    await ex.execute(sql`
+      with input as (
+        select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(book_key text, at timestamptz)
+      ), woken as (
+        -- Book by book, each a range of purchase_requests_watching_idx: only watchers not yet due.
+        select w.id, i.at from input i
+        cross join lateral (
+          select p.id from purchase_requests p
+          where p.book_key = i.book_key and p.status in ('QUOTED','OUT_OF_STOCK') and p.next_run_at > i.at and p.updated_at < i.at
+          -- Kept a subquery (not flattened into a hash join over every watcher), so it runs per book.
+          offset 0
+        ) w
+      )
+      update purchase_requests p set next_run_at = w.at
+      from woken w
+      -- By id from an array: a join with the list may be planned as a hash over the table.
+      where p.id = any(array(select id from woken)) and p.id = w.id
+      returning p.id`),
+  );
   return rows.length;
 }
 
