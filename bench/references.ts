@@ -83,6 +83,8 @@ export interface EngineFanoutRun {
   sellerCalls: number;
   seconds: number;
   callsPerSecond: number;
+  /** Mean seller calls in flight in the window (the broker's call durations summed, per second). */
+  callsInFlight: number;
   /** CPU of the whole broker process per seller call in the window, µs. */
   serverCpuMicrosPerCall: number | null;
   sandboxCpuMicrosPerCall: number | null;
@@ -163,6 +165,7 @@ export async function engineFanout(
   const sb0 = processCpuSeconds(d.sandbox.child.pid);
   const db0 = d.dbPids ? cpuByPid(await d.dbPids()) : null;
   const x0 = d.dbTransactions ? await d.dbTransactions() : null;
+  const m0 = await d.client.metrics();
   const settled0 = settled;
   const errors0 = errors;
   const t0 = performance.now();
@@ -172,7 +175,10 @@ export async function engineFanout(
   const sb1 = processCpuSeconds(d.sandbox.child.pid);
   const db1 = d.dbPids ? cpuByPid(await d.dbPids()) : null;
   const x1 = d.dbTransactions ? await d.dbTransactions() : null;
+  const m1 = await d.client.metrics();
   const seconds = (performance.now() - t0) / 1000;
+  // Little's law over the broker's own call timings: seconds spent in calls per second of window.
+  const busy = (m: typeof m0) => m.sum('broker_seller_call_duration_seconds_sum');
   const requests = settled - settled0;
   const dbSeconds = db0 && db1 ? [...db1].reduce((sum, [pid, cpu]) => sum + cpu - (db0.get(pid) ?? 0), 0) : null;
   const windowErrors = errors - errors0;
@@ -186,6 +192,7 @@ export async function engineFanout(
     sellerCalls,
     seconds,
     callsPerSecond: sellerCalls / seconds,
+    callsInFlight: (busy(m1) - busy(m0)) / seconds,
     serverCpuMicrosPerCall: cpu0 !== null && cpu1 !== null && sellerCalls > 0 ? ((cpu1 - cpu0) * 1e6) / sellerCalls : null,
     sandboxCpuMicrosPerCall: sb0 !== null && sb1 !== null && sellerCalls > 0 ? ((sb1 - sb0) * 1e6) / sellerCalls : null,
     postgresCpuMicrosPerCall: dbSeconds !== null && sellerCalls > 0 ? (dbSeconds * 1e6) / sellerCalls : null,

@@ -112,7 +112,7 @@ export interface ReportInput {
     overheadMs: P;
     breakdownMs: Split;
   } | null;
-  fanout: { sellers: number; loopbackCeilingAtConnectorPool: number | null; postgresCpuMicrosPerCall: number | null; postgresTransactionsPerCall: number | null };
+  fanout: { sellers: number; requestsInFlight: number; callsInFlight: number | null; loopbackCeilingAtConnectorPool: number | null; postgresCpuMicrosPerCall: number | null; postgresTransactionsPerCall: number | null };
   config: { mode: string; database: string; users: number; sellers: number; latencyScale: number; machine: { cpus: number }; wallSeconds: number | null };
   notes: string[];
 }
@@ -143,7 +143,7 @@ export function printTable(r: ReportInput): void {
     ['offer cache hit rate', pc(r.cacheHitRate), ''],
     ['coalescing rate', pc(r.coalesceRate), 'requests that joined a round in flight'],
     ['price regret', `${f(r.regret.meanPct, 3)}% mean`, `${pc(r.regret.shareAtBest)} ordered at the best total`],
-    ['seller calls/s (fan-out)', f(r.sellerCallsPerSecond, 0), `ceiling ${f(r.loopbackCeilingCallsPerSecond, 0)}/s (${x(r.ratios.callsVsCeiling)}); at connector pool ${f(r.fanout.loopbackCeilingAtConnectorPool, 0)}/s (${x(r.ratios.callsVsCeilingAtConnectorPool)})`],
+    ['seller calls/s (fan-out)', f(r.sellerCallsPerSecond, 0), `ceiling ${f(r.loopbackCeilingCallsPerSecond, 0)}/s (${x(r.ratios.callsVsCeiling)}); at connector pool ${f(r.fanout.loopbackCeilingAtConnectorPool, 0)}/s (${x(r.ratios.callsVsCeilingAtConnectorPool)}); ${f(r.fanout.callsInFlight, 0)} calls in flight from ${r.fanout.requestsInFlight} requests`],
     [
       'CPU µs / seller call',
       f(r.cpuMicrosPerSellerCall),

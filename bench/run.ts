@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     instances: { type: 'string' },
     sellers: { type: 'string' },
+    'fanout-in-flight': { type: 'string' },
   },
   strict: true,
 });
@@ -98,9 +99,12 @@ const plan = {
     repeats: quick ? 2 : 3,
     windowMs: quick ? 1_500 : 4_000,
     warmupMs: quick ? 600 : 1_500,
-    // Enough requests that the engine's calls in flight can reach its global concurrency (512)
-    // with one tier of the sellers asked at a time, as the raw ceiling's 512 connections do.
-    requestsInFlight: 64,
+    // Enough requests that the engine's calls in flight can reach its global concurrency (512), as
+    // the raw ceiling's 512 connections do. A round asks at most ROUND_MAX_SELLERS sellers, a wave
+    // of a few per tier at a time, so a request has about two calls in flight on average: 64
+    // requests kept 133–141 calls in flight (reported as callsInFlight), 256 kept 240–290 with the
+    // broker's thread busy throughout.
+    requestsInFlight: num(args['fanout-in-flight'], 256),
   },
   apollo: { repeats: quick ? 2 : 3, durationMs: quick ? 1_000 : 3_000, warmupMs: quick ? 300 : 500, connections: 64 },
   /**
@@ -759,7 +763,7 @@ async function main(): Promise<void> {
     );
     const e = engineRuns.at(-1)!;
     log(
-      `fan-out repeat ${r + 1}: raw@${globalConcurrency} ${rawRuns.at(-1)!.callsPerSecond.toFixed(0)}/s, raw@${poolSize} ${rawPoolRuns.at(-1)!.callsPerSecond.toFixed(0)}/s, engine ${e.callsPerSecond.toFixed(0)}/s (${e.serverCpuMicrosPerCall?.toFixed(0)} µs/call)`,
+      `fan-out repeat ${r + 1}: raw@${globalConcurrency} ${rawRuns.at(-1)!.callsPerSecond.toFixed(0)}/s, raw@${poolSize} ${rawPoolRuns.at(-1)!.callsPerSecond.toFixed(0)}/s, engine ${e.callsPerSecond.toFixed(0)}/s (${e.serverCpuMicrosPerCall?.toFixed(0)} µs/call, ${e.callsInFlight.toFixed(0)} calls in flight)`,
     );
   }
 
@@ -1002,11 +1006,13 @@ async function main(): Promise<void> {
         ...r,
         seconds: round(r.seconds, 2),
         callsPerSecond: round(r.callsPerSecond, 0),
+        callsInFlight: round(r.callsInFlight, 0),
         serverCpuMicrosPerCall: round(r.serverCpuMicrosPerCall, 1),
         sandboxCpuMicrosPerCall: round(r.sandboxCpuMicrosPerCall, 1),
         postgresCpuMicrosPerCall: round(r.postgresCpuMicrosPerCall, 1),
         postgresTransactionsPerCall: round(r.postgresTransactionsPerCall, 2),
       })),
+      callsInFlight: round(median(engineRuns.map((r) => r.callsInFlight)), 0),
       postgresTransactionsPerCall: round(median(engineRuns.map((r) => r.postgresTransactionsPerCall).filter((v): v is number => v !== null)), 2),
       postgresCpuMicrosPerCall: round(median(engineRuns.map((r) => r.postgresCpuMicrosPerCall).filter((v): v is number => v !== null)), 1),
       rawCeiling: rawRuns.map(rawView),
