@@ -99,12 +99,12 @@ const plan = {
     repeats: quick ? 2 : 3,
     windowMs: quick ? 1_500 : 4_000,
     warmupMs: quick ? 600 : 1_500,
-    // Enough requests that the engine's calls in flight can reach its global concurrency (512), as
-    // the raw ceiling's 512 connections do. A round asks at most ROUND_MAX_SELLERS sellers, a wave
-    // of a few per tier at a time, so a request has about two calls in flight on average: 64
-    // requests kept 133–141 calls in flight (reported as callsInFlight), 256 kept 240–290 with the
-    // broker's thread busy throughout.
-    requestsInFlight: num(args['fanout-in-flight'], 256),
+    // Requests kept in flight; unset, as many as the engine's global concurrency, so its calls in
+    // flight can reach that cap as the raw ceiling's connections do. A round asks at most
+    // ROUND_MAX_SELLERS sellers, a wave of a few per tier at a time, so a searching request has one
+    // or two calls in flight (reported as callsInFlight): 64 requests kept 133–141 in flight,
+    // 256 kept 240–375, 512 kept 435–508.
+    requestsInFlight: args['fanout-in-flight'] === undefined ? null : num(args['fanout-in-flight'], 0),
   },
   apollo: { repeats: quick ? 2 : 3, durationMs: quick ? 1_000 : 3_000, warmupMs: quick ? 300 : 500, connections: 64 },
   /**
@@ -733,6 +733,7 @@ async function main(): Promise<void> {
   // The connector's keep-alive sockets per partner origin, as the broker runs (all sandbox sellers share one origin).
   const poolSize = effective.connectionsPerOrigin;
   const globalConcurrency = effective.engine.globalConcurrency;
+  const fanoutInFlight = plan.fanout.requestsInFlight ?? globalConcurrency;
   log(`fan-out-heavy: registering ${plan.fanout.copies} more broker sellers per sandbox seller`);
   const fanoutCopies: Array<{ input: SellerInput; id: string }> = [];
   for (let k = 1; k <= plan.fanout.copies; k++) {
@@ -758,7 +759,7 @@ async function main(): Promise<void> {
     engineRuns.push(
       await engineFanout(
         { client, token: fanOwner, ws: fanWs, sandbox, brokerPid: brokerChild.pid, dbPids: database === 'postgres' ? dbBackends : null, dbTransactions: database === 'postgres' ? async () => (await dbCounters())?.xact ?? null : null, nextIsbn: () => unknownIsbn(isbnRng) },
-        { inFlight: plan.fanout.requestsInFlight, durationMs: plan.fanout.windowMs, warmupMs: plan.fanout.warmupMs, drainMs: 8_000, expiresInMs: 3_600_000 },
+        { inFlight: fanoutInFlight, durationMs: plan.fanout.windowMs, warmupMs: plan.fanout.warmupMs, drainMs: 8_000, expiresInMs: 3_600_000 },
       ),
     );
     const e = engineRuns.at(-1)!;
@@ -1000,7 +1001,7 @@ async function main(): Promise<void> {
     },
     fanout: {
       sellers: fanoutSellers,
-      requestsInFlight: plan.fanout.requestsInFlight,
+      requestsInFlight: fanoutInFlight,
       windowSeconds: plan.fanout.windowMs / 1000,
       engine: engineRuns.map((r) => ({
         ...r,
@@ -1033,7 +1034,7 @@ async function main(): Promise<void> {
       instances: plan.instances,
       workload: { ...workload.mix, topBookShare: round(workload.topShare(), 3), books: isbns.length },
       subscriptions: plan.subscriptions,
-      fanout: { ...plan.fanout, sellers: fanoutSellers, ceilingConnections: globalConcurrency, connectorPoolPerOrigin: poolSize },
+      fanout: { ...plan.fanout, requestsInFlight: fanoutInFlight, sellers: fanoutSellers, ceilingConnections: globalConcurrency, connectorPoolPerOrigin: poolSize },
       apollo: plan.apollo,
       webhooks: plan.webhooks,
       broker: {
