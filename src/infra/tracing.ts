@@ -1,4 +1,4 @@
-import { type Attributes, type Context, type Span, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
+import { type Attributes, type Context, INVALID_SPAN_CONTEXT, ProxyTracerProvider, type Span, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 
 /**
  * Traces through `@opentelemetry/api` only. With no SDK registered (the default: main.ts
@@ -11,11 +11,35 @@ export function tracer() {
   return trace.getTracer(TRACER_NAME);
 }
 
+/** What the API answers with while no SDK is registered: its no-op provider. */
+const NO_SDK = new ProxyTracerProvider().getDelegate();
+/** A span that records nothing, handed to instrumented code while nothing is traced. */
+const NOT_TRACED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** Whether an SDK is registered (main.ts with OTEL_EXPORTER_OTLP_ENDPOINT, or a test's in-memory one). */
+function tracing(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NO_SDK;
+}
+
 /**
  * Runs `fn` in a new span made active for everything it awaits; the span ends when `fn`
  * settles, and an exception marks it failed. `parent` overrides the active context.
  */
-export async function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
+export function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
+  // Nothing traced: no span, no context to carry (the partner pipeline runs this for every call).
+  if (!tracing()) {
+    try {
+      return fn(NOT_TRACED);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  return traced(name, attributes, fn, parent);
+}
+
+async function traced<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
   const span = tracer().startSpan(name, { attributes }, parent ?? context.active());
   try {
     return await context.with(trace.setSpan(parent ?? context.active(), span), () => fn(span));
@@ -29,7 +53,8 @@ export async function inSpan<T>(name: string, attributes: Attributes, fn: (span:
 }
 
 /** W3C `traceparent` (and `tracestate`) for the active span, to send with an outgoing call; empty when not tracing. */
-export function traceHeaders(): Record<string, string> {
+export function traceHeaders(): Readonly<Record<string, string>> {
+  if (!tracing()) return NO_HEADERS;
   const carrier: Record<string, string> = {};
   propagation.inject(context.active(), carrier);
   return carrier;

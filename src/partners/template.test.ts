@@ -179,6 +179,14 @@ describe('renderText', () => {
   it('throws on malformed placeholders', () => {
     expect(() => renderText('{{isbn', { isbn: 'x' })).toThrow(TemplateError);
   });
+
+  it('renders each template again from the values of each call, however many templates it has seen', () => {
+    expect(renderText('/books/{{isbn}}?ref={{requestId}}', { isbn: '111', requestId: 'a' })).toBe('/books/111?ref=a');
+    // More templates than the renderer keeps tokenized: the first is forgotten and read again.
+    for (let i = 0; i < 1_100; i++) expect(renderText(`t${i}-{{isbn}}`, { isbn: String(i) })).toBe(`t${i}-${i}`);
+    expect(renderText('/books/{{isbn}}?ref={{requestId}}', { isbn: '222', requestId: 'b' })).toBe('/books/222?ref=b');
+    expect(() => renderText('/books/{{isbn}}?ref={{requestId}}', { isbn: '333' })).toThrow(TemplateError);
+  });
 });
 
 describe('renderBody', () => {

@@ -149,10 +149,25 @@ function asText(value: unknown): string {
   return String(value);
 }
 
+/** Templates kept tokenized for rendering: a seller's few templates are rendered on every call. */
+const RENDERED_TEMPLATES_KEPT = 1_000;
+const renderTokens = new Map<string, readonly Token[]>();
+
+/** `tokenize`, remembered for the most recent templates rendered (the oldest is forgotten first). */
+function tokensOf(template: string): readonly Token[] {
+  let tokens = renderTokens.get(template);
+  if (tokens === undefined) {
+    tokens = tokenize(template);
+    if (renderTokens.size >= RENDERED_TEMPLATES_KEPT) renderTokens.delete(renderTokens.keys().next().value!);
+    renderTokens.set(template, tokens);
+  }
+  return tokens;
+}
+
 // Single pass over the template's tokens: inserted values are never scanned for placeholders.
 function interpolate(template: string, values: Record<string, unknown>, encode: (s: string) => string): string {
   let out = '';
-  for (const token of tokenize(template)) {
+  for (const token of tokensOf(template)) {
     if (token.kind === 'text') out += token.text;
     else if (token.kind === 'placeholder') out += encode(asText(lookup(values, token.name)));
     else throw new TemplateError(`Malformed placeholder "${excerpt(token.raw)}"`);
@@ -173,7 +188,9 @@ export function renderText(template: string, values: Record<string, unknown>): s
 /** Renders a JSON body: a string that is exactly one placeholder keeps the value's JSON type. */
 export function renderBody(json: unknown, values: Record<string, unknown>): unknown {
   if (typeof json === 'string') {
-    const tokens = tokenize(json);
+    // Literal text (most of a body) is itself: nothing to look up or remember.
+    if (!json.includes('{{')) return json;
+    const tokens = tokensOf(json);
     const only = tokens[0];
     if (tokens.length === 1 && only?.kind === 'placeholder') return lookup(values, only.name) ?? null;
     return renderText(json, values);
