@@ -337,6 +337,18 @@ describe('quote', () => {
     expect(outcome).toMatchObject({ kind: 'failed', cause: { kind: 'timeout' }, status: null });
   });
 
+  it('times out a partner that stalls part-way through its answer, and closes the connection', async () => {
+    const closed = deferred();
+    handler = (req, res) => {
+      req.socket.once('close', () => closed.resolve());
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"offers": [');
+    };
+    const outcome = await connector.quote(seller({ timeoutMs: 100 }), quoteParams);
+    expect(outcome).toMatchObject({ kind: 'failed', cause: { kind: 'timeout' }, status: 200 });
+    await closed.promise;
+  });
+
   it('stops a call when the caller aborts, and closes the connection', async () => {
     const arrived = deferred();
     const closed = deferred();
