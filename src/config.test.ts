@@ -12,8 +12,10 @@ describe('DB_RANDOM_PAGE_COST', () => {
 });
 
 describe('HEAP_GROWTH_PERCENT', () => {
-  it('is 50 unless set; `v8` leaves V8 its own; anything else must be a whole number in range', () => {
-    expect(loadConfig({}).heapGrowthPercent).toBe(50);
+  it('is 50 on a Postgres server and 30 embedded unless set; `v8` leaves V8 its own; anything else must be a whole number in range', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://db.internal/broker' }).heapGrowthPercent).toBe(50);
+    expect(loadConfig({}).heapGrowthPercent).toBe(30);
+    expect(loadConfig({ HEAP_GROWTH_PERCENT: '50' }).heapGrowthPercent).toBe(50);
     expect(loadConfig({ HEAP_GROWTH_PERCENT: '100' }).heapGrowthPercent).toBe(100);
     expect(loadConfig({ HEAP_GROWTH_PERCENT: 'v8' }).heapGrowthPercent).toBeNull();
     expect(() => loadConfig({ HEAP_GROWTH_PERCENT: '5' })).toThrow('HEAP_GROWTH_PERCENT must be an integer from 10 to 300, or v8 (V8\'s own factor), got "5"');

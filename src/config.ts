@@ -251,7 +251,9 @@ function heapGrowth(env: Env): number | null {
   const raw = env.HEAP_GROWTH_PERCENT;
   if (raw === 'v8') return null;
   try {
-    return int(env, 'HEAP_GROWTH_PERCENT', 50, 10, 300);
+    // Embedded, Postgres lives in this process too (its WASM heap, its compiled code): the
+    // JavaScript heap gets the smaller share of the memory (README, Configuration).
+    return int(env, 'HEAP_GROWTH_PERCENT', env.DATABASE_URL ? 50 : 30, 10, 300);
   } catch {
     throw new ConfigError(`HEAP_GROWTH_PERCENT must be an integer from 10 to 300, or v8 (V8's own factor), got ${JSON.stringify(raw)}`);
   }

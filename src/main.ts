@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   // collects again: under load the broker's 70–90 MB live became 200+ MB of heap and 450+ MB of
   // RSS. Half again is enough room: in the full benchmark the peak RSS fell from 433 to 255 MB
   // for about 15% more broker CPU per request (README, Benchmark); `v8` makes the other trade.
+  // Embedded, where PGlite's memory shares the process, the default is 30%.
   // V8 reads the flag at each collection, so setting it here, before the server starts, holds
   // for the whole process.
   if (config.heapGrowthPercent !== null) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
