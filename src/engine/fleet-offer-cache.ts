@@ -3,7 +3,7 @@ import type { Clock } from '../domain/clock.js';
 import type { Channel } from '../infra/channel.js';
 import type { PubSub } from '../infra/pubsub.js';
 import type { SharedOffers } from '../infra/redis-offers.js';
-import { type CachedQuote, MemoryOfferCache, type OfferCache, type SetScope } from './offer-cache.js';
+import { ASKED_CONDITIONS, type CachedQuote, MemoryOfferCache, type OfferCache, type SetScope } from './offer-cache.js';
 
 /** What instances tell each other about quotes, on one topic. */
 export type FleetMessage =
@@ -75,7 +75,7 @@ export class FleetOfferCache implements OfferCache {
   invalidate(bookKey: string, sellerId: string): void {
     this.local.invalidate(bookKey, sellerId);
     this.publish({ type: 'invalidate', from: this.o.instance, bookKey, sellerId });
-    this.o.shared?.remove(CONDITIONS.map((c) => entryKey(bookKey, sellerId, c)));
+    this.o.shared?.remove(ASKED_CONDITIONS.map((c) => entryKey(bookKey, sellerId, c)));
   }
 
   size(): number {
@@ -152,8 +152,6 @@ export class FleetOfferCache implements OfferCache {
     }
   }
 }
-
-const CONDITIONS = ['new', 'used', 'any'] as const;
 
 /** One seller's answer for one book and asked condition, in Redis. */
 function entryKey(bookKey: string, sellerId: string, condition: 'new' | 'used' | 'any'): string {

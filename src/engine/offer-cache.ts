@@ -39,6 +39,9 @@ export interface OfferCache {
 
 type Condition = CachedQuote['condition'];
 
+/** Every condition an answer can be kept under. */
+export const ASKED_CONDITIONS: readonly Condition[] = ['new', 'used', 'any'];
+
 /** One book's answers, by asked condition, then by seller. */
 interface BookAnswers {
   new: Map<string, CachedQuote> | null;
@@ -107,7 +110,7 @@ export class MemoryOfferCache implements OfferCache {
   invalidate(bookKey: string, sellerId: string): void {
     const book = this.books.get(bookKey);
     if (!book) return;
-    for (const condition of ['new', 'used', 'any'] as const) this.drop(bookKey, book, condition, sellerId);
+    for (const condition of ASKED_CONDITIONS) this.drop(bookKey, book, condition, sellerId);
   }
 
   size(): number {
@@ -132,7 +135,7 @@ export class MemoryOfferCache implements OfferCache {
         this.entries -= book.size;
         continue;
       }
-      for (const condition of ['new', 'used', 'any'] as const) {
+      for (const condition of ASKED_CONDITIONS) {
         const oldest = book[condition]?.keys().next().value;
         if (oldest !== undefined) {
           this.drop(bookKey, book, condition, oldest);
