@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { type Executor, rowsOf } from '../client.js';
-import { purchaseRequests, type RequestRow } from '../schema.js';
-import { rowMapper } from './rows.js';
+import type { RequestRow } from '../schema.js';
+import { toRequestRow } from './requests.js';
 
 /** The columns a new request is written with; the rest take their defaults (null, 0). */
 export type NewRequestColumns = Pick<
@@ -123,4 +123,3 @@ export async function createRequests(ex: Executor, batch: readonly RequestToCrea
   });
 }
 
-const toRequestRow = rowMapper<RequestRow>(purchaseRequests);

@@ -6,5 +6,10 @@ import { type Column, type SQL, sql } from 'drizzle-orm';
  * is a new statement, parsed and planned again, for each n).
  */
 export function isAnyOf(column: Column, ids: readonly string[]): SQL {
-  return sql`${column} = any(${`{${ids.join(',')}}`}::uuid[])`;
+  return sql`${column} = any(${uuidArray(ids)}::uuid[])`;
+}
+
+/** Ids as one Postgres array literal, the parameter `isAnyOf` binds. */
+export function uuidArray(ids: readonly string[]): string {
+  return `{${ids.join(',')}}`;
 }

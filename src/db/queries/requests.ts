@@ -1,6 +1,9 @@
-import { and, desc, eq, inArray, lt } from 'drizzle-orm';
-import type { Executor } from '../client.js';
-import { isAnyOf } from './ids.js';
+import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { QueryBuilder } from 'drizzle-orm/pg-core';
+import { type Executor, rowsOf } from '../client.js';
+import { statement } from '../statement.js';
+import { rowMapper } from './rows.js';
+import { uuidArray } from './ids.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
 import type { RequestStatus } from '../../domain/types.js';
 
@@ -20,8 +23,13 @@ export async function findRequestById(ex: Executor, id: string): Promise<Request
 
 export async function findRequestsByIds(ex: Executor, ids: readonly string[]): Promise<RequestRow[]> {
   if (ids.length === 0) return [];
-  return ex.select().from(purchaseRequests).where(isAnyOf(purchaseRequests.id, ids));
+  return rowsOf<Record<string, unknown>>(await ex.execute(byIdsStatement({ ids: uuidArray(ids) }))).map(toRequestRow);
 }
+
+/** The engine's batched reads (a tick's reloads, a subscription's first state), rendered once. */
+const byIdsStatement = statement(['ids'], (p) => new QueryBuilder().select().from(purchaseRequests).where(sql`${purchaseRequests.id} = any(${p.ids}::uuid[])`).getSQL());
+/** A request row as raw SQL returns it (RETURNING, `execute`), in the shape drizzle's selects give. */
+export const toRequestRow = rowMapper<RequestRow>(purchaseRequests);
 
 /** A user's requests, newest first, strictly older than `beforeSeq` when given. */
 export async function listRequestsForUser(

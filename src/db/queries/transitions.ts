@@ -2,10 +2,11 @@ import { type Column, getTableColumns, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { rowsOf } from '../client.js';
 import { rowMapper } from './rows.js';
+import { statement } from '../statement.js';
 import { type AttemptRow, orderAttempts, purchaseRequests, type RequestRow } from '../schema.js';
 import { type Delivery, type DirectLease, earlierRevisionPending, inFlightTo, toDelivery } from './webhooks.js';
 import type { AttemptState, OfferSnapshot } from '../../domain/types.js';
-import type { RequestChanges } from './requests.js';
+import { type RequestChanges, toRequestRow } from './requests.js';
 import { WEBHOOK_STATUSES } from '../../domain/statuses.js';
 
 const WEBHOOK_STATUSES_SQL = sql.raw(WEBHOOK_STATUSES.map((s) => `'${s}'`).join(','));
@@ -110,6 +111,35 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     }
     return row;
   });
+  // Without a lease the outbox rows are only queued: no owner, so none may be leased.
+  const result = await ex.execute(
+    transitionsStatement({
+      input: JSON.stringify(input),
+      owner: direct?.owner ?? null,
+      now: (direct?.now ?? new Date(0)).toISOString(),
+      until: (direct?.until ?? new Date(0)).toISOString(),
+      perEndpoint: direct?.perEndpoint ?? 0,
+      room: direct?.room ?? 0,
+      sending: JSON.stringify(direct?.sending ?? {}),
+    }),
+  );
+  const rows = new Map<string, Written>();
+  for (const raw of rowsOf<Record<string, unknown>>(result)) {
+    const row = toRequestRow(raw);
+    const attempt = (raw.completed_attempt ?? raw.started_attempt ?? null) as Record<string, unknown> | string | null;
+    const direct = parsed(raw.outbox_direct) as Array<{ row: Record<string, unknown>; url: string; secret: string }> | null;
+    rows.set(row.id, {
+      row,
+      attempt: attempt === null ? null : toAttemptRow(parsed(attempt) as Record<string, unknown>),
+      outbox: { direct: (direct ?? []).map((d) => toDelivery(d.row, d.url, d.secret)), queued: Number(raw.outbox_queued ?? 0) },
+    });
+  }
+  return rows;
+}
+
+/** The statement applyTransitions runs, rendered once (its text is the same for every batch). */
+const transitionsStatement = statement(['input', 'owner', 'now', 'until', 'perEndpoint', 'room', 'sending'], (p) => {
+  const keys = Object.keys(SETTABLE) as Settable[];
   const recordType = sql.raw(
     [
       'id uuid',
@@ -138,16 +168,12 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       })
       .join(',\n      '),
   );
-  // Without a lease the outbox rows are only queued: no owner, so none may be leased.
-  const owner = direct?.owner ?? null;
-  const now = sql`${(direct?.now ?? new Date(0)).toISOString()}::timestamptz`;
-  const until = sql`${(direct?.until ?? new Date(0)).toISOString()}::timestamptz`;
-  const perEndpoint = direct?.perEndpoint ?? 0;
-  const room = direct?.room ?? 0;
-  const sending = sql`${JSON.stringify(direct?.sending ?? {})}::jsonb`;
-  const result = await ex.execute(sql`
+  const now = sql`${p.now}::timestamptz`;
+  const until = sql`${p.until}::timestamptz`;
+  const sending = sql`${p.sending}::jsonb`;
+  return sql`
     with input as (
-      select * from jsonb_to_recordset(${JSON.stringify(input)}::jsonb) as x(${recordType})
+      select * from jsonb_to_recordset(${p.input}::jsonb) as x(${recordType})
     ),
     -- Attempts to complete, locked and still in the state they were seen in: a transition
     -- whose attempt another driver moved first does not apply at all.
@@ -206,7 +232,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       select w.id as request_id, w.revision, w.updated_at, e.id as endpoint_id,
         jsonb_build_object('id', w.id, 'status', w.status, 'revision', w.revision, 'bestOffer', w.best_offer,
           'order', w.order_details, 'failureReason', w.failure_reason, 'at', w.updated_at) as payload,
-        ${owner}::text is not null and (e.paused_until is null or e.paused_until <= ${now})
+        ${p.owner}::text is not null and (e.paused_until is null or e.paused_until <= ${now})
           and not ${earlierRevisionPending(sql`e.id`, sql`w.id`, sql`w.revision`)} as may_lease
       from written w
       join locked l on l.id = w.id
@@ -216,12 +242,12 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     ),
     -- Direct dispatch: which of them this instance takes, within each endpoint's free slots.
     fitting as (
-      select o.*, o.may_lease and busy.n + row_number() over (partition by o.endpoint_id, o.may_lease order by o.request_id) <= ${perEndpoint}::int as fits
+      select o.*, o.may_lease and busy.n + row_number() over (partition by o.endpoint_id, o.may_lease order by o.request_id) <= ${p.perEndpoint}::int as fits
       from outbound o
-      cross join lateral (select case when o.may_lease then ${inFlightTo(sql`o.endpoint_id`, now, sql`${owner}::text`, sending)} else 0 end as n) busy
+      cross join lateral (select case when o.may_lease then ${inFlightTo(sql`o.endpoint_id`, now, sql`${p.owner}::text`, sending)} else 0 end as n) busy
     ),
     chosen as (
-      select f.*, f.fits and row_number() over (partition by f.fits order by f.endpoint_id, f.request_id) <= ${room}::int as leased
+      select f.*, f.fits and row_number() over (partition by f.fits order by f.endpoint_id, f.request_id) <= ${p.room}::int as leased
       from fitting f
     ),
     notified as (
@@ -231,7 +257,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       select 'msg_' || replace(gen_random_uuid()::text, '-', ''), c.endpoint_id, c.request_id, c.revision, c.payload,
         'pending', c.updated_at, c.updated_at,
         case when c.leased then 1 else 0 end, case when c.leased then ${now} end,
-        case when c.leased then ${owner}::text end, case when c.leased then ${until} end
+        case when c.leased then ${p.owner}::text end, case when c.leased then ${until} end
       from chosen c
       returning *
     )
@@ -242,23 +268,10 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
       (select count(*)::int from notified n where n.request_id = w.id and n.lease_owner is null) as outbox_queued
     from written w
     left join completed c on c.request_id = w.id
-    left join started s on s.request_id = w.id`);
-  const rows = new Map<string, Written>();
-  for (const raw of rowsOf<Record<string, unknown>>(result)) {
-    const row = toRequestRow(raw);
-    const attempt = (raw.completed_attempt ?? raw.started_attempt ?? null) as Record<string, unknown> | string | null;
-    const direct = parsed(raw.outbox_direct) as Array<{ row: Record<string, unknown>; url: string; secret: string }> | null;
-    rows.set(row.id, {
-      row,
-      attempt: attempt === null ? null : toAttemptRow(parsed(attempt) as Record<string, unknown>),
-      outbox: { direct: (direct ?? []).map((d) => toDelivery(d.row, d.url, d.secret)), queued: Number(raw.outbox_queued ?? 0) },
-    });
-  }
-  return rows;
-}
+    left join started s on s.request_id = w.id`;
+});
 
 /** A JSON column as either driver hands it back: parsed already, or as text. */
 const parsed = (value: unknown): unknown => (typeof value === 'string' ? JSON.parse(value) : value);
 
-const toRequestRow = rowMapper<RequestRow>(purchaseRequests);
 const toAttemptRow = rowMapper<AttemptRow>(orderAttempts);

@@ -1,5 +1,7 @@
 import { type SQL, and, asc, eq, lte, sql } from 'drizzle-orm';
 import { type Executor, rowsOf } from '../client.js';
+import { statement } from '../statement.js';
+import { toRequestRow } from './requests.js';
 import { isAnyOf } from './ids.js';
 import { purchaseRequests, type RequestRow } from '../schema.js';
 import type { RequestStatus } from '../../domain/types.js';
@@ -30,30 +32,37 @@ export async function claimDueRequests(
   q: { owner: string; now: Date; leaseUntil: Date; limit: number },
 ): Promise<RequestRow[]> {
   if (q.limit <= 0) return [];
-  const now = at(q.now);
+  const rows = rowsOf<Record<string, unknown>>(
+    await ex.execute(claimStatement({ owner: q.owner, now: q.now.toISOString(), until: q.leaseUntil.toISOString(), limit: q.limit })),
+  );
+  return rows.map(toRequestRow);
+}
+
+/** The claim, rendered once: it runs on every engine tick. */
+const claimStatement = statement(['owner', 'now', 'until', 'limit'], (p) => {
+  const now = sql`${p.now}::timestamptz`;
+  const limit = sql`${p.limit}::int`;
   const due = sql`select id from (
       select id, next_run_at from (
         select ${t.id}, ${t.nextRunAt} from ${t}
         where ${isUnleased} and ${t.nextRunAt} <= ${now}
-        order by ${t.nextRunAt} limit ${q.limit}
+        order by ${t.nextRunAt} limit ${limit}
         for update skip locked
       ) free
       union all
       select id, next_run_at from (
         select ${t.id}, ${t.nextRunAt} from ${t}
         where ${isLapsed(now)} and ${t.nextRunAt} <= ${now}
-        order by ${t.nextRunAt} limit ${q.limit}
+        order by ${t.nextRunAt} limit ${limit}
         for update skip locked
       ) lapsed
     ) claimable
-    order by next_run_at limit ${q.limit}`;
-  return ex
-    .update(t)
-    .set({ leaseOwner: q.owner, leaseExpiresAt: q.leaseUntil })
-    // By id from an array, not `in (subquery)`: a semi-join may be planned as a hash over the table.
-    .where(sql`${t.id} = any(array(${due}))`)
-    .returning();
-}
+    order by next_run_at limit ${limit}`;
+  // By id from an array, not `in (subquery)`: a semi-join may be planned as a hash over the table.
+  return sql`update ${t} set lease_owner = ${p.owner}::text, lease_expires_at = ${p.until}::timestamptz
+    where ${t.id} = any(array(${due}))
+    returning *`;
+});
 
 /**
  * Extends the leases this owner holds on the given requests. The rows are locked in id order
@@ -120,14 +129,16 @@ export async function nextDueAt(ex: Executor, now: Date): Promise<Date | null> {
 
 /** `nextDueAt` in its two parts: the earliest due work, and the earliest deadline of an active request. */
 export async function nextDue(ex: Executor, now: Date): Promise<{ work: Date | null; expiry: Date | null }> {
-  const result = await ex.execute(sql`select least(
-      (select ${t.nextRunAt} from ${t} where ${isUnleased} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1),
-      (select ${t.nextRunAt} from ${t} where ${isLapsed(at(now))} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1)
-    ) as work,
-    (select ${t.expiresAt} from ${t} where ${isSearchable} order by ${t.expiresAt} limit 1) as expiry`);
-  const row = rowsOf<{ work: unknown; expiry: unknown }>(result)[0];
+  const row = rowsOf<{ work: unknown; expiry: unknown }>(await ex.execute(nextDueStatement({ now: now.toISOString() })))[0];
   return { work: dateOf(row?.work), expiry: dateOf(row?.expiry) };
 }
+
+/** Rendered once: every engine tick asks it. */
+const nextDueStatement = statement(['now'], (p) => sql`select least(
+      (select ${t.nextRunAt} from ${t} where ${isUnleased} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1),
+      (select ${t.nextRunAt} from ${t} where ${isLapsed(sql`${p.now}::timestamptz`)} and ${t.nextRunAt} is not null order by ${t.nextRunAt} limit 1)
+    ) as work,
+    (select ${t.expiresAt} from ${t} where ${isSearchable} order by ${t.expiresAt} limit 1) as expiry`);
 
 /**
  * Makes watching requests due now, for each book whose offers changed `at` a moment: one
