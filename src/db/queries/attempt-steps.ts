@@ -1,7 +1,7 @@
 import { type Column, getTableColumns, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { rowsOf } from '../client.js';
-import { rowMapper } from './rows.js';
+import { putChanges, rowMapper } from './rows.js';
 import { orderAttempts, type AttemptRow } from '../schema.js';
 import type { AttemptState } from '../../domain/types.js';
 import type { AttemptChanges } from './attempts.js';
@@ -26,12 +26,7 @@ export async function advanceAttempts(ex: Executor, batch: readonly AttemptStep[
   const named = [...new Set(batch.flatMap((s) => Object.keys(s.changes)))] as (keyof AttemptRow)[];
   const input = batch.map((s) => {
     const row: Record<string, unknown> = { id: s.id, from_state: s.from };
-    for (const k of named) {
-      if (!(k in s.changes)) continue;
-      const v = (s.changes as Record<string, unknown>)[k];
-      row[`set_${k}`] = true;
-      row[`v_${k}`] = v instanceof Date ? v.toISOString() : v === undefined ? null : v;
-    }
+    putChanges(row, s.changes, named);
     return row;
   });
   const recordType = sql.raw(

@@ -17,3 +17,22 @@ export function rowMapper<T>(table: Table): (raw: Record<string, unknown>) => T 
     return row as T;
   };
 }
+
+/** The JSON field names a batched write reads a column's change from, by property: built once each. */
+const changeFields = new Map<string, { set: string; value: string }>();
+
+/**
+ * Writes `changes` into a batched write's JSON row for the columns in `keys` that it names:
+ * `set_<key>` true and `v_<key>` the value (a Date as ISO text, undefined as null), which the
+ * statement reads as the record type it declares for them.
+ */
+export function putChanges(row: Record<string, unknown>, changes: object, keys: readonly string[]): void {
+  for (const k of keys) {
+    if (!(k in changes)) continue;
+    let field = changeFields.get(k);
+    if (!field) changeFields.set(k, (field = { set: `set_${k}`, value: `v_${k}` }));
+    const v = (changes as Record<string, unknown>)[k];
+    row[field.set] = true;
+    row[field.value] = v instanceof Date ? v.toISOString() : v === undefined ? null : v;
+  }
+}

@@ -1,7 +1,7 @@
 import { type Column, getTableColumns, sql } from 'drizzle-orm';
 import type { Executor } from '../client.js';
 import { rowsOf } from '../client.js';
-import { rowMapper } from './rows.js';
+import { putChanges, rowMapper } from './rows.js';
 import { statement } from '../statement.js';
 import { type AttemptRow, orderAttempts, purchaseRequests, type RequestRow } from '../schema.js';
 import { type Delivery, type DirectLease, earlierRevisionPending, inFlightTo, toDelivery } from './webhooks.js';
@@ -69,6 +69,7 @@ const SETTABLE = {
   updatedAt: 'timestamptz',
 } as const satisfies Partial<Record<keyof RequestRow, string>>;
 type Settable = keyof typeof SETTABLE;
+const SETTABLE_KEYS = Object.keys(SETTABLE) as Settable[];
 
 const COLUMNS = getTableColumns(purchaseRequests) as Record<keyof RequestRow, Column>;
 
@@ -87,7 +88,7 @@ const COLUMNS = getTableColumns(purchaseRequests) as Record<keyof RequestRow, Co
  */
 export async function applyTransitions(ex: Executor, batch: readonly Transition[], direct: DirectLease | null = null): Promise<Map<string, Written>> {
   if (batch.length === 0) return new Map();
-  const keys = Object.keys(SETTABLE) as Settable[];
+  const keys = SETTABLE_KEYS;
   const input = batch.map((t) => {
     const row: Record<string, unknown> = { id: t.id, rev: t.expectedRevision, type: t.event.type, message: t.event.message, data: t.event.data };
     const a = t.attempt;
@@ -103,12 +104,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     } else if (a) {
       Object.assign(row, { complete_id: a.complete.id, complete_from: a.complete.from });
     }
-    for (const k of keys) {
-      if (!(k in t.changes)) continue;
-      const v = (t.changes as Record<string, unknown>)[k];
-      row[`set_${k}`] = true;
-      row[`v_${k}`] = v instanceof Date ? v.toISOString() : v === undefined ? null : v;
-    }
+    putChanges(row, t.changes, keys);
     return row;
   });
   // Without a lease the outbox rows are only queued: no owner, so none may be leased.
@@ -139,7 +135,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
 
 /** The statement applyTransitions runs, rendered once (its text is the same for every batch). */
 const transitionsStatement = statement(['input', 'owner', 'now', 'until', 'perEndpoint', 'room', 'sending'], (p) => {
-  const keys = Object.keys(SETTABLE) as Settable[];
+  const keys = SETTABLE_KEYS;
   const recordType = sql.raw(
     [
       'id uuid',
