@@ -1,6 +1,9 @@
 import { Placeholder, SQL, is, sql } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 
+/** A value bound to a statement's parameter, as the driver sends it. */
+export type Bound = string | number | boolean | null;
+
 /** The parameters of a statement, as the SQL its builder places them with. */
 export type Slots<P extends string> = { readonly [K in P]: SQL };
 
@@ -15,9 +18,11 @@ export type Slots<P extends string> = { readonly [K in P]: SQL };
  * have rendered, so the driver's prepared statement is the same too.
  *
  * A name may be placed more than once; values embedded in the template by `build` itself are
- * kept as they were rendered. Values are sent as they are given (no column encoder applies).
+ * kept as they were rendered. Values are sent as they are given, no column encoder applies: a
+ * date goes in as ISO text with a cast in the template. What a call returns is for `execute` only:
+ * embedded in another template it would render as nothing.
  */
-export function statement<P extends string>(names: readonly P[], build: (slots: Slots<P>) => SQL): (values: { readonly [K in P]: unknown }) => SQL {
+export function statement<P extends string>(names: readonly P[], build: (slots: Slots<P>) => SQL): (values: { readonly [K in P]: Bound }) => SQL {
   let shape: Shape<P> | null = null;
   return (values) => {
     shape ??= render(names, build);
