@@ -404,18 +404,29 @@ export class Engine implements NewWork {
         const claim = rows.length > 0 ? tracer().startSpan('engine.claim', { startTime: claimStart, attributes: { 'broker.claimed': rows.length } }, ROOT_CONTEXT) : null;
         claim?.end();
         const within = claim ? trace.setSpan(ROOT_CONTEXT, claim) : ROOT_CONTEXT;
+        let handedBack = 0;
         // Claimed as this instance began to stop: handed back untouched, due as they were.
         if (this.phase !== 'running') await this.releaseUnstarted(rows);
         else {
           // A row already worked on here (its lease lapsed and was taken again) is no new start.
           const fresh = rows.filter((row) => !this.active.has(row.id));
+          // Requests created on their own lease while the claim was in flight took room it
+          // counted on: what no longer fits goes back at once, due as it was, first in line.
+          const room = Math.max(0, this.d.config.maxActive - this.active.size - this.adopting.size);
+          const excess = fresh.splice(room);
           if (fresh.length > 0) this.d.metrics?.requestsTaken.inc({ how: 'claim' }, fresh.length);
           for (const row of fresh) context.with(within, () => this.launch(row));
+          handedBack = excess.length;
+          if (handedBack > 0) {
+            // Due work is waiting: new requests queue behind it.
+            this.backlog = true;
+            await this.releaseUnstarted(excess);
+          }
         }
         // Fewer than it could take: no due work is left waiting, and new requests may start as
         // they are created again.
-        if (rows.length < Math.min(capacity, 100)) this.backlog = false;
-        else this.again = true;
+        if (rows.length < Math.min(capacity, 100) && handedBack === 0) this.backlog = false;
+        else if (handedBack === 0) this.again = true;
       }
       this.earliestExpiry = null;
       if (this.active.size < this.d.config.maxActive) {
