@@ -221,6 +221,8 @@ async function main(): Promise<void> {
     WEBHOOK_URLS: 'any',
   };
   for (const name of PASS_THROUGH) if (process.env[name]) brokerEnv[name] = process.env[name]!;
+  // Node's own options for the broker processes alone (the bench's own process keeps NODE_OPTIONS).
+  if (process.env.BROKER_NODE_OPTIONS) brokerEnv.NODE_OPTIONS = process.env.BROKER_NODE_OPTIONS;
   let database: 'postgres' | 'embedded';
   /** Pids of the Postgres backends serving the benchmark's database (their CPU is the database's share). */
   let dbBackends: () => Promise<number[]> = async () => [];
