@@ -88,7 +88,6 @@ const COLUMNS = getTableColumns(purchaseRequests) as Record<keyof RequestRow, Co
  */
 export async function applyTransitions(ex: Executor, batch: readonly Transition[], direct: DirectLease | null = null): Promise<Map<string, Written>> {
   if (batch.length === 0) return new Map();
-  const keys = SETTABLE_KEYS;
   const input = batch.map((t) => {
     const row: Record<string, unknown> = { id: t.id, rev: t.expectedRevision, type: t.event.type, message: t.event.message, data: t.event.data };
     const a = t.attempt;
@@ -104,7 +103,7 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
     } else if (a) {
       Object.assign(row, { complete_id: a.complete.id, complete_from: a.complete.from });
     }
-    putChanges(row, t.changes, keys);
+    putChanges(row, t.changes, SETTABLE_KEYS);
     return row;
   });
   // Without a lease the outbox rows are only queued: no owner, so none may be leased.
@@ -135,7 +134,6 @@ export async function applyTransitions(ex: Executor, batch: readonly Transition[
 
 /** The statement applyTransitions runs, rendered once (its text is the same for every batch). */
 const transitionsStatement = statement(['input', 'owner', 'now', 'until', 'perEndpoint', 'room', 'sending'], (p) => {
-  const keys = SETTABLE_KEYS;
   const recordType = sql.raw(
     [
       'id uuid',
@@ -151,11 +149,11 @@ const transitionsStatement = statement(['input', 'owner', 'now', 'until', 'perEn
       'start_check_at timestamptz',
       'complete_id uuid',
       'complete_from text',
-      ...keys.flatMap((k) => [`"set_${k}" boolean`, `"v_${k}" ${SETTABLE[k]}`]),
+      ...SETTABLE_KEYS.flatMap((k) => [`"set_${k}" boolean`, `"v_${k}" ${SETTABLE[k]}`]),
     ].join(', '),
   );
   const assignments = sql.raw(
-    keys
+    SETTABLE_KEYS
       .map((k) => {
         const col = COLUMNS[k].name;
         // A JSON null read into a jsonb field is the JSON value null: store SQL NULL instead.
