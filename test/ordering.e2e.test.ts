@@ -18,8 +18,13 @@ import { type World, startWorld } from './support/world.js';
 const SELLERS = ['pageturner', 'inkwell', 'novella'] as const;
 type SellerKey = (typeof SELLERS)[number];
 
-/** Short enough for 'timeoutAfterSuccess' to be an unknown outcome quickly; partners answer at once otherwise. */
-const PAGETURNER_TIMEOUT_MS = 300;
+/**
+ * Short enough for 'timeoutAfterSuccess' to be an unknown outcome quickly; partners answer at once
+ * otherwise. It is the seller's timeout for quotes too: at 300 ms, a full CI run on a busy 2-core
+ * machine once ordered the cheapest book from the next seller, pageturner's quote having most
+ * likely not come back in time.
+ */
+const PAGETURNER_TIMEOUT_MS = 1_000;
 const RECHECK_INTERVAL_MS = 200;
 
 const LEDGER = `query Ledger($id: ID!) { paymentLedger(requestId: $id) { key operation amountCents result effective } }`;
